@@ -1,0 +1,31 @@
+import os
+
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.accounts.services import admin_ensure
+
+
+class Command(BaseCommand):
+    help = "Create the first admin account unless one exists (REVENGE_ADMIN_USER, REVENGE_ADMIN_PASSWORD)."
+
+    def handle(self, *args, **options):
+        username = os.environ.get("REVENGE_ADMIN_USER", "").strip() or "admin"
+        given_password = os.environ.get("REVENGE_ADMIN_PASSWORD") or None
+        try:
+            user, password = admin_ensure(username=username, password=given_password)
+        except ValueError as exc:
+            raise CommandError(
+                f"Cannot create the admin account: {exc}. Set REVENGE_ADMIN_USER to another name."
+            ) from None
+        url = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}/admin/"
+        if user is None:
+            self.stdout.write(f"Admin account exists. Sign in at {url}")
+            return
+        shown = "(from REVENGE_ADMIN_PASSWORD)" if given_password else password
+        rule = "=" * 64
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\n{rule}\n Revenge admin account created\n   URL:      {url}\n   user:     {username}\n"
+                f"   password: {shown}\n Keep it: it is shown only this once.\n{rule}\n"
+            )
+        )

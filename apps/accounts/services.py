@@ -1,0 +1,55 @@
+"""Writes for accounts: API tokens and the first admin account."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.models import ApiToken
+
+# Refresh `last_used_at` at most this often: one UPDATE per token per interval, not one per request.
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+
+def api_token_issue(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, str]:
+    """Create a token for `user`; return it and the clear key, which is never stored nor shown again."""
+    key = ApiToken.KEY_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name, key_digest=ApiToken.digest(key), key_hint=key[: len(ApiToken.KEY_PREFIX) + 4]
+    )
+    return token, key
+
+
+def api_token_revoke(*, token: ApiToken) -> None:
+    ApiToken.objects.filter(pk=token.pk).delete()
+
+
+def api_token_touch(*, token: ApiToken) -> None:
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+
+
+def admin_ensure(*, username: str, password: str | None) -> tuple[AbstractBaseUser | None, str | None]:
+    """Create the first superuser unless one exists.
+
+    Returns (user, password) when it was created now, with the password that was set (generated when
+    none was given), or (None, None) when a superuser already existed.
+    """
+    user_model = get_user_model()
+    if user_model.objects.filter(is_superuser=True).exists():
+        return None, None
+    password = password or secrets.token_urlsafe(12)
+    try:
+        with transaction.atomic():
+            user = user_model.objects.create_superuser(username=username, email="", password=password)
+    except IntegrityError:
+        # A plain user of that name exists: leave it alone rather than promote it silently.
+        raise ValueError(f"a user named {username!r} exists and is not a superuser") from None
+    return user, password

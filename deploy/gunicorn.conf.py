@@ -1,0 +1,35 @@
+"""gunicorn settings for Revenge (`gunicorn revenge.wsgi -c deploy/gunicorn.conf.py`).
+
+Environment: PORT / GUNICORN_BIND, WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_TIMEOUT,
+PROMETHEUS_MULTIPROC_DIR, FORWARDED_ALLOW_IPS. See README.md.
+"""
+
+import multiprocessing
+import os
+
+from prometheus_client import multiprocess
+
+bind = os.environ.get("GUNICORN_BIND") or f"127.0.0.1:{os.environ.get('PORT', '8000')}"
+# Threads, not only processes: behind nginx a request is short, but without nginx a worker may stream
+# a file to a client for minutes and must not block every other request of that process.
+workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * multiprocessing.cpu_count() + 1, 8))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 20
+keepalive = 5
+# A restart now and then caps slow memory growth of a long-lived worker.
+max_requests = 5000
+max_requests_jitter = 500
+# Only the proxy named here may set X-Forwarded-Proto / -For for gunicorn.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+accesslog = "-"
+errorlog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'
+wsgi_app = "revenge.wsgi:application"
+
+
+def child_exit(server, worker):
+    """Prometheus multiprocess mode: a dead worker's live gauges must stop counting."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

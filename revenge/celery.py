@@ -1,0 +1,20 @@
+"""The Celery app: configuration from Django settings (`CELERY_*`), tasks discovered in `apps.*.tasks`."""
+
+import os
+
+from celery import Celery
+from celery.signals import worker_process_shutdown
+from prometheus_client import multiprocess
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revenge.settings")
+
+app = Celery("revenge")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@worker_process_shutdown.connect
+def _mark_prometheus_process_dead(pid: int | None = None, **_: object) -> None:
+    """In Prometheus multiprocess mode, drop the live gauges of a pool process that exits."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid or os.getpid())

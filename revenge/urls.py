@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.ops import views as ops_views
+
+admin.site.site_header = "Revenge administration"
+admin.site.site_title = "Revenge"
+
+api_v1 = [
+    path("", include("apps.accounts.urls")),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("", ops_views.home, name="home"),
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("readyz", ops_views.readyz, name="readyz"),
+    path("metrics", ops_views.metrics, name="metrics"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+]
+
+handler400 = "apps.ops.errors.bad_request"
+handler403 = "apps.ops.errors.permission_denied"
+handler404 = "apps.ops.errors.page_not_found"
+handler500 = "apps.ops.errors.server_error"

@@ -1,0 +1,63 @@
+"""Bad settings stop the start with one clear line, not a traceback from deep inside."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from revenge.env import env_bool, env_cidrs, env_int, env_url
+from tests.conftest import BASE_DIR
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DEBUG", "maybe", "DEBUG='maybe': expected one of true/false"),
+        (
+            "DATABASE_URL",
+            "mysql://root@localhost/revenge",
+            "DATABASE_URL: 'mysql://root@localhost/revenge' is not a valid URL",
+        ),
+        ("REDIS_URL", "localhost:6379", "REDIS_URL: 'localhost:6379' is not a valid URL"),
+        ("METRICS_ALLOWED_CIDRS", "10.0.0.0/8,nonsense", "METRICS_ALLOWED_CIDRS: 'nonsense' is not an IP address"),
+        ("API_PAGE_SIZE", "0", "API_PAGE_SIZE=0: must be at least 1"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT='xml': expected one of text, json"),
+        ("TOKEN_LOGIN_RATE", "ten", "TOKEN_LOGIN_RATE='ten'"),
+        ("TIME_ZONE", "Mars/Olympus", "TIME_ZONE='Mars/Olympus'"),
+        ("SECRET_KEY", "short", "SECRET_KEY: use at least 32 random characters."),
+        ("MEDIA_ROOT", "relative/path", "MEDIA_ROOT='relative/path': expected an absolute path."),
+    ],
+)
+def test_bad_value_stops_start_with_a_clear_message(name, value, message, process_env):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=BASE_DIR,
+        env={**process_env, name: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert f"django.core.exceptions.ImproperlyConfigured: {message}" in result.stderr
+
+
+def test_url_password_is_hidden_in_the_message(monkeypatch):
+    monkeypatch.setenv("CELERY_BROKER_URL", "ftp://user:hunter2@host/")
+    with pytest.raises(ImproperlyConfigured) as error:
+        env_url("CELERY_BROKER_URL", "", schemes=("amqp",))
+    assert "hunter2" not in str(error.value)
+    assert "ftp://user:***@host/" in str(error.value)
+
+
+def test_typed_readers_parse_good_values(monkeypatch):
+    monkeypatch.setenv("X_BOOL", "Yes")
+    monkeypatch.setenv("X_INT", " 42 ")
+    monkeypatch.setenv("X_CIDRS", "127.0.0.1, ::1/128,10.0.0.0/8")
+    assert env_bool("X_BOOL") is True
+    assert env_bool("X_UNSET", True) is True
+    assert env_int("X_INT", 1, minimum=1) == 42
+    assert [str(n) for n in env_cidrs("X_CIDRS")] == ["127.0.0.1/32", "::1/128", "10.0.0.0/8"]
