@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="launcher | %(message)s")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
 
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = getattr(args, "command", [])
+    command = command[1:] if command[:1] == ["--"] else command
     if args.action == "exec" and not command:
         parser.error("exec needs a command, e.g. `exec -- pytest`")
 
