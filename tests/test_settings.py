@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -61,3 +62,20 @@ def test_typed_readers_parse_good_values(monkeypatch):
     assert env_bool("X_UNSET", True) is True
     assert env_int("X_INT", 1, minimum=1) == 42
     assert [str(n) for n in env_cidrs("X_CIDRS")] == ["127.0.0.1/32", "::1/128", "10.0.0.0/8"]
+
+
+def test_log_format_json_writes_one_json_object_per_line(process_env):
+    script = "import django, logging; django.setup(); logging.getLogger('revenge.test').warning('hello %s', 'there')"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=BASE_DIR,
+        env={**process_env, "LOG_FORMAT": "json", "DJANGO_SETTINGS_MODULE": "revenge.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stderr.strip().splitlines()[-1])
+    assert line["message"] == "hello there"
+    assert line["level"] == "WARNING" and line["logger"] == "revenge.test" and "time" in line

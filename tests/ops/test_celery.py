@@ -13,7 +13,6 @@ from celery import Celery
 from django.conf import settings
 from kombu import Connection
 
-
 pytestmark = pytest.mark.slow
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
