@@ -46,9 +46,11 @@ def main(argv: list[str] | None = None) -> int:
             need_database=not os.environ.get("DATABASE_URL"),
             need_redis=not os.environ.get("REDIS_URL"),
         )
-    except Exception:
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         services.stop()
-        raise
+        logger.error("could not start the embedded services: %s", exc)
+        logger.error("set DATABASE_URL and REDIS_URL to use servers of your own instead (see README)")
+        return 1
     env = {**os.environ, **services.env}
     # The virtualenv's scripts (gunicorn, celery, honcho, pytest) are found whoever started us.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"

@@ -161,3 +161,21 @@ def test_token_login_is_throttled_per_client_address_at_the_default_rate(api_cli
     assert int(throttled.headers["Retry-After"]) > 0
     assert other_address.status_code == 201
     assert ApiToken.objects.filter(user=user).count() == 1  # only the other address got one
+
+
+def test_browser_session_writes_need_the_csrf_token(user):
+    other_device = ApiToken.objects.create(user=user, name="old phone", key_digest="0" * 64, key_hint="rvg_0000")
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(user)
+
+    assert browser.get("/api/v1/me").status_code == 200  # reads need no token
+    refused = browser.delete(f"/api/v1/auth/tokens/{other_device.id}")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "permission_denied"
+    assert "CSRF" in refused.json()["error"]["message"]
+    assert ApiToken.objects.filter(pk=other_device.pk).exists()
+
+    browser.get("/admin/login/")  # any page that renders a form sets the CSRF cookie
+    csrf = browser.cookies["csrftoken"].value
+    assert browser.delete(f"/api/v1/auth/tokens/{other_device.id}", HTTP_X_CSRFTOKEN=csrf).status_code == 204
+    assert not ApiToken.objects.filter(pk=other_device.pk).exists()
