@@ -5,12 +5,14 @@ Bad values raise `ImproperlyConfigured` with the variable's name at start-up (se
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import zoneinfo
 from pathlib import Path
 
 import dj_database_url
+import imageio_ffmpeg
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
@@ -75,7 +77,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_prometheus",
+    "django.contrib.postgres",
+    "django_filters",
     "apps.accounts",
+    "apps.library",
     "apps.ops",
 ]
 
@@ -173,7 +178,7 @@ CELERY_TASK_QUEUES = [
 # Routed by module, so a transcode worker machine only needs `-Q transcode.interactive,transcode.bulk`.
 # On-demand transcodes are sent to `transcode.interactive` explicitly by their caller.
 CELERY_TASK_ROUTES = {
-    "apps.library.tasks.*": {"queue": "scan"},
+    "apps.library.tasks.library_scan_task": {"queue": "scan"},
     "apps.streaming.tasks.*": {"queue": "transcode.bulk"},
 }
 # A worker takes one message at a time: a transcode may run for minutes and must not sit on others.
@@ -194,6 +199,7 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "clear-expired-sessions": {"task": "apps.ops.tasks.ops_clear_sessions_task", "schedule": 24 * 3600},
+    "library-scans-due": {"task": "apps.library.tasks.library_scans_due_task", "schedule": 60},
 }
 
 # --- Files ------------------------------------------------------------------------------------------
@@ -248,6 +254,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# --- ffmpeg -----------------------------------------------------------------------------------------
+# The static build shipped in the imageio-ffmpeg wheel unless FFMPEG_BINARY names another one.
+FFMPEG_BINARY = env_str("FFMPEG_BINARY") or imageio_ffmpeg.get_ffmpeg_exe()
+if not os.access(FFMPEG_BINARY, os.X_OK):
+    raise ImproperlyConfigured(f"FFMPEG_BINARY={FFMPEG_BINARY!r}: not an executable file.")
+
+# --- Library ----------------------------------------------------------------------------------------
+# Artist and genre names that contain a separator ("/" in ID3) but are one name.
+LIBRARY_UNSPLIT_NAMES = env_list("LIBRARY_UNSPLIT_NAMES", ["AC/DC"])
 
 # --- Operations -------------------------------------------------------------------------------------
 METRICS_ALLOWED_CIDRS = env_cidrs("METRICS_ALLOWED_CIDRS", ["127.0.0.0/8", "::1/128"])

@@ -1,0 +1,261 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.db.models import Q
+
+
+class LibraryKind(models.TextChoices):
+    MUSIC = "music", "Music"
+    AUDIOBOOK = "audiobook", "Audiobooks"
+    PODCAST = "podcast", "Podcasts"
+
+
+class LibraryQuerySet(models.QuerySet["Library"]):
+    def visible_to(self, user) -> LibraryQuerySet:
+        """Staff see every library; others only those they were granted."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_staff:
+            return self
+        return self.filter(accesses__user=user)
+
+
+class Library(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=LibraryKind.choices, default=LibraryKind.MUSIC)
+    root_paths = ArrayField(
+        models.CharField(max_length=1024),
+        help_text="Absolute folders scanned for audio files, one per line.",
+    )
+    settings = models.JSONField(default=dict, blank=True)
+    scan_interval_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Rescan automatically this often (empty: only when asked).",
+    )
+    last_scan = models.ForeignKey(
+        "ScanJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LibraryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "libraries"
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=LibraryKind.values), name="library_kind_valid"),
+            models.CheckConstraint(condition=Q(root_paths__len__gte=1), name="library_has_root"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LibraryAccess(models.Model):
+    """A grant: `user` may see `library` and everything in it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="library_accesses")
+    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="accesses")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "library access"
+        verbose_name_plural = "library access"
+        constraints = [models.UniqueConstraint(fields=["user", "library"], name="library_access_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.library}"
+
+
+class Album(models.Model):
+    """A music album, a podcast show, or an audiobook series."""
+
+    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="albums")
+    title = models.CharField(max_length=500)
+    album_artist = models.CharField(max_length=500, blank=True)
+    artists = ArrayField(models.CharField(max_length=500), default=list, blank=True)
+    genres = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    year = models.PositiveSmallIntegerField(null=True, blank=True)
+    track_count = models.PositiveIntegerField(default=0)
+    duration_ms = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title", "album_artist"]
+        constraints = [
+            models.UniqueConstraint(fields=["library", "title", "album_artist"], name="album_unique_per_library")
+        ]
+        indexes = [GinIndex(fields=["artists"], name="album_artists_gin")]
+
+    def __str__(self) -> str:
+        return f"{self.title} — {self.album_artist}" if self.album_artist else self.title
+
+
+class TrackQuerySet(models.QuerySet["Track"]):
+    def visible_to(self, user) -> TrackQuerySet:
+        return self.filter(library__in=Library.objects.visible_to(user))
+
+    def listed(self) -> TrackQuerySet:
+        """What listings show: tracks with at least one file on disk."""
+        return self.filter(missing=False)
+
+
+class Track(models.Model):
+    """The playable unit: a music track, a podcast episode, or a whole audiobook (all its files)."""
+
+    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="tracks")
+    album = models.ForeignKey(Album, null=True, blank=True, on_delete=models.SET_NULL, related_name="tracks")
+    # Identity within the library: the file for music and podcasts, the book folder for audiobooks.
+    group_key = models.CharField(max_length=2048)
+    title = models.CharField(max_length=500)
+    artists = ArrayField(models.CharField(max_length=500), default=list, blank=True)
+    album_artist = models.CharField(max_length=500, blank=True)
+    genres = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    disc_number = models.PositiveSmallIntegerField(null=True, blank=True)
+    track_number = models.PositiveIntegerField(null=True, blank=True)
+    year = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(default=0)
+    tags = models.JSONField(default=dict, blank=True)
+    source_fingerprint = models.CharField(max_length=64)
+    missing = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TrackQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["title", "id"]
+        constraints = [models.UniqueConstraint(fields=["library", "group_key"], name="track_unique_per_library")]
+        indexes = [
+            GinIndex(fields=["artists"], name="track_artists_gin"),
+            GinIndex(fields=["genres"], name="track_genres_gin"),
+            models.Index(fields=["album", "disc_number", "track_number"], name="track_album_order"),
+            models.Index(fields=["library", "missing"], name="track_library_missing"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class AudioFile(models.Model):
+    """One file on disk. A file that could not be read is kept with its `error`; a scan never stops on it."""
+
+    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="files")
+    track = models.ForeignKey(Track, null=True, blank=True, on_delete=models.SET_NULL, related_name="files")
+    root = models.CharField(max_length=1024, help_text="The library root this file was found under.")
+    path = models.CharField(max_length=2048, help_text="Relative to the root.")
+    group_key = models.CharField(max_length=2048)
+    size_bytes = models.BigIntegerField()
+    mtime_ns = models.BigIntegerField()
+    format = models.CharField(max_length=16, blank=True)
+    codec = models.CharField(max_length=32, blank=True)
+    bitrate_kbps = models.PositiveIntegerField(null=True, blank=True)
+    sample_rate_hz = models.PositiveIntegerField(null=True, blank=True)
+    channels = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(default=0)
+    tags = models.JSONField(default=dict, blank=True)
+    # Chapters embedded in this file, in its own timeline: [{"title", "start_ms", "end_ms"}].
+    embedded_chapters = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    missing = models.BooleanField(default=False)
+    scanned_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["root", "path"]
+        constraints = [models.UniqueConstraint(fields=["library", "root", "path"], name="audiofile_unique_path")]
+        indexes = [
+            models.Index(fields=["library", "group_key"], name="audiofile_group"),
+        ]
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def absolute_path(self) -> str:
+        return f"{self.root.rstrip('/')}/{self.path}"
+
+
+class Chapter(models.Model):
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="chapters")
+    index = models.PositiveIntegerField()
+    title = models.CharField(max_length=500)
+    start_ms = models.BigIntegerField()
+    end_ms = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["track", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["track", "index"], name="chapter_unique_index"),
+            models.CheckConstraint(
+                condition=Q(start_ms__gte=0) & Q(end_ms__gte=models.F("start_ms")), name="chapter_span"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ScanStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class ScanTrigger(models.TextChoices):
+    MANUAL = "manual", "Admin or API"
+    SCHEDULE = "schedule", "Schedule"
+    COMMAND = "command", "Command line"
+
+
+ACTIVE_SCAN_STATUSES = (ScanStatus.QUEUED, ScanStatus.RUNNING)
+
+
+class ScanJob(models.Model):
+    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="scan_jobs")
+    status = models.CharField(max_length=16, choices=ScanStatus.choices, default=ScanStatus.QUEUED)
+    trigger = models.CharField(max_length=16, choices=ScanTrigger.choices, default=ScanTrigger.MANUAL)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    seen = models.PositiveIntegerField(default=0)
+    added = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    missing = models.PositiveIntegerField(default=0)
+    restored = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    tracks_changed = models.PositiveIntegerField(default=0)
+    error_messages = models.JSONField(default=list, blank=True, help_text="The first problems met.")
+    failure = models.TextField(blank=True, help_text="Why the scan as a whole failed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # The scan lock, kept by the database: at most one queued or running scan per library.
+            models.UniqueConstraint(
+                fields=["library"],
+                condition=Q(status__in=ACTIVE_SCAN_STATUSES),
+                name="scanjob_one_active_per_library",
+            ),
+            models.CheckConstraint(condition=Q(status__in=ScanStatus.values), name="scanjob_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Scan #{self.pk} of {self.library_id} ({self.status})"
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None

@@ -1,0 +1,21 @@
+from apps.library.services.jobs import (
+    scan_claim,
+    scan_jobs_expire,
+    scan_request,
+    scan_run,
+    scans_request_due,
+)
+from apps.library.services.libraries import library_root_paths_clean
+from apps.library.services.scan import ScanResult, library_scan, tracks_sync
+
+__all__ = [
+    "ScanResult",
+    "library_root_paths_clean",
+    "library_scan",
+    "scan_claim",
+    "scan_jobs_expire",
+    "scan_request",
+    "scan_run",
+    "scans_request_due",
+    "tracks_sync",
+]
