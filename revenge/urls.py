@@ -9,6 +9,7 @@ admin.site.site_title = "Revenge"
 
 api_v1 = [
     path("", include("apps.accounts.urls")),
+    path("", include("apps.library.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -8,9 +8,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
@@ -76,3 +78,16 @@ def process_env() -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     return env
+
+
+def child_database_url() -> str:
+    """The URL of the database this test run uses (pytest-django's test_<name>), for child processes."""
+    params = connection.get_connection_params()
+    user = quote(params.get("user") or "")
+    password = f":{quote(params['password'])}" if params.get("password") else ""
+    host = params.get("host") or ""
+    port = f":{params['port']}" if params.get("port") else ""
+    name = connection.settings_dict["NAME"]
+    if host.startswith("/"):
+        return f"postgresql://{user}{password}@/{name}?host={quote(host)}"
+    return f"postgresql://{user}{password}@{host}{port}/{name}"

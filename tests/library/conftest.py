@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from apps.library.models import Library, LibraryAccess, LibraryKind
-from apps.library.services import library_scan
+from apps.library.services import library_scan, scan_claim, scan_request, scan_run
 
 
 @pytest.fixture
@@ -26,3 +26,9 @@ def scan(library: Library):
 
 def grant(user, library: Library) -> LibraryAccess:
     return LibraryAccess.objects.create(user=user, library=library)
+
+
+def scan_job(library: Library):
+    """A scan as the worker runs it: a job row, claimed, run, recorded on the library."""
+    job, _ = scan_request(library=library, dispatch=False)
+    return scan_run(job=scan_claim(job_id=job.pk))

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.library import selectors
+from apps.library.filters import AlbumFilter, TrackFilter
+from apps.library.models import ScanTrigger
+from apps.library.serializers import (
+    AlbumDetailOutput,
+    AlbumOutput,
+    LibraryOutput,
+    LibraryStaffOutput,
+    NameCountFilterInput,
+    NameCountOutput,
+    ScanJobOutput,
+    TrackDetailOutput,
+    TrackListOutput,
+)
+from apps.library.services import scan_request
+
+
+def _library_serializer(request: Request) -> type[LibraryOutput]:
+    # Folder paths on the server are for the people who administer it.
+    return LibraryStaffOutput if request.user.is_staff else LibraryOutput
+
+
+class LibraryListView(generics.ListAPIView):
+    @extend_schema(responses=LibraryStaffOutput(many=True))
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return selectors.library_list(user=self.request.user)
+
+    def get_serializer_class(self):
+        return _library_serializer(self.request)
+
+
+class LibraryDetailView(APIView):
+    @extend_schema(responses=LibraryStaffOutput)
+    def get(self, request: Request, library_id: int) -> Response:
+        library = selectors.library_get(user=request.user, library_id=library_id)
+        return Response(_library_serializer(request)(library).data)
+
+
+class LibraryScanView(APIView):
+    @extend_schema(request=None, responses={202: ScanJobOutput})
+    def post(self, request: Request, library_id: int) -> Response:
+        """Queue a scan (staff). If one is already queued or running, that one is returned."""
+        library = selectors.library_get(user=request.user, library_id=library_id)
+        if not request.user.is_staff:
+            raise exceptions.PermissionDenied("Only staff can start a scan.")
+        job, _created = scan_request(library=library, trigger=ScanTrigger.MANUAL, requested_by=request.user)
+        return Response(ScanJobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ScanJobDetailView(APIView):
+    @extend_schema(responses=ScanJobOutput)
+    def get(self, request: Request, job_id: int) -> Response:
+        return Response(ScanJobOutput(selectors.scan_job_get(user=request.user, job_id=job_id)).data)
+
+
+class TrackListView(generics.ListAPIView):
+    serializer_class = TrackListOutput
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = TrackFilter
+
+    def get_queryset(self):
+        return selectors.track_list(user=self.request.user).order_by("title", "id")
+
+
+class TrackDetailView(APIView):
+    @extend_schema(responses=TrackDetailOutput)
+    def get(self, request: Request, track_id: int) -> Response:
+        return Response(TrackDetailOutput(selectors.track_get(user=request.user, track_id=track_id)).data)
+
+
+class AlbumListView(generics.ListAPIView):
+    serializer_class = AlbumOutput
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = AlbumFilter
+
+    def get_queryset(self):
+        return selectors.album_list(user=self.request.user).order_by("title", "album_artist", "id")
+
+
+class AlbumDetailView(APIView):
+    @extend_schema(responses=AlbumDetailOutput)
+    def get(self, request: Request, album_id: int) -> Response:
+        return Response(AlbumDetailOutput(selectors.album_get(user=request.user, album_id=album_id)).data)
+
+
+class _NameCountView(generics.GenericAPIView):
+    column = ""
+    serializer_class = NameCountOutput
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("library", OpenApiTypes.INT, description="Only this library."),
+            OpenApiParameter("q", OpenApiTypes.STR, description="Case-insensitive part of the name."),
+        ]
+    )
+    def get(self, request: Request) -> Response:
+        filters = NameCountFilterInput(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        rows = selectors.name_counts(
+            user=request.user,
+            column=self.column,
+            library_id=filters.validated_data.get("library"),
+            query=filters.validated_data.get("q", ""),
+        )
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(NameCountOutput(page, many=True).data)
+
+
+class ArtistListView(_NameCountView):
+    """Distinct artists of the tracks you can see, with track and album counts."""
+
+    column = "artists"
+
+
+class GenreListView(_NameCountView):
+    """Distinct genres of the tracks you can see, with track and album counts."""
+
+    column = "genres"

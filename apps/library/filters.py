@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import django_filters
+from django import forms
+from django.db.models import CharField, F, Func, Q, QuerySet, Value
+
+from apps.library.models import Album, Track
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A whole, positive id (NumberFilter alone would take 1.5)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        super().__init__(*args, **kwargs)
+
+
+class ArrayToString(Func):
+    function = "array_to_string"
+    output_field = CharField()
+
+
+class TrackFilter(django_filters.FilterSet):
+    library = IdFilter(field_name="library_id")
+    album = IdFilter(field_name="album_id")
+    artist = django_filters.CharFilter(method="filter_artist", help_text="Tracks whose artists include this name.")
+    genre = django_filters.CharFilter(method="filter_genre", help_text="Tracks whose genres include this one.")
+    q = django_filters.CharFilter(method="filter_q", help_text="Case-insensitive search in title, artists, album.")
+    ordering = django_filters.OrderingFilter(
+        fields=(
+            ("title", "title"),
+            ("created_at", "added"),
+            ("duration_ms", "duration"),
+            ("year", "year"),
+            ("updated_at", "updated"),
+        ),
+        help_text="title, added, duration, year or updated; prefix with - for descending.",
+    )
+
+    class Meta:
+        model = Track
+        fields: list[str] = []
+
+    def filter_artist(self, queryset: QuerySet[Track], name: str, value: str) -> QuerySet[Track]:
+        return queryset.filter(artists__contains=[value])  # GIN index on artists
+
+    def filter_genre(self, queryset: QuerySet[Track], name: str, value: str) -> QuerySet[Track]:
+        return queryset.filter(genres__contains=[value])
+
+    def filter_q(self, queryset: QuerySet[Track], name: str, value: str) -> QuerySet[Track]:
+        return queryset.annotate(artists_text=ArrayToString(F("artists"), Value(" "))).filter(
+            Q(title__icontains=value) | Q(artists_text__icontains=value) | Q(album__title__icontains=value)
+        )
+
+
+class AlbumFilter(django_filters.FilterSet):
+    library = IdFilter(field_name="library_id")
+    artist = django_filters.CharFilter(method="filter_artist")
+    q = django_filters.CharFilter(field_name="title", lookup_expr="icontains")
+    ordering = django_filters.OrderingFilter(
+        fields=(("title", "title"), ("year", "year"), ("created_at", "added")),
+    )
+
+    class Meta:
+        model = Album
+        fields: list[str] = []
+
+    def filter_artist(self, queryset: QuerySet[Album], name: str, value: str) -> QuerySet[Album]:
+        return queryset.filter(Q(artists__contains=[value]) | Q(album_artist=value))

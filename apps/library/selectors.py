@@ -1,0 +1,88 @@
+"""Reads for the library, always scoped to what the user may see (a library they were granted, or all
+for staff). Anything outside that scope is indistinguishable from something that does not exist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+from django.db.models import Count, Prefetch, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from apps.library.models import Album, AudioFile, Chapter, Library, ScanJob, Track
+
+
+def library_list(*, user) -> QuerySet[Library]:
+    return (
+        Library.objects.visible_to(user)
+        .select_related("last_scan")
+        .annotate(track_count=Count("tracks", filter=Q(tracks__missing=False)))
+        .order_by("name")
+    )
+
+
+def library_get(*, user, library_id: int) -> Library:
+    return get_object_or_404(library_list(user=user), pk=library_id)
+
+
+def scan_job_get(*, user, job_id: int) -> ScanJob:
+    return get_object_or_404(
+        ScanJob.objects.filter(library__in=Library.objects.visible_to(user)).select_related("library"), pk=job_id
+    )
+
+
+def track_list(*, user) -> QuerySet[Track]:
+    """Listed (not missing) tracks the user may see, with what a list row shows, in one query."""
+    return Track.objects.visible_to(user).listed().select_related("album")
+
+
+def track_get(*, user, track_id: int) -> Track:
+    queryset = (
+        Track.objects.visible_to(user)
+        .select_related("album")
+        .prefetch_related(
+            Prefetch("files", queryset=AudioFile.objects.order_by("root", "path")),
+            Prefetch("chapters", queryset=Chapter.objects.order_by("index")),
+        )
+    )
+    return get_object_or_404(queryset, pk=track_id)
+
+
+def album_list(*, user) -> QuerySet[Album]:
+    return Album.objects.filter(library__in=Library.objects.visible_to(user), track_count__gt=0)
+
+
+def album_get(*, user, album_id: int) -> Album:
+    tracks = Track.objects.listed().select_related("album").order_by("disc_number", "track_number", "title", "id")
+    return get_object_or_404(album_list(user=user).prefetch_related(Prefetch("tracks", queryset=tracks)), pk=album_id)
+
+
+_NAME_COUNTS_SQL = """
+SELECT name, count(*) AS track_count, count(DISTINCT track.album_id) AS album_count
+FROM library_track AS track, unnest(track.{column}) AS name
+WHERE NOT track.missing AND track.library_id = ANY(%s) {extra}
+GROUP BY name
+ORDER BY lower(name), name
+"""
+
+
+def name_counts(*, user, column: str, library_id: int | None = None, query: str = "") -> list[dict[str, Any]]:
+    """Distinct artists or genres of the visible tracks, with how many tracks and albums carry each."""
+    if column not in ("artists", "genres"):
+        raise ValueError(column)
+    libraries = Library.objects.visible_to(user)
+    if library_id is not None:
+        libraries = libraries.filter(pk=library_id)
+    library_ids = list(libraries.values_list("pk", flat=True))
+    if not library_ids:
+        return []
+    extra, params = "", [library_ids]
+    if query:
+        extra, params = "AND name ILIKE %s", [library_ids, f"%{_escape_like(query)}%"]
+    with connection.cursor() as cursor:
+        cursor.execute(_NAME_COUNTS_SQL.format(column=column, extra=extra), params)
+        return [{"name": name, "track_count": tracks, "album_count": albums} for name, tracks, albums in cursor]
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

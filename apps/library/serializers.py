@@ -1,0 +1,110 @@
+from rest_framework import serializers
+
+
+class ScanJobOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    library = serializers.IntegerField(source="library_id")
+    status = serializers.CharField()
+    trigger = serializers.CharField()
+    seen = serializers.IntegerField()
+    added = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    missing = serializers.IntegerField()
+    restored = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    tracks_changed = serializers.IntegerField()
+    error_messages = serializers.ListField(child=serializers.CharField())
+    failure = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class LibraryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    track_count = serializers.IntegerField()
+    scan_interval_minutes = serializers.IntegerField(allow_null=True)
+    last_scan = ScanJobOutput(allow_null=True)
+
+
+class LibraryStaffOutput(LibraryOutput):
+    root_paths = serializers.ListField(child=serializers.CharField())
+
+
+class AlbumRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+
+
+class TrackListOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    library = serializers.IntegerField(source="library_id")
+    album = AlbumRef(allow_null=True)
+    title = serializers.CharField()
+    artists = serializers.ListField(child=serializers.CharField())
+    album_artist = serializers.CharField()
+    genres = serializers.ListField(child=serializers.CharField())
+    disc_number = serializers.IntegerField(allow_null=True)
+    track_number = serializers.IntegerField(allow_null=True)
+    year = serializers.IntegerField(allow_null=True)
+    duration_ms = serializers.IntegerField()
+
+
+class AudioFileOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    path = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+    format = serializers.CharField()
+    codec = serializers.CharField()
+    bitrate_kbps = serializers.IntegerField(allow_null=True)
+    sample_rate_hz = serializers.IntegerField(allow_null=True)
+    channels = serializers.IntegerField(allow_null=True)
+    duration_ms = serializers.IntegerField()
+    missing = serializers.BooleanField()
+    error = serializers.CharField()
+
+
+class ChapterOutput(serializers.Serializer):
+    index = serializers.IntegerField()
+    title = serializers.CharField()
+    start_ms = serializers.IntegerField()
+    end_ms = serializers.IntegerField()
+
+
+class TrackDetailOutput(TrackListOutput):
+    missing = serializers.BooleanField()
+    tags = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    files = AudioFileOutput(many=True)
+    chapters = ChapterOutput(many=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class AlbumOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    library = serializers.IntegerField(source="library_id")
+    title = serializers.CharField()
+    album_artist = serializers.CharField()
+    artists = serializers.ListField(child=serializers.CharField())
+    genres = serializers.ListField(child=serializers.CharField())
+    year = serializers.IntegerField(allow_null=True)
+    track_count = serializers.IntegerField()
+    duration_ms = serializers.IntegerField()
+
+
+class AlbumDetailOutput(AlbumOutput):
+    tracks = TrackListOutput(many=True, source="tracks.all")
+
+
+class NameCountOutput(serializers.Serializer):
+    name = serializers.CharField()
+    track_count = serializers.IntegerField()
+    album_count = serializers.IntegerField()
+
+
+class NameCountFilterInput(serializers.Serializer):
+    library = serializers.IntegerField(required=False, min_value=1)
+    q = serializers.CharField(required=False, allow_blank=True, max_length=200)

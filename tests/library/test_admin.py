@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from apps.library.models import AudioFile, Library, LibraryAccess, ScanJob
+from tests.audio import make_audio
+from tests.factories import UserFactory
+from tests.library.conftest import make_library, scan_job
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+def add_library(admin_client, roots: str, **extra):
+    data = {
+        "name": "Music",
+        "kind": "music",
+        "root_paths": roots,
+        "scan_interval_minutes": "",
+        "settings": "{}",
+        "accesses-TOTAL_FORMS": "0",
+        "accesses-INITIAL_FORMS": "0",
+        **extra,
+    }
+    return admin_client.post(reverse("admin:library_library_add"), data)
+
+
+def test_root_paths_are_validated_and_nothing_is_saved_on_error(admin_client, tmp_path):
+    a_file = tmp_path / "song.mp3"
+    a_file.write_bytes(b"x")
+
+    response = add_library(admin_client, f"{tmp_path}/nope\nrelative/path\n{a_file}")
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["root_paths"]
+    assert errors == [
+        f"{tmp_path}/nope: does not exist.",
+        "relative/path: must be an absolute path (start with /).",
+        f"{a_file}: is a file, not a folder.",
+    ]
+    assert Library.objects.count() == 0
+
+
+def test_library_created_with_normalised_roots_and_grants(admin_client, tmp_path):
+    listener = UserFactory()
+    response = add_library(
+        admin_client,
+        f"{tmp_path}/\n{tmp_path}",
+        **{"accesses-TOTAL_FORMS": "1", "accesses-0-user": str(listener.pk)},
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    library = Library.objects.get()
+    assert library.root_paths == [str(tmp_path)]
+    assert LibraryAccess.objects.filter(library=library, user=listener).exists()
+
+
+def test_scan_now_queues_a_job_and_links_to_it(admin_client, tmp_path, django_capture_on_commit_callbacks):
+    library = make_library(tmp_path)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(
+            reverse("admin:library_library_changelist"), {"action": "scan_now", "_selected_action": [library.pk]}
+        )
+    assert response.status_code == 302
+    job = ScanJob.objects.get()
+    assert len(callbacks) == 1
+    message = str(next(iter(get_messages(response.wsgi_request))))
+    assert f'href="/admin/library/scanjob/{job.pk}/change/"' in message and "queued" in message
+
+    admin_client.post(
+        reverse("admin:library_library_changelist"), {"action": "scan_now", "_selected_action": [library.pk]}
+    )
+    assert ScanJob.objects.count() == 1  # already queued: not twice
+
+
+def test_admin_lists_do_not_grow_queries_with_rows(admin_client, tmp_path, django_assert_max_num_queries):
+    pages = ["library", "track", "audiofile", "scanjob", "album"]
+    make_audio(tmp_path / "one" / "a.mp3", seconds=1, tags={"album": "A", "genre": "Rock"})
+    scan_job(make_library(tmp_path / "one", name="one"))
+    counts = {}
+    for page in pages:
+        with django_assert_max_num_queries(30) as queries:
+            assert admin_client.get(reverse(f"admin:library_{page}_changelist")).status_code == 200
+        counts[page] = len(queries.captured_queries)
+
+    for n in range(8):
+        make_audio(tmp_path / f"lib{n}" / "x.mp3", seconds=1, tags={"album": f"B{n}", "genre": "Jazz"})
+        (tmp_path / f"lib{n}" / "bad.mp3").write_bytes(b"")
+        scan_job(make_library(tmp_path / f"lib{n}", name=f"lib{n}"))
+    for page in pages:
+        with django_assert_max_num_queries(counts[page]):
+            response = admin_client.get(reverse(f"admin:library_{page}_changelist"))
+        assert response.status_code == 200
+
+
+def test_filters_on_track_and_file_lists(admin_client, tmp_path):
+    make_audio(tmp_path / "a.mp3", seconds=1, tags={"title": "Rocky", "genre": "Rock", "artist": "Stone"})
+    make_audio(tmp_path / "b.mp3", seconds=1, tags={"title": "Smooth", "genre": "Jazz"})
+    (tmp_path / "broken.mp3").write_bytes(b"")
+    scan_job(make_library(tmp_path))
+    tracks = reverse("admin:library_track_changelist")
+    files = reverse("admin:library_audiofile_changelist")
+
+    assert admin_client.get(tracks, {"genre": "Rock"}).context["cl"].result_count == 1
+    assert admin_client.get(tracks, {"q": "Stone"}).context["cl"].result_count == 1
+    assert admin_client.get(tracks, {"missing__exact": "1"}).context["cl"].result_count == 0
+    assert admin_client.get(files, {"has_error": "yes"}).context["cl"].result_count == 1
+    assert admin_client.get(files, {"has_error": "no"}).context["cl"].result_count == 2
+    job_page = admin_client.get(reverse("admin:library_scanjob_change", args=[ScanJob.objects.get().pk]))
+    assert "broken.mp3: empty file (0 bytes)" in job_page.content.decode()
+    assert AudioFile.objects.count() == 3

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from celery import Celery
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from apps.library.models import Library, ScanJob, ScanStatus, ScanTrigger, Track
+from apps.library.services import scan_claim, scan_jobs_expire, scan_request, scan_run, scans_request_due
+from apps.library.services.jobs import SCAN_TASK
+from tests.audio import make_audio
+from tests.conftest import child_database_url
+from tests.library.conftest import make_library
+
+pytestmark = pytest.mark.django_db
+
+
+def test_one_active_scan_per_library_is_kept_by_the_database(tmp_path):
+    library = make_library(tmp_path)
+    first, created = scan_request(library=library, dispatch=False)
+    second, created_again = scan_request(library=library, dispatch=False)
+
+    assert created and not created_again and second.pk == first.pk
+    assert scan_claim(job_id=first.pk) is not None
+    assert scan_claim(job_id=first.pk) is None  # a twin delivery of the same message does nothing
+    run = scan_run(job=ScanJob.objects.get(pk=first.pk))
+    assert run.status == ScanStatus.SUCCEEDED
+    third, created = scan_request(library=library, dispatch=False)
+    assert created and third.pk != first.pk
+
+
+def test_a_running_scan_whose_worker_died_is_reclaimed_or_expired(tmp_path):
+    library = make_library(tmp_path)
+    job, _ = scan_request(library=library, dispatch=False)
+    scan_claim(job_id=job.pk)
+    ScanJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+
+    assert scan_claim(job_id=job.pk) is not None  # the redelivered message takes it over
+
+    ScanJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert scan_jobs_expire() == 1
+    job.refresh_from_db()
+    assert job.status == ScanStatus.FAILED and "stopped answering" in job.failure
+
+
+def test_periodic_rescans_are_queued_when_due(tmp_path):
+    due = make_library(tmp_path / "a", name="due", scan_interval_minutes=60)
+    not_due = make_library(tmp_path / "b", name="fresh", scan_interval_minutes=60)
+    make_library(tmp_path / "c", name="manual only")
+    old, _ = scan_request(library=due, dispatch=False)
+    ScanJob.objects.filter(pk=old.pk).update(
+        status=ScanStatus.SUCCEEDED, created_at=timezone.now() - timedelta(hours=2)
+    )
+    Library.objects.filter(pk=due.pk).update(last_scan=old)
+    recent, _ = scan_request(library=not_due, dispatch=False)
+    ScanJob.objects.filter(pk=recent.pk).update(status=ScanStatus.SUCCEEDED)
+    Library.objects.filter(pk=not_due.pk).update(last_scan=recent)
+
+    jobs = scans_request_due()
+
+    assert [(job.library.name, job.trigger) for job in jobs] == [("due", ScanTrigger.SCHEDULE)]
+
+
+def test_scan_command_shows_progress_and_a_summary(tmp_path, capsys):
+    make_audio(tmp_path / "a.mp3", seconds=1, tags={"title": "A"})
+    (tmp_path / "bad.mp3").write_bytes(b"")
+    library = make_library(tmp_path, name="Home")
+
+    call_command("scan", "Home")
+
+    out, err = capsys.readouterr()
+    assert "Home: 2 files seen, 2 added, 0 updated, 0 unchanged, 0 missing, 0 restored, 1 errors" in out
+    assert "1 tracks new or changed" in out
+    assert "! bad.mp3: empty file (0 bytes)" in out
+    assert "Home: reading tags" in err and "100%" in err  # the tqdm bar
+    assert ScanJob.objects.get(library=library).trigger == ScanTrigger.COMMAND
+    with pytest.raises(CommandError, match="No library 'Nope'. Libraries: Home."):
+        call_command("scan", "Nope")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_runs_the_scan_task(tmp_path, process_env, settings):
+    make_audio(tmp_path / "x.mp3", seconds=1, tags={"title": "From the worker"})
+    library = make_library(tmp_path)
+    job, _ = scan_request(library=library, dispatch=False)
+    queue = f"test-scan-{uuid.uuid4().hex[:8]}"
+    env = {**process_env, "DATABASE_URL": child_database_url()}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "revenge", "worker", "-Q", queue, "--pool=solo", "-l", "WARNING"],
+        env=env,
+    )
+    try:
+        app = Celery("client", broker=settings.CELERY_BROKER_URL)
+        app.config_from_object("django.conf:settings", namespace="CELERY")
+        app.send_task(SCAN_TASK, args=[job.pk], queue=queue)
+        deadline = time.monotonic() + 60
+        while ScanJob.objects.get(pk=job.pk).status != ScanStatus.SUCCEEDED:
+            assert time.monotonic() < deadline, ScanJob.objects.get(pk=job.pk).__dict__
+            assert worker.poll() is None
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert list(Track.objects.values_list("title", flat=True)) == ["From the worker"]
+    assert Library.objects.get(pk=library.pk).last_scan_id == job.pk
