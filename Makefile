@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help
+.PHONY: run test lint format check-python clean help bench-scan
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make test    ruff check, ruff format --check, pytest (PYTEST_ARGS='-m \"not slow\"' for the quick ones)"
 	@echo "make format  apply ruff fixes and formatting"
+	@echo "make bench-scan  scan benchmark (BENCH_FILES=2000)"
 	@echo "make clean   remove .venv (var/ with the embedded databases is kept)"
 
 check-python:
@@ -29,6 +30,9 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench-scan: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/scan.py $(if $(BENCH_FILES),--files $(BENCH_FILES))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -36,6 +36,9 @@ class Library(models.Model):
         blank=True,
         help_text="Rescan automatically this often (empty: only when asked).",
     )
+    # Set before a scan writes files and cleared once tracks match them again: a scan that died in
+    # between leaves it set, and the next scan rebuilds tracks even if no file changed since.
+    tracks_stale = models.BooleanField(default=False, editable=False)
     last_scan = models.ForeignKey(
         "ScanJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )

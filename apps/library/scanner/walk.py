@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from apps.library.scanner.metadata import AUDIO_EXTENSIONS
 
 MAX_PATH_CHARS = 2048
 
 
-@dataclass(frozen=True, slots=True)
-class FoundFile:
+class FoundFile(NamedTuple):
+    # A NamedTuple, not a dataclass: tens of thousands are made per scan and tuples are the cheapest.
     root: str
     path: str  # relative to root, "/"-separated
     size_bytes: int
@@ -31,12 +31,14 @@ def walk_roots(roots: list[str], *, on_problem: Callable[[str, str], None]) -> I
     """Every audio file under `roots`, depth first.
 
     Hidden entries (".*") are skipped. A symlink is followed only when its target lies inside one of
-    the roots (no escape to the rest of the disk) and a folder is entered once even if links loop
+    the roots (no escape to the rest of the disk), and a folder is entered once even if links loop
     back to it. A folder or file that cannot be read, or that disappears while we walk, is reported
     through `on_problem(path, message)` and the walk goes on.
     """
     real_roots = [os.path.realpath(root) for root in roots]
     for root in roots:
+        # (device, inode) of every folder walked: a link to one of them (a loop, an alias) is not re-entered.
+        # One stat per folder, not per file.
         seen_dirs: set[tuple[int, int]] = set()
         stack: list[tuple[str, str]] = [(root, "")]
         while stack:
@@ -47,38 +49,37 @@ def walk_roots(roots: list[str], *, on_problem: Callable[[str, str], None]) -> I
                     continue
                 seen_dirs.add((folder_stat.st_dev, folder_stat.st_ino))
                 with os.scandir(folder) as iterator:
-                    entries = sorted(iterator, key=lambda entry: entry.name)
+                    entries = list(iterator)
             except OSError as exc:
                 on_problem(relative or ".", f"cannot read folder: {exc.strerror or exc}")
                 continue
-            subfolders = []
             for entry in entries:
                 name = entry.name
-                if name.startswith("."):
+                if name[0] == ".":
                     continue
-                entry_relative = f"{relative}{name}"
                 try:
                     name.encode("utf-8")
                 except UnicodeEncodeError:
-                    on_problem(entry_relative.encode("utf-8", "replace").decode(), "name is not valid UTF-8; skipped")
+                    on_problem(
+                        f"{relative}{name}".encode("utf-8", "replace").decode(), "name is not valid UTF-8; skipped"
+                    )
                     continue
                 try:
                     if entry.is_symlink() and not _inside(os.path.realpath(entry.path), real_roots):
                         continue
                     if entry.is_dir():
-                        subfolders.append((entry.path, f"{entry_relative}/"))
+                        stack.append((entry.path, f"{relative}{name}/"))
                         continue
-                    if os.path.splitext(name)[1].lower() not in AUDIO_EXTENSIONS or not entry.is_file():
+                    if name[name.rfind(".") :].lower() not in AUDIO_EXTENSIONS or not entry.is_file():
                         continue
                     stat = entry.stat()
                 except FileNotFoundError:
                     continue  # deleted while we walked: it is simply not there
                 except OSError as exc:
-                    on_problem(entry_relative, f"cannot read: {exc.strerror or exc}")
+                    on_problem(f"{relative}{name}", f"cannot read: {exc.strerror or exc}")
                     continue
-                if len(entry_relative) > MAX_PATH_CHARS:
-                    on_problem(entry_relative[:200] + "…", f"path longer than {MAX_PATH_CHARS} characters; skipped")
+                path = f"{relative}{name}"
+                if len(path) > MAX_PATH_CHARS:
+                    on_problem(path[:200] + "…", f"path longer than {MAX_PATH_CHARS} characters; skipped")
                     continue
-                yield FoundFile(root, entry_relative, stat.st_size, stat.st_mtime_ns)
-            # Reversed so that the stack pops folders in name order.
-            stack.extend(reversed(subfolders))
+                yield FoundFile(root, path, stat.st_size, stat.st_mtime_ns)

@@ -2,25 +2,32 @@
 
 Pass 1 walks the roots (`os.scandir` + stat) and compares with what is known, loaded in one query:
 a file whose (size, mtime_ns) did not change is not opened. Pass 2 reads new and changed files with
-mutagen and upserts them in batches. Pass 3 rebuilds the tracks whose files changed. Which tracks need
-it is decided from the database, not remembered from pass 2: every group whose stored fingerprint
-differs from what its files say now is rebuilt. So a scan that died between passes is completed by the
-next one, and running a scan twice changes nothing the second time.
+mutagen and upserts them, one statement per batch. Pass 3 rebuilds the tracks whose files changed.
+Which tracks need it is decided from the database, not remembered from pass 2: every group whose
+stored fingerprint differs from what its files say now is rebuilt. `Library.tracks_stale` is set before
+pass 2 writes anything and cleared after pass 3, so a scan that died in between is completed by the
+next one, and a second run of the same scan changes nothing.
+
+Writes go through hand-written `INSERT ... SELECT FROM unnest(...) ON CONFLICT` statements rather than
+`bulk_create`: one round trip per batch with arrays as parameters, where the ORM spent more time
+building SQL for 500 rows than PostgreSQL spent storing them (bench/scan.py: 1 100 → see README).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.library.models import Album, AudioFile, Chapter, Library, Track
+from apps.library.models import Album, Library, Track
 from apps.library.scanner.grouping import TrackSpec, build_track, fingerprint, group_keys, join_path
 from apps.library.scanner.metadata import UnreadableFile, read_metadata
 from apps.library.scanner.walk import FoundFile, walk_roots
@@ -28,46 +35,13 @@ from apps.library.scanner.walk import FoundFile, walk_roots
 logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 500
-GROUP_BATCH = 500
+GROUP_BATCH = 1000
 MAX_ERROR_MESSAGES = 50
 
 # (phase, done, total): phase is "walk", "read" or "group"; total is 0 while unknown.
 ProgressCallback = Callable[[str, int, int], None]
 
 T = TypeVar("T")
-
-_FILE_DATA_FIELDS = [
-    "group_key",
-    "size_bytes",
-    "mtime_ns",
-    "format",
-    "codec",
-    "bitrate_kbps",
-    "sample_rate_hz",
-    "channels",
-    "duration_ms",
-    "tags",
-    "embedded_chapters",
-    "error",
-    "missing",
-    "scanned_at",
-    "updated_at",
-]
-_TRACK_DATA_FIELDS = [
-    "album",
-    "title",
-    "artists",
-    "album_artist",
-    "genres",
-    "disc_number",
-    "track_number",
-    "year",
-    "duration_ms",
-    "tags",
-    "source_fingerprint",
-    "missing",
-    "updated_at",
-]
 
 
 @dataclass
@@ -101,26 +75,49 @@ class ScanResult:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Known:
+class FileFacts(NamedTuple):
+    """What grouping needs of a stored file (grouping.FileRow)."""
+
     id: int
+    root: str
+    path: str
+    format: str
+    duration_ms: int
+    tags: dict[str, list[str]]
+    embedded_chapters: list[dict[str, Any]]
+    error: str
+    missing: bool
     size_bytes: int
     mtime_ns: int
-    missing: bool
-    group_key: str
-    error: str
+
+
+def _bulk_cursor() -> psycopg.Cursor:
+    """A cursor that sends parameters apart from the SQL (server-side binding).
+
+    Django's default psycopg cursor inlines parameters into the SQL text, quoting every element of our
+    500-row arrays in Python; binding them lets psycopg's C dumpers do it (the scan's DB time halves).
+    It shares Django's connection, so it is inside the same transaction.
+    """
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
+_KNOWN_SQL = """
+SELECT root, path, id, size_bytes, mtime_ns, missing, group_key, NULLIF(error, '')
+FROM library_audiofile WHERE library_id = %s
+"""
+# Positions in a _KNOWN_SQL row. Plain tuples, not named ones: an unchanged rescan is mostly this loop,
+# and building 100 000 NamedTuples costs more than the query that returns them.
+_ID, _SIZE, _MTIME, _MISSING, _GROUP, _ERROR = 2, 3, 4, 5, 6, 7
 
 
 def library_scan(*, library: Library, progress: ProgressCallback | None = None) -> ScanResult:
     """Bring the database in line with the library's folders. Safe to repeat; never stops on a bad file."""
     report = progress or (lambda phase, done, total: None)
     result = ScanResult()
-    known = {
-        (root, path): _Known(id_, size, mtime, missing, group_key, error)
-        for id_, root, path, size, mtime, missing, group_key, error in AudioFile.objects.filter(
-            library=library
-        ).values_list("id", "root", "path", "size_bytes", "mtime_ns", "missing", "group_key", "error")
-    }
+    with connection.cursor() as cursor:
+        cursor.execute(_KNOWN_SQL, [library.pk])
+        known = {(row[0], row[1]): row for row in cursor.fetchall()}
 
     found: list[FoundFile] = []
     for found_file in walk_roots(list(library.root_paths), on_problem=result.problem):
@@ -133,7 +130,7 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
 
     to_read: list[FoundFile] = []
     restored_ids: list[int] = []
-    regrouped: list[AudioFile] = []
+    regrouped: list[tuple[int, str]] = []
     for found_file in found:
         path_key = (found_file.root, found_file.path)
         old = known.get(path_key)
@@ -141,37 +138,78 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
             result.added += 1
             to_read.append(found_file)
             continue
-        if old.missing:
+        if old[_MISSING]:
             result.restored += 1
-        if old.size_bytes != found_file.size_bytes or old.mtime_ns != found_file.mtime_ns:
+        if old[_SIZE] != found_file.size_bytes or old[_MTIME] != found_file.mtime_ns:
             result.updated += 1
             to_read.append(found_file)
             continue
-        if old.missing:
-            restored_ids.append(old.id)
+        if old[_MISSING]:
+            restored_ids.append(old[_ID])
         else:
             result.unchanged += 1
-        if old.error:
-            result.problem(found_file.path, old.error)
-        if old.group_key != keys[path_key]:
-            regrouped.append(AudioFile(id=old.id, group_key=keys[path_key]))
+        if old[_ERROR]:
+            result.problem(found_file.path, old[_ERROR])
+        if old[_GROUP] != keys[path_key]:
+            regrouped.append((old[_ID], keys[path_key]))
 
     seen_paths = {(f.root, f.path) for f in found}
+    gone_ids = [old[_ID] for path, old in known.items() if not old[_MISSING] and path not in seen_paths]
+    files_change = bool(to_read or restored_ids or regrouped or gone_ids)
+    if files_change:
+        Library.objects.filter(pk=library.pk).update(tracks_stale=True)
+        library.tracks_stale = True
     vanished = _read_and_store(library, to_read, keys, result, report)
-    gone_ids = [
-        old.id for path, old in known.items() if not old.missing and (path not in seen_paths or path in vanished)
-    ]
+    gone_ids += [known[path][_ID] for path in vanished if path in known and not known[path][_MISSING]]
     result.missing = len(gone_ids)
 
-    with transaction.atomic():
-        for batch in _chunks(restored_ids, 5000):
-            AudioFile.objects.filter(id__in=batch).update(missing=False, updated_at=timezone.now())
-        for batch in _chunks(gone_ids, 5000):
-            AudioFile.objects.filter(id__in=batch).update(missing=True, updated_at=timezone.now())
-        AudioFile.objects.bulk_update(regrouped, ["group_key"], batch_size=1000)
+    now = timezone.now()
+    with transaction.atomic(), _bulk_cursor() as cursor:
+        if restored_ids:
+            cursor.execute(
+                "UPDATE library_audiofile SET missing = false, updated_at = %s WHERE id = ANY(%s)", [now, restored_ids]
+            )
+        if gone_ids:
+            cursor.execute(
+                "UPDATE library_audiofile SET missing = true, updated_at = %s WHERE id = ANY(%s)", [now, gone_ids]
+            )
+        if regrouped:
+            cursor.execute(
+                "UPDATE library_audiofile AS f SET group_key = r.group_key, updated_at = %s "
+                "FROM unnest(%s::bigint[], %s::text[]) AS r(id, group_key) WHERE f.id = r.id",
+                [now, [id_ for id_, _ in regrouped], [key for _, key in regrouped]],
+            )
 
-    result.changed_track_ids = tracks_sync(library=library, progress=report)
+    if library.tracks_stale:
+        result.changed_track_ids = tracks_sync(library=library, progress=report)
     return result
+
+
+_UPSERT_FILES_SQL = """
+INSERT INTO library_audiofile (
+    library_id, root, path, group_key, size_bytes, mtime_ns, format, codec, bitrate_kbps, sample_rate_hz,
+    channels, duration_ms, tags, embedded_chapters, error, missing, scanned_at, created_at, updated_at
+)
+SELECT %(library)s, r.root, r.path, r.group_key, r.size_bytes, r.mtime_ns, r.format, r.codec, r.bitrate_kbps,
+       r.sample_rate_hz, r.channels, r.duration_ms, r.tags::jsonb, r.chapters::jsonb, r.error, false,
+       %(now)s, %(now)s, %(now)s
+FROM unnest(
+    %(root)s::text[], %(path)s::text[], %(group_key)s::text[], %(size_bytes)s::bigint[], %(mtime_ns)s::bigint[],
+    %(format)s::text[], %(codec)s::text[], %(bitrate_kbps)s::integer[], %(sample_rate_hz)s::integer[],
+    %(channels)s::smallint[], %(duration_ms)s::bigint[], %(tags)s::text[], %(chapters)s::text[], %(error)s::text[]
+) AS r(root, path, group_key, size_bytes, mtime_ns, format, codec, bitrate_kbps, sample_rate_hz, channels,
+       duration_ms, tags, chapters, error)
+ON CONFLICT (library_id, root, path) DO UPDATE SET
+    group_key = EXCLUDED.group_key, size_bytes = EXCLUDED.size_bytes, mtime_ns = EXCLUDED.mtime_ns,
+    format = EXCLUDED.format, codec = EXCLUDED.codec, bitrate_kbps = EXCLUDED.bitrate_kbps,
+    sample_rate_hz = EXCLUDED.sample_rate_hz, channels = EXCLUDED.channels, duration_ms = EXCLUDED.duration_ms,
+    tags = EXCLUDED.tags, embedded_chapters = EXCLUDED.embedded_chapters, error = EXCLUDED.error,
+    missing = false, scanned_at = EXCLUDED.scanned_at, updated_at = EXCLUDED.updated_at
+"""
+_FILE_COLUMNS = (
+    "root", "path", "group_key", "size_bytes", "mtime_ns", "format", "codec", "bitrate_kbps", "sample_rate_hz",
+    "channels", "duration_ms", "tags", "chapters", "error",
+)  # fmt: skip
 
 
 def _read_and_store(
@@ -185,59 +223,58 @@ def _read_and_store(
     vanished: set[tuple[str, str]] = set()
     done = 0
     for batch in _chunks(to_read, WRITE_BATCH):
-        rows = []
-        now = timezone.now()
+        columns: dict[str, list[Any]] = {name: [] for name in _FILE_COLUMNS}
         for found_file in batch:
-            row = AudioFile(
-                library=library,
+            try:
+                values = _file_values(found_file)
+            except FileNotFoundError:
+                vanished.add((found_file.root, found_file.path))
+                continue
+            if values["error"]:
+                result.problem(found_file.path, values["error"])
+            values.update(
                 root=found_file.root,
                 path=found_file.path,
                 group_key=keys[(found_file.root, found_file.path)],
                 size_bytes=found_file.size_bytes,
                 mtime_ns=found_file.mtime_ns,
-                missing=False,
-                scanned_at=now,
             )
-            try:
-                _fill_metadata(row, found_file)
-            except FileNotFoundError:
-                vanished.add((found_file.root, found_file.path))
-                continue
-            if row.error:
-                result.problem(found_file.path, row.error)
-            rows.append(row)
-        AudioFile.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["library", "root", "path"],
-            update_fields=_FILE_DATA_FIELDS,
-        )
+            for name in _FILE_COLUMNS:
+                columns[name].append(values[name])
+        if columns["path"]:
+            with _bulk_cursor() as cursor:
+                cursor.execute(_UPSERT_FILES_SQL, {"library": library.pk, "now": timezone.now(), **columns})
         done += len(batch)
         report("read", done, len(to_read))
     return vanished
 
 
-def _fill_metadata(row: AudioFile, found_file: FoundFile) -> None:
+def _file_values(found_file: FoundFile) -> dict[str, Any]:
+    path = join_path(found_file.root, found_file.path)
+    unreadable = {
+        "format": "", "codec": "", "bitrate_kbps": None, "sample_rate_hz": None, "channels": None,
+        "duration_ms": 0, "tags": "{}", "chapters": "[]",
+    }  # fmt: skip
     try:
-        metadata = read_metadata(found_file.absolute_path, found_file.size_bytes)
+        metadata = read_metadata(path, found_file.size_bytes)
     except FileNotFoundError:
         raise
     except UnreadableFile as exc:
-        row.error = str(exc)
-        return
+        return {**unreadable, "error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - mutagen raises all sorts on corrupt data; record it, go on
-        logger.warning("unexpected error reading %s", found_file.absolute_path, exc_info=True)
-        row.error = f"unreadable ({type(exc).__name__}: {exc})"[:500]
-        return
-    row.error = ""
-    row.format = metadata.format
-    row.codec = metadata.codec
-    row.bitrate_kbps = metadata.bitrate_kbps
-    row.sample_rate_hz = metadata.sample_rate_hz
-    row.channels = metadata.channels
-    row.duration_ms = metadata.duration_ms
-    row.tags = metadata.tags
-    row.embedded_chapters = metadata.chapters
+        logger.warning("unexpected error reading %s", path, exc_info=True)
+        return {**unreadable, "error": f"unreadable ({type(exc).__name__}: {exc})"[:500]}
+    return {
+        "format": metadata.format,
+        "codec": metadata.codec,
+        "bitrate_kbps": metadata.bitrate_kbps,
+        "sample_rate_hz": metadata.sample_rate_hz,
+        "channels": metadata.channels,
+        "duration_ms": metadata.duration_ms,
+        "tags": json.dumps(metadata.tags, ensure_ascii=False),
+        "chapters": json.dumps(metadata.chapters, ensure_ascii=False),
+        "error": "",
+    }
 
 
 def tracks_sync(*, library: Library, progress: ProgressCallback | None = None) -> list[int]:
@@ -245,16 +282,18 @@ def tracks_sync(*, library: Library, progress: ProgressCallback | None = None) -
     tracks that are new or whose sources changed (and can be played): the transcoder's work list."""
     report = progress or (lambda phase, done, total: None)
     by_group: dict[str, list[tuple[str, int, int, bool, bool]]] = defaultdict(list)
-    for group_key, root, path, size, mtime, missing, error in AudioFile.objects.filter(library=library).values_list(
-        "group_key", "root", "path", "size_bytes", "mtime_ns", "missing", "error"
-    ):
-        by_group[group_key].append((join_path(root, path), size, mtime, missing, bool(error)))
-    stored = {
-        group_key: (fingerprint_, missing)
-        for group_key, fingerprint_, missing in Track.objects.filter(library=library).values_list(
-            "group_key", "source_fingerprint", "missing"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT group_key, root, path, size_bytes, mtime_ns, missing, error <> '' "
+            "FROM library_audiofile WHERE library_id = %s",
+            [library.pk],
         )
-    }
+        for group_key, root, path, size, mtime, missing, has_error in cursor.fetchall():
+            by_group[group_key].append((join_path(root, path), size, mtime, missing, has_error))
+        cursor.execute(
+            "SELECT group_key, source_fingerprint, missing FROM library_track WHERE library_id = %s", [library.pk]
+        )
+        stored = {group_key: (fingerprint_, missing) for group_key, fingerprint_, missing in cursor.fetchall()}
     dirty = []
     for group_key, files in by_group.items():
         playable = any(not missing and not error for _, _, _, missing, error in files)
@@ -274,22 +313,64 @@ def tracks_sync(*, library: Library, progress: ProgressCallback | None = None) -
     for done, batch in enumerate(_chunks(sorted(dirty), GROUP_BATCH), start=1):
         changed.extend(_rebuild_groups(library, batch, unsplit))
         report("group", min(done * GROUP_BATCH, len(dirty)), len(dirty))
+    Library.objects.filter(pk=library.pk).update(tracks_stale=False)
+    library.tracks_stale = False
     return changed
 
 
+_GROUP_FILES_SQL = """
+SELECT id, root, path, format, duration_ms, tags, embedded_chapters, error, missing, size_bytes, mtime_ns, group_key
+FROM library_audiofile WHERE library_id = %s AND group_key = ANY(%s)
+"""
+_UPSERT_TRACKS_SQL = """
+INSERT INTO library_track (
+    library_id, group_key, album_id, title, artists, album_artist, genres, disc_number, track_number, year,
+    duration_ms, tags, source_fingerprint, missing, created_at, updated_at
+)
+SELECT %(library)s, r.group_key, r.album_id, r.title,
+       ARRAY(SELECT jsonb_array_elements_text(r.artists::jsonb)), r.album_artist,
+       ARRAY(SELECT jsonb_array_elements_text(r.genres::jsonb)), r.disc_number, r.track_number, r.year,
+       r.duration_ms, r.tags::jsonb, r.fingerprint, false, %(now)s, %(now)s
+FROM unnest(
+    %(group_key)s::text[], %(album_id)s::bigint[], %(title)s::text[], %(artists)s::text[], %(album_artist)s::text[],
+    %(genres)s::text[], %(disc_number)s::smallint[], %(track_number)s::integer[], %(year)s::smallint[],
+    %(duration_ms)s::bigint[], %(tags)s::text[], %(fingerprint)s::text[]
+) AS r(group_key, album_id, title, artists, album_artist, genres, disc_number, track_number, year, duration_ms,
+       tags, fingerprint)
+ON CONFLICT (library_id, group_key) DO UPDATE SET
+    album_id = EXCLUDED.album_id, title = EXCLUDED.title, artists = EXCLUDED.artists,
+    album_artist = EXCLUDED.album_artist, genres = EXCLUDED.genres, disc_number = EXCLUDED.disc_number,
+    track_number = EXCLUDED.track_number, year = EXCLUDED.year, duration_ms = EXCLUDED.duration_ms,
+    tags = EXCLUDED.tags, source_fingerprint = EXCLUDED.source_fingerprint, missing = false,
+    updated_at = EXCLUDED.updated_at
+RETURNING id, group_key
+"""
+_LINK_FILES_SQL = """
+UPDATE library_audiofile AS f SET track_id = t.track_id
+FROM unnest(%(group_key)s::text[], %(track_id)s::bigint[]) AS t(group_key, track_id)
+WHERE f.library_id = %(library)s AND f.group_key = t.group_key AND f.track_id IS DISTINCT FROM t.track_id
+"""
+_INSERT_CHAPTERS_SQL = """
+INSERT INTO library_chapter (track_id, index, title, start_ms, end_ms)
+SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::bigint[], %s::bigint[])
+"""
+
+
 def _rebuild_groups(library: Library, group_keys_: Sequence[str], unsplit: frozenset[str]) -> list[int]:
-    files_by_group: dict[str, list[AudioFile]] = defaultdict(list)
-    for audio_file in AudioFile.objects.filter(library=library, group_key__in=group_keys_).only(
-        "id", "root", "path", "group_key", "format", "duration_ms", "tags", "embedded_chapters", "error",
-        "missing", "size_bytes", "mtime_ns",
-    ):  # fmt: skip
-        files_by_group[audio_file.group_key].append(audio_file)
-    previous = {
-        track.group_key: track
-        for track in Track.objects.filter(library=library, group_key__in=group_keys_).only(
-            "id", "group_key", "source_fingerprint", "album_id"
+    files_by_group: dict[str, list[FileFacts]] = defaultdict(list)
+    with connection.cursor() as cursor:
+        cursor.execute(_GROUP_FILES_SQL, [library.pk, list(group_keys_)])
+        # Django's backend hands jsonb over as text (JSONField decodes it); decode it here likewise.
+        for id_, root, path, format_, duration_ms, tags, chapters, *rest, group_key in cursor.fetchall():
+            files_by_group[group_key].append(
+                FileFacts(id_, root, path, format_, duration_ms, json.loads(tags), json.loads(chapters), *rest)
+            )
+        cursor.execute(
+            "SELECT group_key, source_fingerprint, album_id FROM library_track "
+            "WHERE library_id = %s AND group_key = ANY(%s)",
+            [library.pk, list(group_keys_)],
         )
-    }
+        previous = {group_key: (fingerprint_, album_id) for group_key, fingerprint_, album_id in cursor.fetchall()}
     specs: list[TrackSpec] = []
     unplayable: list[str] = []
     for group_key in group_keys_:
@@ -307,93 +388,75 @@ def _rebuild_groups(library: Library, group_keys_: Sequence[str], unsplit: froze
         for spec in specs
     }
 
-    with transaction.atomic():
+    now = timezone.now()
+    with transaction.atomic(), _bulk_cursor() as cursor:
         albums = _upsert_albums(library, specs)
-        now = timezone.now()
-        tracks = Track.objects.bulk_create(
-            [
-                Track(
-                    library=library,
-                    group_key=spec.group_key,
-                    album=albums.get((spec.album_title, spec.album_album_artist)) if spec.album_title else None,
-                    title=spec.title,
-                    artists=spec.artists,
-                    album_artist=spec.album_artist,
-                    genres=spec.genres,
-                    disc_number=spec.disc_number,
-                    track_number=spec.track_number,
-                    year=spec.year,
-                    duration_ms=spec.duration_ms,
-                    tags=spec.tags,
-                    source_fingerprint=fingerprints[spec.group_key],
-                    missing=False,
-                    updated_at=now,
-                )
-                for spec in specs
-            ],
-            update_conflicts=True,
-            unique_fields=["library", "group_key"],
-            update_fields=_TRACK_DATA_FIELDS,
-        )
-        track_ids = {track.group_key: track.pk for track in tracks}
+        columns: dict[str, list[Any]] = defaultdict(list)
+        for spec in specs:
+            album = albums.get((spec.album_title, spec.album_album_artist)) if spec.album_title else None
+            columns["group_key"].append(spec.group_key)
+            columns["album_id"].append(album.pk if album else None)
+            columns["title"].append(spec.title)
+            columns["artists"].append(json.dumps(spec.artists, ensure_ascii=False))
+            columns["album_artist"].append(spec.album_artist)
+            columns["genres"].append(json.dumps(spec.genres, ensure_ascii=False))
+            columns["disc_number"].append(spec.disc_number)
+            columns["track_number"].append(spec.track_number)
+            columns["year"].append(spec.year)
+            columns["duration_ms"].append(spec.duration_ms)
+            columns["tags"].append(json.dumps(spec.tags, ensure_ascii=False))
+            columns["fingerprint"].append(fingerprints[spec.group_key])
+        track_ids: dict[str, int] = {}
+        if specs:
+            cursor.execute(_UPSERT_TRACKS_SQL, {"library": library.pk, "now": now, **columns})
+            track_ids = {group_key: track_id for track_id, group_key in cursor.fetchall()}
         if unplayable:
-            Track.objects.filter(library=library, group_key__in=unplayable).update(missing=True, updated_at=now)
-        links = [
-            AudioFile(id=audio_file.id, track_id=track_ids[group_key])
-            for group_key, files in files_by_group.items()
-            if group_key in track_ids
-            for audio_file in files
+            cursor.execute(
+                "UPDATE library_track SET missing = true, updated_at = %s "
+                "WHERE library_id = %s AND group_key = ANY(%s)",
+                [now, library.pk, unplayable],
+            )
+        if track_ids:
+            cursor.execute(
+                _LINK_FILES_SQL,
+                {"library": library.pk, "group_key": list(track_ids), "track_id": list(track_ids.values())},
+            )
+        cursor.execute("DELETE FROM library_chapter WHERE track_id = ANY(%s)", [list(track_ids.values())])
+        chapter_rows = [
+            (track_ids[spec.group_key], index, chapter["title"], chapter["start_ms"], chapter["end_ms"])
+            for spec in specs
+            for index, chapter in enumerate(spec.chapters)
         ]
-        AudioFile.objects.bulk_update(links, ["track"], batch_size=1000)
-        Chapter.objects.filter(track_id__in=track_ids.values()).delete()
-        Chapter.objects.bulk_create(
-            [
-                Chapter(track_id=track_ids[spec.group_key], index=index, **chapter)
-                for spec in specs
-                for index, chapter in enumerate(spec.chapters)
-            ],
-            batch_size=1000,
-        )
+        if chapter_rows:
+            cursor.execute(_INSERT_CHAPTERS_SQL, [list(column) for column in zip(*chapter_rows, strict=True)])
         touched_albums = {album.pk for album in albums.values()} | {
-            track.album_id for track in previous.values() if track.album_id
+            album_id for _, album_id in previous.values() if album_id
         }
         _refresh_albums(touched_albums)
 
     return [
         track_ids[spec.group_key]
         for spec in specs
-        if spec.group_key not in previous or previous[spec.group_key].source_fingerprint != fingerprints[spec.group_key]
+        if spec.group_key not in previous or previous[spec.group_key][0] != fingerprints[spec.group_key]
     ]
 
 
-def _upsert_albums(library: Library, specs: Iterable[TrackSpec]) -> dict[tuple[str, str], Album]:
+def _upsert_albums(library: Library, specs: Sequence[TrackSpec]) -> dict[tuple[str, str], Album]:
+    """One row per (title, album artist); counts, artists and genres are filled by _refresh_albums."""
     wanted: dict[tuple[str, str], Album] = {}
     for spec in specs:
-        if not spec.album_title:
-            continue
         key = (spec.album_title, spec.album_album_artist)
-        album = wanted.get(key)
-        if album is None:
-            wanted[key] = Album(
-                library=library,
-                title=spec.album_title,
-                album_artist=spec.album_album_artist,
-                artists=list(spec.artists),
-                genres=list(spec.genres),
-                year=spec.year,
-            )
-        else:
-            album.artists += [a for a in spec.artists if a not in album.artists]
-            album.genres += [g for g in spec.genres if g not in album.genres]
-            album.year = album.year or spec.year
-    if not wanted:
-        return {}
-    Album.objects.bulk_create(
-        list(wanted.values()),
-        update_conflicts=True,
-        unique_fields=["library", "title", "album_artist"],
-        update_fields=["artists", "genres", "year", "updated_at"],
-    )
+        if spec.album_title and key not in wanted:
+            wanted[key] = Album(library=library, title=spec.album_title, album_artist=spec.album_album_artist)
+        if spec.album_title and wanted[key].year is None:
+            wanted[key].year = spec.year
+    if wanted:
+        Album.objects.bulk_create(
+            list(wanted.values()),
+            update_conflicts=True,
+            unique_fields=["library", "title", "album_artist"],
+            update_fields=["year", "updated_at"],
+        )
     return wanted
 
 
