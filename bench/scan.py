@@ -124,16 +124,20 @@ def main() -> int:
     assert len(paths) == args.files, (len(paths), args.files)
 
     bare_walk(folder)  # warm the page cache for everyone alike
-    walk_s, walked = best_of(3, bare_walk, folder)
+    # Best of several runs for every measure: this is a shared, noisy machine and the fastest run is the
+    # one least disturbed by others.
+    walk_s, walked = best_of(7, bare_walk, folder)
     mutagen_s, read = best_of(3, bare_mutagen, paths)
 
     test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     try:
-        library = Library.objects.create(name="bench", root_paths=[str(folder)])
-        started = time.perf_counter()
-        full = library_scan(library=library)
-        full_s = time.perf_counter() - started
-        rescan_s, rescan = best_of(3, lambda: library_scan(library=library))
+        full_s = float("inf")
+        for attempt in range(3):  # each into a new, empty library
+            library = Library.objects.create(name=f"bench {attempt}", root_paths=[str(folder)])
+            started = time.perf_counter()
+            full = library_scan(library=library)
+            full_s = min(full_s, time.perf_counter() - started)
+        rescan_s, rescan = best_of(7, lambda: library_scan(library=library))
         tracks = Track.objects.filter(library=library).count()
     finally:
         connection.creation.destroy_test_db(test_database, verbosity=0)

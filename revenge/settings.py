@@ -264,6 +264,8 @@ if not os.access(FFMPEG_BINARY, os.X_OK):
 # --- Library ----------------------------------------------------------------------------------------
 # Artist and genre names that contain a separator ("/" in ID3) but are one name.
 LIBRARY_UNSPLIT_NAMES = env_list("LIBRARY_UNSPLIT_NAMES", ["AC/DC"])
+# Processes that read tags in parallel during a scan (1: read in the scanning process itself).
+LIBRARY_SCAN_WORKERS = env_int("LIBRARY_SCAN_WORKERS", max(1, min(4, os.cpu_count() or 1)), minimum=1, maximum=64)
 
 # --- Operations -------------------------------------------------------------------------------------
 METRICS_ALLOWED_CIDRS = env_cidrs("METRICS_ALLOWED_CIDRS", ["127.0.0.0/8", "::1/128"])

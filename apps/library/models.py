@@ -112,7 +112,8 @@ class TrackQuerySet(models.QuerySet["Track"]):
 class Track(models.Model):
     """The playable unit: a music track, a podcast episode, or a whole audiobook (all its files)."""
 
-    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="tracks")
+    # No index of its own: the unique (library, group_key) index leads with library_id.
+    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="tracks", db_index=False)
     album = models.ForeignKey(Album, null=True, blank=True, on_delete=models.SET_NULL, related_name="tracks")
     # Identity within the library: the file for music and podcasts, the book folder for audiobooks.
     group_key = models.CharField(max_length=2048)
@@ -139,7 +140,6 @@ class Track(models.Model):
             GinIndex(fields=["artists"], name="track_artists_gin"),
             GinIndex(fields=["genres"], name="track_genres_gin"),
             models.Index(fields=["album", "disc_number", "track_number"], name="track_album_order"),
-            models.Index(fields=["library", "missing"], name="track_library_missing"),
         ]
 
     def __str__(self) -> str:
@@ -149,7 +149,8 @@ class Track(models.Model):
 class AudioFile(models.Model):
     """One file on disk. A file that could not be read is kept with its `error`; a scan never stops on it."""
 
-    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="files")
+    # No index of its own: the unique (library, root, path) index leads with library_id.
+    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="files", db_index=False)
     track = models.ForeignKey(Track, null=True, blank=True, on_delete=models.SET_NULL, related_name="files")
     root = models.CharField(max_length=1024, help_text="The library root this file was found under.")
     path = models.CharField(max_length=2048, help_text="Relative to the root.")

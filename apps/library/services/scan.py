@@ -19,6 +19,8 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
@@ -29,7 +31,7 @@ from django.utils import timezone
 
 from apps.library.models import Album, Library, Track
 from apps.library.scanner.grouping import TrackSpec, build_track, fingerprint, group_keys, join_path
-from apps.library.scanner.metadata import UnreadableFile, read_metadata
+from apps.library.scanner.reader import read_all
 from apps.library.scanner.walk import FoundFile, walk_roots
 
 logger = logging.getLogger(__name__)
@@ -115,15 +117,22 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
     """Bring the database in line with the library's folders. Safe to repeat; never stops on a bad file."""
     report = progress or (lambda phase, done, total: None)
     result = ScanResult()
-    with connection.cursor() as cursor:
-        cursor.execute(_KNOWN_SQL, [library.pk])
-        known = {(row[0], row[1]): row for row in cursor.fetchall()}
-
+    # The walk runs in a thread while this one loads what is known: the walk spends its time in
+    # scandir/stat system calls, which release the GIL, so the query and the walk overlap. (An
+    # unchanged rescan is these two things only.) The walk thread touches neither the database nor
+    # `report`, whose heartbeat writes would open a second connection.
     found: list[FoundFile] = []
-    for found_file in walk_roots(list(library.root_paths), on_problem=result.problem):
-        found.append(found_file)
-        if len(found) % 1000 == 0:
-            report("walk", len(found), 0)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-walk") as walker:
+        walking = walker.submit(found.extend, walk_roots(list(library.root_paths), on_problem=result.problem))
+        with _bulk_cursor() as cursor:
+            cursor.execute(_KNOWN_SQL, [library.pk], binary=True)
+            known = {(row[0], row[1]): row for row in cursor.fetchall()}
+        while True:
+            try:
+                walking.result(timeout=1.0)
+                break
+            except FuturesTimeout:
+                report("walk", len(found), 0)  # a long walk (a big NAS) still shows it is moving
     report("walk", len(found), len(found))
     result.seen = len(found)
     keys = group_keys(library.kind, found)
@@ -165,6 +174,7 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
 
     now = timezone.now()
     with transaction.atomic(), _bulk_cursor() as cursor:
+        # (Nothing is sent to the server when all three lists are empty: an unchanged rescan.)
         if restored_ids:
             cursor.execute(
                 "UPDATE library_audiofile SET missing = false, updated_at = %s WHERE id = ANY(%s)", [now, restored_ids]
@@ -194,9 +204,9 @@ SELECT %(library)s, r.root, r.path, r.group_key, r.size_bytes, r.mtime_ns, r.for
        r.sample_rate_hz, r.channels, r.duration_ms, r.tags::jsonb, r.chapters::jsonb, r.error, false,
        %(now)s, %(now)s, %(now)s
 FROM unnest(
-    %(root)s::text[], %(path)s::text[], %(group_key)s::text[], %(size_bytes)s::bigint[], %(mtime_ns)s::bigint[],
-    %(format)s::text[], %(codec)s::text[], %(bitrate_kbps)s::integer[], %(sample_rate_hz)s::integer[],
-    %(channels)s::smallint[], %(duration_ms)s::bigint[], %(tags)s::text[], %(chapters)s::text[], %(error)s::text[]
+    %(root)b::text[], %(path)b::text[], %(group_key)b::text[], %(size_bytes)b::bigint[], %(mtime_ns)b::bigint[],
+    %(format)b::text[], %(codec)b::text[], %(bitrate_kbps)b::integer[], %(sample_rate_hz)b::integer[],
+    %(channels)b::smallint[], %(duration_ms)b::bigint[], %(tags)b::text[], %(chapters)b::text[], %(error)b::text[]
 ) AS r(root, path, group_key, size_bytes, mtime_ns, format, codec, bitrate_kbps, sample_rate_hz, channels,
        duration_ms, tags, chapters, error)
 ON CONFLICT (library_id, root, path) DO UPDATE SET
@@ -221,13 +231,13 @@ def _read_and_store(
 ) -> set[tuple[str, str]]:
     """Read new and changed files and upsert them; return the files that vanished before we read them."""
     vanished: set[tuple[str, str]] = set()
+    jobs = [(join_path(f.root, f.path), f.size_bytes) for f in to_read]
+    values_in_order = read_all(jobs, workers=settings.LIBRARY_SCAN_WORKERS)
     done = 0
     for batch in _chunks(to_read, WRITE_BATCH):
         columns: dict[str, list[Any]] = {name: [] for name in _FILE_COLUMNS}
-        for found_file in batch:
-            try:
-                values = _file_values(found_file)
-            except FileNotFoundError:
+        for found_file, values in zip(batch, values_in_order, strict=False):
+            if values is None:
                 vanished.add((found_file.root, found_file.path))
                 continue
             if values["error"]:
@@ -247,34 +257,6 @@ def _read_and_store(
         done += len(batch)
         report("read", done, len(to_read))
     return vanished
-
-
-def _file_values(found_file: FoundFile) -> dict[str, Any]:
-    path = join_path(found_file.root, found_file.path)
-    unreadable = {
-        "format": "", "codec": "", "bitrate_kbps": None, "sample_rate_hz": None, "channels": None,
-        "duration_ms": 0, "tags": "{}", "chapters": "[]",
-    }  # fmt: skip
-    try:
-        metadata = read_metadata(path, found_file.size_bytes)
-    except FileNotFoundError:
-        raise
-    except UnreadableFile as exc:
-        return {**unreadable, "error": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - mutagen raises all sorts on corrupt data; record it, go on
-        logger.warning("unexpected error reading %s", path, exc_info=True)
-        return {**unreadable, "error": f"unreadable ({type(exc).__name__}: {exc})"[:500]}
-    return {
-        "format": metadata.format,
-        "codec": metadata.codec,
-        "bitrate_kbps": metadata.bitrate_kbps,
-        "sample_rate_hz": metadata.sample_rate_hz,
-        "channels": metadata.channels,
-        "duration_ms": metadata.duration_ms,
-        "tags": json.dumps(metadata.tags, ensure_ascii=False),
-        "chapters": json.dumps(metadata.chapters, ensure_ascii=False),
-        "error": "",
-    }
 
 
 def tracks_sync(*, library: Library, progress: ProgressCallback | None = None) -> list[int]:
@@ -328,13 +310,12 @@ INSERT INTO library_track (
     duration_ms, tags, source_fingerprint, missing, created_at, updated_at
 )
 SELECT %(library)s, r.group_key, r.album_id, r.title,
-       ARRAY(SELECT jsonb_array_elements_text(r.artists::jsonb)), r.album_artist,
-       ARRAY(SELECT jsonb_array_elements_text(r.genres::jsonb)), r.disc_number, r.track_number, r.year,
+       r.artists::text[], r.album_artist, r.genres::text[], r.disc_number, r.track_number, r.year,
        r.duration_ms, r.tags::jsonb, r.fingerprint, false, %(now)s, %(now)s
 FROM unnest(
-    %(group_key)s::text[], %(album_id)s::bigint[], %(title)s::text[], %(artists)s::text[], %(album_artist)s::text[],
-    %(genres)s::text[], %(disc_number)s::smallint[], %(track_number)s::integer[], %(year)s::smallint[],
-    %(duration_ms)s::bigint[], %(tags)s::text[], %(fingerprint)s::text[]
+    %(group_key)b::text[], %(album_id)b::bigint[], %(title)b::text[], %(artists)b::text[], %(album_artist)b::text[],
+    %(genres)b::text[], %(disc_number)b::smallint[], %(track_number)b::integer[], %(year)b::smallint[],
+    %(duration_ms)b::bigint[], %(tags)b::text[], %(fingerprint)b::text[]
 ) AS r(group_key, album_id, title, artists, album_artist, genres, disc_number, track_number, year, duration_ms,
        tags, fingerprint)
 ON CONFLICT (library_id, group_key) DO UPDATE SET
@@ -347,7 +328,7 @@ RETURNING id, group_key
 """
 _LINK_FILES_SQL = """
 UPDATE library_audiofile AS f SET track_id = t.track_id
-FROM unnest(%(group_key)s::text[], %(track_id)s::bigint[]) AS t(group_key, track_id)
+FROM unnest(%(group_key)b::text[], %(track_id)b::bigint[]) AS t(group_key, track_id)
 WHERE f.library_id = %(library)s AND f.group_key = t.group_key AND f.track_id IS DISTINCT FROM t.track_id
 """
 _INSERT_CHAPTERS_SQL = """
@@ -397,9 +378,9 @@ def _rebuild_groups(library: Library, group_keys_: Sequence[str], unsplit: froze
             columns["group_key"].append(spec.group_key)
             columns["album_id"].append(album.pk if album else None)
             columns["title"].append(spec.title)
-            columns["artists"].append(json.dumps(spec.artists, ensure_ascii=False))
+            columns["artists"].append(_array_literal(spec.artists))
             columns["album_artist"].append(spec.album_artist)
-            columns["genres"].append(json.dumps(spec.genres, ensure_ascii=False))
+            columns["genres"].append(_array_literal(spec.genres))
             columns["disc_number"].append(spec.disc_number)
             columns["track_number"].append(spec.track_number)
             columns["year"].append(spec.year)
@@ -490,6 +471,12 @@ def _refresh_albums(album_ids: set[int]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_REFRESH_ALBUMS_SQL, [sorted(album_ids)])
     Album.objects.filter(id__in=album_ids, tracks__isnull=True).delete()
+
+
+def _array_literal(values: list[str]) -> str:
+    """A PostgreSQL text[] literal: arrays of arrays cannot go through unnest() as parameters."""
+    quoted = (value.replace("\\", "\\\\").replace('"', '\\"') for value in values)
+    return "{" + ",".join(f'"{value}"' for value in quoted) + "}"
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -1,0 +1,77 @@
+"""Read many files' metadata, in worker processes when there are enough of them.
+
+mutagen is pure Python, so reading is bound to one core per process; a scan of thousands of files
+reads them in a small pool of forked processes (results come back in order) while this process
+writes the previous batch to PostgreSQL. Nothing here touches Django or the database: the forked
+workers never use the connections they inherit, and leave through os._exit, which closes none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from apps.library.scanner.metadata import UnreadableFile, read_metadata
+
+logger = logging.getLogger(__name__)
+
+# Below this many files a pool costs more (fork, pickling) than it saves.
+POOL_MIN_FILES = 200
+POOL_CHUNK = 32
+
+_UNREADABLE: dict[str, Any] = {
+    "format": "",
+    "codec": "",
+    "bitrate_kbps": None,
+    "sample_rate_hz": None,
+    "channels": None,
+    "duration_ms": 0,
+    "tags": "{}",
+    "chapters": "[]",
+}
+
+
+def file_columns(job: tuple[str, int]) -> dict[str, Any] | None:
+    """The AudioFile columns read from one file (tags and chapters as JSON text), or None if it vanished."""
+    path, size_bytes = job
+    try:
+        metadata = read_metadata(path, size_bytes)
+    except FileNotFoundError:
+        return None
+    except UnreadableFile as exc:
+        return {**_UNREADABLE, "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - mutagen raises all sorts on corrupt data; record it, go on
+        logger.warning("unexpected error reading %s", path, exc_info=True)
+        return {**_UNREADABLE, "error": f"unreadable ({type(exc).__name__}: {exc})"[:500]}
+    return {
+        "format": metadata.format,
+        "codec": metadata.codec,
+        "bitrate_kbps": metadata.bitrate_kbps,
+        "sample_rate_hz": metadata.sample_rate_hz,
+        "channels": metadata.channels,
+        "duration_ms": metadata.duration_ms,
+        "tags": json.dumps(metadata.tags, ensure_ascii=False),
+        "chapters": json.dumps(metadata.chapters, ensure_ascii=False),
+        "error": "",
+    }
+
+
+def read_all(jobs: Sequence[tuple[str, int]], *, workers: int) -> Iterator[dict[str, Any] | None]:
+    """file_columns() of every (path, size) in order, computed ahead by `workers` processes."""
+    if workers > 1 and len(jobs) >= POOL_MIN_FILES:
+        try:
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+            results = pool.map(file_columns, jobs, chunksize=POOL_CHUNK)
+        except (AssertionError, OSError, ValueError) as exc:
+            # e.g. inside a daemonic process that may not have children: read here instead.
+            logger.info("reading without worker processes (%s)", exc)
+        else:
+            with pool:
+                yield from results
+            return
+    for job in jobs:
+        yield file_columns(job)
