@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -88,6 +89,10 @@ def test_scan_command_shows_progress_and_a_summary(tmp_path, capsys):
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_runs_the_scan_task(tmp_path, process_env, settings):
     make_audio(tmp_path / "x.mp3", seconds=1, tags={"title": "From the worker"})
+    # Enough files for the scan to read tags in worker processes forked from the Celery worker's.
+    template = make_audio(tmp_path / "many" / "000.ogg", seconds=1)
+    for n in range(1, 250):
+        shutil.copyfile(template, tmp_path / "many" / f"{n:03}.ogg")
     library = make_library(tmp_path)
     job, _ = scan_request(library=library, dispatch=False)
     queue = f"test-scan-{uuid.uuid4().hex[:8]}"
@@ -108,5 +113,7 @@ def test_a_real_worker_runs_the_scan_task(tmp_path, process_env, settings):
     finally:
         worker.terminate()
         worker.wait(timeout=30)
-    assert list(Track.objects.values_list("title", flat=True)) == ["From the worker"]
+    assert Track.objects.count() == 251
+    assert Track.objects.filter(title="From the worker").exists()
+    assert ScanJob.objects.get(pk=job.pk).errors == 0
     assert Library.objects.get(pk=library.pk).last_scan_id == job.pk

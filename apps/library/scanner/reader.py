@@ -63,12 +63,14 @@ def file_columns(job: tuple[str, int]) -> dict[str, Any] | None:
 def read_all(jobs: Sequence[tuple[str, int]], *, workers: int) -> Iterator[dict[str, Any] | None]:
     """file_columns() of every (path, size) in order, computed ahead by `workers` processes."""
     if workers > 1 and len(jobs) >= POOL_MIN_FILES:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
         try:
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
             results = pool.map(file_columns, jobs, chunksize=POOL_CHUNK)
         except (AssertionError, OSError, ValueError) as exc:
-            # e.g. inside a daemonic process that may not have children: read here instead.
-            logger.info("reading without worker processes (%s)", exc)
+            # A Celery prefork child is a daemonic process and may not have children: read here instead
+            # (a worker started with --pool=solo or --pool=threads on the `scan` queue reads in parallel).
+            pool.shutdown(wait=False, cancel_futures=True)
+            logger.info("reading tags without worker processes (%s)", exc)
         else:
             with pool:
                 yield from results
