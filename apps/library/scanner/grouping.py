@@ -15,7 +15,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from apps.library.models import LibraryKind
 
@@ -29,7 +29,9 @@ class FileLike(Protocol):
     path: str
 
 
-class FileRow(Protocol):
+class FileRow(NamedTuple):
+    """What grouping needs of a stored file (one row of library_audiofile)."""
+
     id: int
     root: str
     path: str
@@ -39,6 +41,8 @@ class FileRow(Protocol):
     embedded_chapters: list[dict[str, Any]]
     error: str
     missing: bool
+    size_bytes: int
+    mtime_ns: int
 
 
 def group_keys(kind: str, files: Iterable[FileLike]) -> dict[tuple[str, str], str]:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from django.conf import settings
@@ -30,7 +30,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.library.models import Album, Library, Track
-from apps.library.scanner.grouping import TrackSpec, build_track, fingerprint, group_keys, join_path
+from apps.library.scanner.grouping import FileRow, TrackSpec, build_track, fingerprint, group_keys, join_path
 from apps.library.scanner.reader import read_all
 from apps.library.scanner.walk import FoundFile, walk_roots
 
@@ -75,22 +75,6 @@ class ScanResult:
             "error_messages": self.error_messages,
             "tracks_changed": len(self.changed_track_ids),
         }
-
-
-class FileFacts(NamedTuple):
-    """What grouping needs of a stored file (grouping.FileRow)."""
-
-    id: int
-    root: str
-    path: str
-    format: str
-    duration_ms: int
-    tags: dict[str, list[str]]
-    embedded_chapters: list[dict[str, Any]]
-    error: str
-    missing: bool
-    size_bytes: int
-    mtime_ns: int
 
 
 def _bulk_cursor() -> psycopg.Cursor:
@@ -338,13 +322,13 @@ SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::text[], %s::bigint[], %s::
 
 
 def _rebuild_groups(library: Library, group_keys_: Sequence[str], unsplit: frozenset[str]) -> list[int]:
-    files_by_group: dict[str, list[FileFacts]] = defaultdict(list)
+    files_by_group: dict[str, list[FileRow]] = defaultdict(list)
     with connection.cursor() as cursor:
         cursor.execute(_GROUP_FILES_SQL, [library.pk, list(group_keys_)])
         # Django's backend hands jsonb over as text (JSONField decodes it); decode it here likewise.
         for id_, root, path, format_, duration_ms, tags, chapters, *rest, group_key in cursor.fetchall():
             files_by_group[group_key].append(
-                FileFacts(id_, root, path, format_, duration_ms, json.loads(tags), json.loads(chapters), *rest)
+                FileRow(id_, root, path, format_, duration_ms, json.loads(tags), json.loads(chapters), *rest)
             )
         cursor.execute(
             "SELECT group_key, source_fingerprint, album_id FROM library_track "
