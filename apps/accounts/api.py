@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from django.contrib.auth import authenticate
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -13,7 +12,7 @@ from rest_framework.views import APIView
 from apps.accounts.models import ApiToken
 from apps.accounts.selectors import api_token_list
 from apps.accounts.serializers import TokenCreateInput, TokenCreateOutput, TokenOutput, UserOutput
-from apps.accounts.services import api_token_issue, api_token_revoke
+from apps.accounts.services import api_token_login, api_token_revoke
 from apps.ops.net import client_ip
 
 
@@ -52,11 +51,8 @@ class TokenView(APIView):
     def post(self, request: Request) -> Response:
         data = TokenCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request, username=data.validated_data["username"], password=data.validated_data["password"])
-        if user is None:
-            raise exceptions.AuthenticationFailed("Wrong user name or password.", code="invalid_credentials")
-        token, key = api_token_issue(user=user, name=data.validated_data["name"])
-        body = {"token": key, "token_info": token, "user": user}
+        token, key = api_token_login(request=request, **data.validated_data)
+        body = {"token": key, "token_info": token, "user": token.user}
         return Response(TokenCreateOutput(body).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={204: None})

@@ -5,10 +5,12 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from django.utils import timezone
+from rest_framework.exceptions import AuthenticationFailed
 
 from apps.accounts.models import ApiToken
 
@@ -23,6 +25,14 @@ def api_token_issue(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken
         user=user, name=name, key_digest=ApiToken.digest(key), key_hint=key[: len(ApiToken.KEY_PREFIX) + 4]
     )
     return token, key
+
+
+def api_token_login(*, request: HttpRequest, username: str, password: str, name: str = "") -> tuple[ApiToken, str]:
+    """Check the credentials (Django's authentication backends) and issue a token for them."""
+    user = authenticate(request, username=username, password=password)
+    if user is None:
+        raise AuthenticationFailed("Wrong user name or password.", code="invalid_credentials")
+    return api_token_issue(user=user, name=name)
 
 
 def api_token_revoke(*, token: ApiToken) -> None:
