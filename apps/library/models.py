@@ -182,10 +182,6 @@ class AudioFile(models.Model):
     def __str__(self) -> str:
         return self.path
 
-    @property
-    def absolute_path(self) -> str:
-        return f"{self.root.rstrip('/')}/{self.path}"
-
 
 class Chapter(models.Model):
     track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="chapters")

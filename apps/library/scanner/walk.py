@@ -18,10 +18,6 @@ class FoundFile(NamedTuple):
     size_bytes: int
     mtime_ns: int
 
-    @property
-    def absolute_path(self) -> str:
-        return f"{self.root.rstrip('/')}/{self.path}"
-
 
 def _inside(real_path: str, real_roots: list[str]) -> bool:
     return any(real_path == root or real_path.startswith(root.rstrip("/") + "/") for root in real_roots)

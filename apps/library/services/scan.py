@@ -148,17 +148,24 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
 
     seen_paths = {(f.root, f.path) for f in found}
     gone_ids = [old[_ID] for path, old in known.items() if not old[_MISSING] and path not in seen_paths]
-    files_change = bool(to_read or restored_ids or regrouped or gone_ids)
-    if files_change:
+    if to_read or restored_ids or regrouped or gone_ids:
         Library.objects.filter(pk=library.pk).update(tracks_stale=True)
         library.tracks_stale = True
     vanished = _read_and_store(library, to_read, keys, result, report)
     gone_ids += [known[path][_ID] for path in vanished if path in known and not known[path][_MISSING]]
     result.missing = len(gone_ids)
 
+    if restored_ids or gone_ids or regrouped:
+        _mark_files(restored_ids=restored_ids, gone_ids=gone_ids, regrouped=regrouped)
+    if library.tracks_stale:
+        result.changed_track_ids = tracks_sync(library=library, progress=report)
+    return result
+
+
+def _mark_files(*, restored_ids: list[int], gone_ids: list[int], regrouped: list[tuple[int, str]]) -> None:
+    """Files back on disk, files gone, files now in another group: one transaction, no file re-read."""
     now = timezone.now()
     with transaction.atomic(), _bulk_cursor() as cursor:
-        # (Nothing is sent to the server when all three lists are empty: an unchanged rescan.)
         if restored_ids:
             cursor.execute(
                 "UPDATE library_audiofile SET missing = false, updated_at = %s WHERE id = ANY(%s)", [now, restored_ids]
@@ -173,10 +180,6 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
                 "FROM unnest(%s::bigint[], %s::text[]) AS r(id, group_key) WHERE f.id = r.id",
                 [now, [id_ for id_, _ in regrouped], [key for _, key in regrouped]],
             )
-
-    if library.tracks_stale:
-        result.changed_track_ids = tracks_sync(library=library, progress=report)
-    return result
 
 
 _UPSERT_FILES_SQL = """
