@@ -5,6 +5,7 @@ Bad values raise `ImproperlyConfigured` with the variable's name at start-up (se
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -16,6 +17,7 @@ import imageio_ffmpeg
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
+from apps.streaming.profiles import DEFAULT_PROFILES, SEGMENT_FORMATS, ladder_check
 from revenge import embedded
 from revenge.env import (
     env_bool,
@@ -81,6 +83,8 @@ INSTALLED_APPS = [
     "django_filters",
     "apps.accounts",
     "apps.library",
+    "apps.streaming",
+    "apps.playback",
     "apps.ops",
 ]
 
@@ -179,6 +183,7 @@ CELERY_TASK_QUEUES = [
 # On-demand transcodes are sent to `transcode.interactive` explicitly by their caller.
 CELERY_TASK_ROUTES = {
     "apps.library.tasks.library_scan_task": {"queue": "scan"},
+    "apps.streaming.tasks.renditions_housekeeping_task": {"queue": "default"},
     "apps.streaming.tasks.*": {"queue": "transcode.bulk"},
 }
 # A worker takes one message at a time: a transcode may run for minutes and must not sit on others.
@@ -200,6 +205,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "clear-expired-sessions": {"task": "apps.ops.tasks.ops_clear_sessions_task", "schedule": 24 * 3600},
     "library-scans-due": {"task": "apps.library.tasks.library_scans_due_task", "schedule": 60},
+    "renditions-housekeeping": {"task": "apps.streaming.tasks.renditions_housekeeping_task", "schedule": 15 * 60},
 }
 
 # --- Files ------------------------------------------------------------------------------------------
@@ -261,11 +267,74 @@ FFMPEG_BINARY = env_str("FFMPEG_BINARY") or imageio_ffmpeg.get_ffmpeg_exe()
 if not os.access(FFMPEG_BINARY, os.X_OK):
     raise ImproperlyConfigured(f"FFMPEG_BINARY={FFMPEG_BINARY!r}: not an executable file.")
 
+# --- Streaming --------------------------------------------------------------------------------------
+RENDITIONS_ROOT = env_path("RENDITIONS_ROOT", DATA_DIR / "renditions")
+STREAMING_PROFILES = env_list("STREAMING_PROFILES", list(DEFAULT_PROFILES))
+HLS_SEGMENT_FORMAT = env_choice("HLS_SEGMENT_FORMAT", "fmp4", SEGMENT_FORMATS)
+HLS_SEGMENT_SECONDS = env_int("HLS_SEGMENT_SECONDS", 6, minimum=2, maximum=30)
+if _ladder_problem := ladder_check(STREAMING_PROFILES, HLS_SEGMENT_FORMAT):
+    raise ImproperlyConfigured(f"STREAMING_PROFILES / HLS_SEGMENT_FORMAT: {_ladder_problem}.")
+# The secret of the signed /hls/ URLs; nginx's secure_link_md5 must be given the same value. Derived from
+# SECRET_KEY when unset (fine when Django serves /hls/ itself).
+HLS_SIGNING_SECRET = env_str("HLS_SIGNING_SECRET") or hashlib.sha256(f"hls:{SECRET_KEY}".encode()).hexdigest()
+HLS_URL_LIFETIME_S = env_int("HLS_URL_LIFETIME", 6 * 3600, minimum=60)
+# Pre-transcode every new or changed track after a scan (off: only on demand, when a client asks).
+TRANSCODE_AFTER_SCAN = env_bool("TRANSCODE_AFTER_SCAN", True)
+# Time limit of one transcode: a base plus this many seconds per hour of audio. The default allows the
+# whole ladder to run at only 4x realtime; ffmpeg does 100x and more on one core.
+TRANSCODE_TIME_LIMIT_BASE_S = env_int("TRANSCODE_TIME_LIMIT_BASE", 300, minimum=10)
+TRANSCODE_TIME_LIMIT_PER_HOUR_S = env_int("TRANSCODE_TIME_LIMIT_PER_HOUR", 900, minimum=1)
+# How often a failed transcode is tried again on demand before it waits for an admin's "Retry".
+TRANSCODE_MAX_ATTEMPTS = env_int("TRANSCODE_MAX_ATTEMPTS", 3, minimum=1)
+# ffmpeg threads per transcode (0: ffmpeg decides).
+TRANSCODE_THREADS = env_int("TRANSCODE_THREADS", 0, minimum=0, maximum=64)
+# Behind nginx: direct play answers X-Accel-Redirect to this internal location + the file's absolute path.
+USE_X_ACCEL_REDIRECT = env_bool("USE_X_ACCEL_REDIRECT", False)
+X_ACCEL_REDIRECT_PREFIX = env_str("X_ACCEL_REDIRECT_PREFIX", "/_originals").rstrip("/")
+
 # --- Library ----------------------------------------------------------------------------------------
 # Artist and genre names that contain a separator ("/" in ID3) but are one name.
 LIBRARY_UNSPLIT_NAMES = env_list("LIBRARY_UNSPLIT_NAMES", ["AC/DC"])
 # Processes that read tags in parallel during a scan (1: read in the scanning process itself).
 LIBRARY_SCAN_WORKERS = env_int("LIBRARY_SCAN_WORKERS", max(1, min(4, os.cpu_count() or 1)), minimum=1, maximum=64)
+
+# --- Playback progress ------------------------------------------------------------------------------
+# buffered: a PUT lands in Redis (atomic Lua compare-and-set) and beat flushes to PostgreSQL in one
+# statement every PROGRESS_FLUSH_INTERVAL seconds; Redis unreachable → written straight to PostgreSQL.
+# direct: every PUT is a PostgreSQL transaction.
+PROGRESS_WRITE_MODE = env_choice("PROGRESS_WRITE_MODE", "buffered", ("buffered", "direct"))
+PROGRESS_FLUSH_INTERVAL_S = env_int("PROGRESS_FLUSH_INTERVAL", 5, minimum=1, maximum=300)
+# How long a flushed (clean) entry stays in Redis so the next heartbeat needs no PostgreSQL read.
+# Dirty entries never expire.
+PROGRESS_BUFFER_TTL_S = env_int("PROGRESS_BUFFER_TTL", 3600, minimum=60)
+# A play-through counts (one Listen, play_count + 1) at this share of the track, or after
+# ..._AFTER seconds for music (min of both, as Last.fm scrobbles).
+PROGRESS_COMPLETION = {
+    "music": {
+        "percent": env_int("PROGRESS_MUSIC_COMPLETE_PERCENT", 50, minimum=1, maximum=100),
+        "after_ms": env_int("PROGRESS_MUSIC_COMPLETE_AFTER", 240, minimum=1) * 1000,
+    },
+    "audiobook": {
+        "percent": env_int("PROGRESS_AUDIOBOOK_COMPLETE_PERCENT", 90, minimum=1, maximum=100),
+        "after_ms": None,
+    },
+    "podcast": {
+        "percent": env_int("PROGRESS_PODCAST_COMPLETE_PERCENT", 90, minimum=1, maximum=100),
+        "after_ms": None,
+    },
+}
+# An open playback session without a heartbeat for this long is closed by beat.
+PLAYBACK_SESSION_IDLE_TIMEOUT_S = env_int("PLAYBACK_SESSION_IDLE_TIMEOUT", 600, minimum=30)
+CELERY_BEAT_SCHEDULE["progress-buffer-flush"] = {
+    "task": "apps.playback.tasks.progress_buffer_flush_task",
+    "schedule": PROGRESS_FLUSH_INTERVAL_S,
+    # A flush queued while the worker was down is worthless once the next one is due.
+    "options": {"expires": PROGRESS_FLUSH_INTERVAL_S * 2},
+}
+CELERY_BEAT_SCHEDULE["playback-sessions-close-idle"] = {
+    "task": "apps.playback.tasks.playback_sessions_close_idle_task",
+    "schedule": 60,
+}
 
 # --- Operations -------------------------------------------------------------------------------------
 METRICS_ALLOWED_CIDRS = env_cidrs("METRICS_ALLOWED_CIDRS", ["127.0.0.0/8", "::1/128"])

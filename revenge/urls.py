@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.ops import views as ops_views
+from apps.streaming import views as streaming_views
 
 admin.site.site_header = "Revenge administration"
 admin.site.site_title = "Revenge"
@@ -10,6 +11,8 @@ admin.site.site_title = "Revenge"
 api_v1 = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.library.urls")),
+    path("", include("apps.streaming.urls")),
+    path("", include("apps.playback.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
@@ -21,6 +24,7 @@ urlpatterns = [
     path("metrics", ops_views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    re_path(r"^hls/", streaming_views.hls_file, name="hls"),
 ]
 
 handler400 = "apps.ops.errors.bad_request"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -11,10 +12,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from celery import current_app
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
+from apps.streaming import services as streaming_services
 from tests.factories import UserFactory
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -42,6 +45,33 @@ def _files(settings, tmp_path: Path) -> None:
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _transcode_queues(settings, tmp_path: Path, monkeypatch) -> Iterator[None]:
+    """Renditions in the test's temp folder; transcode messages on queues of this test only (the Redis may
+    be shared with a running server whose worker must not take them); no pre-transcode after scans unless
+    a test turns it on."""
+    settings.RENDITIONS_ROOT = tmp_path / "renditions"
+    settings.TRANSCODE_AFTER_SCAN = False
+    suffix = uuid.uuid4().hex[:8]
+    monkeypatch.setattr(streaming_services, "INTERACTIVE_QUEUE", f"test-{suffix}-transcode.interactive")
+    monkeypatch.setattr(streaming_services, "BULK_QUEUE", f"test-{suffix}-transcode.bulk")
+    yield
+    broker_queues_delete([streaming_services.INTERACTIVE_QUEUE, streaming_services.BULK_QUEUE])
+
+
+def broker_queues_delete(queues: list[str]) -> None:
+    with current_app.connection_for_write() as conn:
+        for queue in queues:
+            conn.default_channel.queue_delete(queue)
+
+
+def broker_queue_messages(queue: str) -> list[dict]:
+    """The task messages waiting in a queue, read without consuming them (Redis broker)."""
+    with current_app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        return [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
 
 
 @pytest.fixture
@@ -77,6 +107,7 @@ def process_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env["TRANSCODE_AFTER_SCAN"] = "0"  # the worker tests of other apps must not queue transcodes
     return env
 
 

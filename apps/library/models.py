@@ -214,6 +214,7 @@ class ScanTrigger(models.TextChoices):
     MANUAL = "manual", "Admin or API"
     SCHEDULE = "schedule", "Schedule"
     COMMAND = "command", "Command line"
+    SOURCE_CHANGED = "source_changed", "Files changed under a transcode"
 
 
 ACTIVE_SCAN_STATUSES = (ScanStatus.QUEUED, ScanStatus.RUNNING)

@@ -11,6 +11,7 @@ from django_prometheus.exports import ExportToDjangoView
 
 from apps.ops.errors import error_body
 from apps.ops.health import run_checks
+from apps.ops.metrics import scrape_hooks_run
 from apps.ops.net import client_ip
 
 
@@ -57,4 +58,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition; sums every process's metrics when PROMETHEUS_MULTIPROC_DIR is set."""
     if not _metrics_allowed(request):
         return JsonResponse(error_body("forbidden", "Metrics are not available from this address."), status=403)
+    scrape_hooks_run()
     return ExportToDjangoView(request)

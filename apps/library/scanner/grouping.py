@@ -93,7 +93,7 @@ class TrackSpec:
 
 def build_track(kind: str, group_key: str, files: Sequence[FileRow], *, unsplit: frozenset[str]) -> TrackSpec | None:
     """The track made of `files` (all files of one group), or None when none of them can be played."""
-    playable = sorted((f for f in files if not f.missing and not f.error), key=_play_order)
+    playable = sorted((f for f in files if not f.missing and not f.error), key=play_order)
     if not playable:
         return None
     first = playable[0]
@@ -167,7 +167,7 @@ def natural_key(text: str) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
-def _play_order(f: FileRow) -> tuple[Any, ...]:
+def play_order(f: FileRow) -> tuple[Any, ...]:
     disc = _number(f.tags, "discnumber", 32767)
     track = _number(f.tags, "tracknumber", 2**31 - 1)
     return (disc if disc is not None else 0, track if track is not None else 0, natural_key(f.path))

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 
+from django.utils.module_loading import import_string
+
 logger = logging.getLogger(__name__)
 
 
 def tracks_changed(*, track_ids: list[int]) -> None:
-    """Called after every successful scan with the tracks that are new or whose files changed.
+    """Called after every successful scan with the tracks that are new or whose files changed: their
+    renditions are queued on `transcode.bulk` (unless TRANSCODE_AFTER_SCAN is off).
 
-    The Streaming issue makes this queue their pre-transcodes on `transcode.bulk`; until then the
-    library only reports them.
+    Imported by name: the streaming app builds on the library app, not the other way round.
     """
     if track_ids:
         logger.info("%d new or changed tracks for the streaming pipeline", len(track_ids))
+        import_string("apps.streaming.services.renditions_after_scan")(track_ids=track_ids)

@@ -1,0 +1,294 @@
+"""HTTP Range serving of one file, or of a sequence of files presented as ONE representation.
+
+Used for direct play of originals and for downloading an HLS fMP4 rendition as a single ``.m4a``
+(``init.mp4`` + ``seg0.m4s`` + ``seg1.m4s`` ... concatenated on the fly, never written out as a copy).
+
+What is implemented (RFC 9110):
+- ``Accept-Ranges: bytes`` on every representation response.
+- One range: ``bytes=a-b``, ``bytes=a-``, ``bytes=-n`` → 206 with ``Content-Range``; an end past the
+  representation is clamped; a range that names no byte → 416 with ``Content-Range: bytes */size``.
+- Invalid syntax (unknown unit, garbage, signs, ``a > b``) → the header is ignored: 200 with the full body.
+- Several ranges (``bytes=0-1,5-6``) → also ignored: 200 with the full body. RFC 9110 §14.2 lets a server
+  ignore Range; players ask for one range, and ``multipart/byteranges`` would be code nobody exercises.
+- ``If-Range`` (strong ETag comparison, or an HTTP-date equal to Last-Modified) gates the range.
+- ``If-Match``/``If-Unmodified-Since`` (412) and ``If-None-Match``/``If-Modified-Since`` (304) through
+  :func:`django.utils.cache.get_conditional_response`, which follows the §13.2.2 order.
+- HEAD answers exactly the headers GET would, with no body.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Final, NamedTuple
+
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.utils.cache import get_conditional_response, quote_etag
+from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
+
+__all__ = [
+    "CHUNK_BYTES",
+    "UNSATISFIABLE",
+    "ByteRange",
+    "RepresentationChanged",
+    "Unsatisfiable",
+    "file_response",
+    "parse_range",
+]
+
+# Big enough that a 1 GB original is ~4,000 reads and yields, small enough that many concurrent
+# streams stay cheap; memory per stream is one chunk whatever the file size.
+CHUNK_BYTES: Final = 256 * 1024
+
+_INT_RANGE: Final = re.compile(r"([0-9]+)-([0-9]*)")  # [0-9], not \d: \d also matches non-ASCII digits
+_SUFFIX_RANGE: Final = re.compile(r"-([0-9]+)")
+# int() refuses strings of more than 4,300 digits (CVE-2020-10735 guard). A position that long is valid
+# syntax and lies past any file, so it is capped instead of being treated as garbage.
+_MAX_POSITION_DIGITS: Final = 30
+
+
+class ByteRange(NamedTuple):
+    """A satisfiable range; ``end`` is inclusive, as in ``Content-Range``."""
+
+    start: int
+    end: int
+
+    @property
+    def length_bytes(self) -> int:
+        return self.end - self.start + 1
+
+
+class Unsatisfiable(enum.Enum):
+    """A valid Range that names no byte of the representation: answer 416."""
+
+    UNSATISFIABLE = "unsatisfiable"
+
+
+UNSATISFIABLE: Final = Unsatisfiable.UNSATISFIABLE
+
+
+class RepresentationChanged(OSError):
+    """A part changed between the stat that produced the headers and the read of its bytes.
+
+    Raised from the body iterator, after the headers went out: the WSGI server then drops the connection, so
+    the client sees a short response rather than bytes of two versions under one ETag and Content-Length.
+    """
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | Unsatisfiable | None:
+    """The byte range a ``Range`` header asks of a ``size``-byte representation.
+
+    None means "ignore the header, send 200": absent, invalid syntax, another unit, or several ranges.
+    """
+    if not header:
+        return None
+    unit, equals, range_set = header.strip().partition("=")
+    if not equals or unit.lower() != "bytes":  # range units are case-insensitive (§14.1)
+        return None
+    # Lists accept empty elements and whitespace around commas (§5.6.1): "bytes=0-5," is one range.
+    specs = [spec for spec in (element.strip(" \t") for element in range_set.split(",")) if spec]
+    if len(specs) != 1:
+        return None
+    if match := _INT_RANGE.fullmatch(specs[0]):
+        first = _position(match[1])
+        last = _position(match[2]) if match[2] else None
+        if last is not None and last < first:
+            return None
+        if first >= size:  # also every int-range of an empty representation
+            return UNSATISFIABLE
+        return ByteRange(first, size - 1 if last is None else min(last, size - 1))
+    if match := _SUFFIX_RANGE.fullmatch(specs[0]):
+        suffix_bytes = _position(match[1])
+        # An empty representation has no last byte to name, so "bytes=-5" of it cannot be expressed in a
+        # Content-Range either: 416 rather than a 206 of nothing.
+        if suffix_bytes == 0 or size == 0:
+            return UNSATISFIABLE
+        return ByteRange(max(0, size - suffix_bytes), size - 1)
+    return None
+
+
+def _position(digits: str) -> int:
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= _MAX_POSITION_DIGITS else 10**_MAX_POSITION_DIGITS
+
+
+@dataclass(frozen=True)
+class _Part:
+    path: Path
+    size_bytes: int
+    mtime_ns: int
+    inode: int
+    device: int
+
+    @classmethod
+    def from_stat(cls, path: Path, st: os.stat_result) -> _Part:
+        return cls(path=path, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, device=st.st_dev)
+
+
+def _stat_part(path: Path) -> _Part:
+    st = path.stat()  # follows symlinks, as open() will
+    # A FIFO or a device would block or never end; a directory would fail mid-body. Say so before any header.
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path} is not a regular file")
+    return _Part.from_stat(path, st)
+
+
+def _open_part(part: _Part) -> BinaryIO:
+    """Open a part, checking it is still the file whose size and mtime went into the headers."""
+    file = part.path.open("rb")
+    try:
+        if _Part.from_stat(part.path, os.fstat(file.fileno())) != part:
+            raise RepresentationChanged(f"{part.path} changed while being served")
+    except BaseException:
+        file.close()
+        raise
+    return file
+
+
+def _derive_etag(parts: Sequence[_Part]) -> str:
+    # (size, mtime_ns, inode) of every part: an atomic rename (new inode) or any rewrite changes it, and it
+    # costs no read of the bytes. Strong, because the same triple means the same bytes for our writers.
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        digest.update(f"{part.size_bytes}:{part.mtime_ns}:{part.inode};".encode())
+    return f'"{digest.hexdigest()}"'
+
+
+def _if_range_passes(request: HttpRequest, etag: str, last_modified_s: int) -> bool:
+    if_range = request.headers.get("If-Range")
+    if if_range is None:
+        return True
+    if_range = if_range.strip()
+    if if_range.startswith(('"', "W/")):
+        # Strong comparison (§13.1.5): a weak validator, ours or theirs, never matches.
+        return not etag.startswith("W/") and if_range == etag
+    return parse_http_date_safe(if_range) == last_modified_s
+
+
+def _stream(parts: Sequence[_Part], byte_range: ByteRange) -> Iterator[bytes]:
+    """The bytes of ``byte_range`` across the parts, opening one part at a time."""
+    part_start = 0  # offset of the current part in the representation
+    for part in parts:
+        if part_start > byte_range.end:
+            return
+        part_end = part_start + part.size_bytes  # exclusive
+        first = max(byte_range.start, part_start)
+        stop = min(byte_range.end + 1, part_end)
+        if first < stop:
+            yield from _stream_part(part, first - part_start, stop - first)
+        part_start = part_end
+
+
+def _stream_part(part: _Part, offset: int, length_bytes: int) -> Iterator[bytes]:
+    # `with` inside the generator: when the client goes away the WSGI server calls response.close(), which
+    # closes this generator (GeneratorExit at the yield), which closes the file.
+    with _open_part(part) as file:
+        file.seek(offset)
+        remaining = length_bytes
+        while remaining:
+            chunk = file.read(min(CHUNK_BYTES, remaining))
+            if not chunk:  # truncated since the fstat check
+                raise RepresentationChanged(f"{part.path} shrank while being served")
+            remaining -= len(chunk)
+            yield chunk
+
+
+def file_response(
+    request: HttpRequest,
+    *,
+    parts: Sequence[Path],
+    content_type: str,
+    etag: str | None = None,
+    filename: str | None = None,
+    accel_redirect: str | None = None,
+    cache_control: str = "private, max-age=0",
+) -> HttpResponseBase:
+    """Serve ``parts`` (absolute paths, already authorized) as one representation, with Range support.
+
+    Size is the sum of the parts, Last-Modified the latest mtime. ``etag`` (quoted if it is not) replaces
+    the default strong ETag derived from (size, mtime_ns, inode) of every part.
+
+    ``accel_redirect`` (single part only; already URL-quoted by the caller) hands the bytes to nginx: the
+    answer is an empty 200 with ``X-Accel-Redirect``, Content-Type, Content-Disposition and Cache-Control.
+    nginx answers Range, If-Range, ETag and Last-Modified itself from the file on its internal location,
+    so none of them is set or evaluated here, and the file is not even stat'ed.
+
+    Returns a StreamingHttpResponse (a FileResponse for a full single file, so gunicorn can sendfile), an
+    HttpResponse for HEAD, 304, 412 and 416; hence ``HttpResponseBase``. Raises OSError (FileNotFoundError...)
+    if a part cannot be stat'ed, and ValueError if a part is not a regular file.
+    """
+    if not parts:
+        raise ValueError("file_response needs at least one part")
+    disposition = content_disposition_header(True, filename) if filename else None
+
+    if accel_redirect is not None:
+        if len(parts) != 1:
+            raise ValueError("X-Accel-Redirect serves one file; a sequence of parts is streamed by Django")
+        accel = HttpResponse(content_type=content_type)
+        accel["X-Accel-Redirect"] = accel_redirect
+        accel["Cache-Control"] = cache_control
+        if disposition:
+            accel["Content-Disposition"] = disposition
+        return accel
+
+    stats = [_stat_part(Path(path)) for path in parts]
+    size = sum(part.size_bytes for part in stats)
+    last_modified_s = max(part.mtime_ns for part in stats) // 1_000_000_000
+    etag = quote_etag(etag) if etag is not None else _derive_etag(stats)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Cache-Control": cache_control,
+        "ETag": etag,
+        "Last-Modified": http_date(last_modified_s),
+    }
+
+    # Django's own §13.2.2 evaluation (steps 1-4). The probe carries the headers a 304 must repeat; any other
+    # answer than the probe itself is the 304 or 412 to send.
+    probe = HttpResponse(headers=headers)
+    conditional = get_conditional_response(request, etag=etag, last_modified=last_modified_s, response=probe)
+    if conditional is not probe:
+        return conditional
+
+    # Range is only defined for GET (§14.2); HEAD mirrors GET so a client can probe what it would get.
+    byte_range: ByteRange | Unsatisfiable | None = None
+    if request.method in ("GET", "HEAD") and _if_range_passes(request, etag, last_modified_s):
+        byte_range = parse_range(request.headers.get("Range"), size)
+
+    if byte_range is UNSATISFIABLE:
+        unsatisfiable = HttpResponse(status=416, headers=headers)
+        unsatisfiable["Content-Range"] = f"bytes */{size}"
+        unsatisfiable["Content-Length"] = "0"
+        return unsatisfiable
+
+    if byte_range is None:
+        status, body_range = 200, ByteRange(0, size - 1)
+    else:
+        status, body_range = 206, byte_range
+        headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
+
+    response: HttpResponseBase
+    if request.method == "HEAD":
+        response = HttpResponse(status=status, content_type=content_type)
+    elif status == 200 and len(stats) == 1:
+        # wsgi.file_wrapper lets gunicorn sendfile() the whole file. Only for 200: a wrapper may read to EOF.
+        response = FileResponse(_open_part(stats[0]), status=status, content_type=content_type)
+        response.block_size = CHUNK_BYTES
+    else:
+        response = StreamingHttpResponse(_stream(stats, body_range), status=status, content_type=content_type)
+
+    # FileResponse names the on-disk file in an inline Content-Disposition: the caller decides the name, and
+    # both paths must send the same headers.
+    response.headers.pop("Content-Disposition", None)
+    if disposition:
+        response["Content-Disposition"] = disposition
+    for name, value in headers.items():
+        response[name] = value
+    response["Content-Length"] = str(body_range.length_bytes)
+    return response

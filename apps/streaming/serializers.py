@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.streaming.profiles import PROFILES
+
+CLIENT_CODECS = ("mp3", "aac", "alac", "flac", "opus", "vorbis", "pcm")
+
+
+class StreamInput(serializers.Serializer):
+    codecs = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text=f"Comma-separated codecs the client plays: {', '.join(CLIENT_CODECS)}.",
+    )
+    max_bitrate = serializers.IntegerField(
+        required=False, min_value=16, max_value=100_000, help_text="The most the client wants, in kbps."
+    )
+
+    def validate_codecs(self, value: str) -> list[str]:
+        codecs = [c.strip().lower() for c in value.split(",") if c.strip()]
+        unknown = sorted(set(codecs) - set(CLIENT_CODECS))
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown codec(s): {', '.join(unknown)}. Known: {', '.join(CLIENT_CODECS)}."
+            )
+        if not codecs:
+            raise serializers.ValidationError("List at least one codec.")
+        return codecs
+
+
+class StreamVariantOutput(serializers.Serializer):
+    profile = serializers.CharField()
+    codecs = serializers.CharField()
+    bandwidth = serializers.IntegerField(help_text="Measured peak bit rate, bits/s.")
+    average_bandwidth = serializers.IntegerField(help_text="Measured average bit rate, bits/s.")
+
+
+class StreamFileOutput(serializers.Serializer):
+    index = serializers.IntegerField()
+    url = serializers.CharField()
+    codec = serializers.CharField()
+    bitrate_kbps = serializers.IntegerField(allow_null=True)
+    duration_ms = serializers.IntegerField()
+    size_bytes = serializers.IntegerField()
+
+
+class StreamDecisionOutput(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["direct", "hls"])
+    url = serializers.CharField(help_text="Signed: opens without an Authorization header until it expires.")
+    reason = serializers.CharField()
+    ready = serializers.BooleanField(help_text="False: the renditions are being built; the master answers 202.")
+    variants = StreamVariantOutput(many=True)
+    files = StreamFileOutput(many=True)
+
+
+class DownloadInput(serializers.Serializer):
+    profile = serializers.ChoiceField(choices=sorted(PROFILES), default="aac-128")
+
+
+class NotReadyOutput(serializers.Serializer):
+    status = serializers.CharField()
+    retry_after_s = serializers.IntegerField()
+    renditions = serializers.ListField(child=serializers.DictField())

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from apps.streaming.services import rendition_transcode, renditions_housekeeping
+
+
+# Time limits are set per message by renditions_request (they grow with the track's duration). A message
+# redelivered after a worker died finds the track lock free and starts over in a clean temp folder.
+@shared_task(
+    name="apps.streaming.tasks.rendition_transcode_task",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),  # the database away for a moment; ffmpeg errors are final
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=5,
+)
+def rendition_transcode_task(track_id: int) -> dict[str, object]:
+    result = rendition_transcode(track_id=track_id)
+    return {"track": track_id, "outcome": str(result.outcome), "key": result.rendition_key, "s": result.seconds}
+
+
+@shared_task(name="apps.streaming.tasks.renditions_housekeeping_task")
+def renditions_housekeeping_task() -> dict[str, int]:
+    result = renditions_housekeeping()
+    return {"rows_deleted": result.rows_deleted, "folders_removed": result.folders_removed, "requeued": result.requeued}

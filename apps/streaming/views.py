@@ -1,0 +1,75 @@
+"""`/hls/...` when nginx is not in front (embedded mode, tests): the same signature check as nginx's
+secure_link, then the file. Behind nginx this view is never reached (see deploy/nginx)."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
+from django.views.decorators.http import require_safe
+
+from apps.ops.errors import error_body
+from apps.streaming.ranges import file_response
+from apps.streaming.services import rendition_folder_lost
+from apps.streaming.signing import hls_check
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+CONTENT_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "mp4": "audio/mp4", "m4s": "audio/mp4", "ts": "video/mp2t"}
+# After normalisation: /hls/<expires>/<signature>/<track>/<rendition_key>/<profile>/<file>. Every part is
+# matched strictly, so no path built from the URL can leave the renditions root.
+_HLS_PATH = re.compile(
+    r"hls/(?P<expires>[0-9]{1,12})/(?P<signature>[A-Za-z0-9_-]{1,64}={0,2})/(?P<track>[0-9]{1,18})"
+    r"/(?P<key>[0-9a-f]{16})/(?P<profile>[a-z0-9-]{1,32})/(?P<name>index\.m3u8|init\.mp4|seg[0-9]{5,9}\.(?:m4s|ts))"
+)
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status)
+
+
+def normalize_path(path: str) -> str | None:
+    """The path as nginx sees it: slashes merged, `.` and `..` resolved; None when `..` climbs above the
+    root or a NUL is present (nginx answers 400 to both)."""
+    if "\x00" in path:
+        return None
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+            continue
+        parts.append(part)
+    return "/".join(parts)
+
+
+@require_safe
+def hls_file(request: HttpRequest) -> HttpResponseBase:
+    path = normalize_path(request.path_info)
+    if path is None:
+        return _error(400, "bad_request", "Malformed path.")
+    match = _HLS_PATH.fullmatch(path)
+    if match is None:
+        return _error(404, "not_found", "Not found.")
+    track_id, key = int(match["track"]), match["key"]
+    check = hls_check(expires=int(match["expires"]), signature=match["signature"], track_id=track_id, rendition_key=key)
+    if check.status == 403:
+        return _error(403, "forbidden", "Bad signature.")
+    if check.status == 410:
+        return _error(410, "expired", "This link has expired; ask for the stream again.")
+    folder = settings.RENDITIONS_ROOT / str(track_id) / key
+    file = folder / match["profile"] / match["name"]
+    try:
+        response = file_response(
+            request, parts=[file], content_type=CONTENT_TYPES[file.suffix[1:]], cache_control=IMMUTABLE
+        )
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        if not folder.is_dir():
+            rendition_folder_lost(track_id=track_id, rendition_key=key)
+        return _error(404, "not_found", "Not found.")
+    response["Access-Control-Allow-Origin"] = "*"  # web players on other origins (signed anyway)
+    return response
