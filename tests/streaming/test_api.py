@@ -241,7 +241,19 @@ def test_download_is_one_playable_m4a(listener, user, media: Path):
     out = media.parent / "download.m4a"
     out.write_bytes(body)
     run = subprocess.run(
-        [settings.FFMPEG_BINARY, "-nostdin", "-hide_banner", "-v", "error", "-stats", "-i", str(out), "-f", "null", "-"],
+        [
+            settings.FFMPEG_BINARY,
+            "-nostdin",
+            "-hide_banner",
+            "-v",
+            "error",
+            "-stats",
+            "-i",
+            str(out),
+            "-f",
+            "null",
+            "-",
+        ],
         capture_output=True,
         text=True,
         check=True,

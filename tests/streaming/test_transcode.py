@@ -14,9 +14,9 @@ from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.selectors import track_rendition_key
 from apps.streaming.services import (
     TMP_DIR_NAME,
+    rendition_transcode,
     renditions_housekeeping,
     renditions_request,
-    rendition_transcode,
 )
 from apps.streaming.transcoder import peak_bitrate_bps
 from tests.audio import make_audio
@@ -95,7 +95,9 @@ def test_a_second_worker_on_the_same_track_backs_off(media: Path):
     assert rendition_transcode(track_id=track.pk).outcome == "published"
 
 
-def test_corrupt_file_fails_with_ffmpeg_error_and_bounded_retries(media: Path, settings, django_capture_on_commit_callbacks):
+def test_corrupt_file_fails_with_ffmpeg_error_and_bounded_retries(
+    media: Path, settings, django_capture_on_commit_callbacks
+):
     track = music_track(media, seconds=3)
     # Still the size and mtime the scan saw, but no longer audio.
     path = media / "song.mp3"
