@@ -5,13 +5,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help bench-scan
+.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-segments
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make test    ruff check, ruff format --check, pytest (PYTEST_ARGS='-m \"not slow\"' for the quick ones)"
 	@echo "make format  apply ruff fixes and formatting"
 	@echo "make bench-scan  scan benchmark (BENCH_FILES=2000)"
+	@echo "make bench-progress  progress PUT under gunicorn and buffer flush (BENCH_CLIENTS=32, BENCH_SECONDS=15)"
+	@echo "make bench-transcode  transcode benchmark (10-minute track)"
+	@echo "make bench-segments   /hls/ segment throughput under gunicorn"
 	@echo "make clean   remove .venv (var/ with the embedded databases is kept)"
 
 check-python:
@@ -34,6 +37,9 @@ test: $(STAMP)
 bench-scan: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/scan.py $(if $(BENCH_FILES),--files $(BENCH_FILES))
 
+bench-progress: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/progress.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -44,3 +50,9 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+bench-transcode: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/transcode.py
+
+bench-segments: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/segments.py

@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 import pytest
 from celery import current_app
+from kombu import Connection
+from kombu.exceptions import OperationalError as KombuOperationalError
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
@@ -54,17 +56,21 @@ def _transcode_queues(settings, tmp_path: Path, monkeypatch) -> Iterator[None]:
     a test turns it on."""
     settings.RENDITIONS_ROOT = tmp_path / "renditions"
     settings.TRANSCODE_AFTER_SCAN = False
+    broker_url = settings.CELERY_BROKER_URL
     suffix = uuid.uuid4().hex[:8]
     monkeypatch.setattr(streaming_services, "INTERACTIVE_QUEUE", f"test-{suffix}-transcode.interactive")
     monkeypatch.setattr(streaming_services, "BULK_QUEUE", f"test-{suffix}-transcode.bulk")
     yield
-    broker_queues_delete([streaming_services.INTERACTIVE_QUEUE, streaming_services.BULK_QUEUE])
+    broker_queues_delete(broker_url, [streaming_services.INTERACTIVE_QUEUE, streaming_services.BULK_QUEUE])
 
 
-def broker_queues_delete(queues: list[str]) -> None:
-    with current_app.connection_for_write() as conn:
-        for queue in queues:
-            conn.default_channel.queue_delete(queue)
+def broker_queues_delete(broker_url: str, queues: list[str]) -> None:
+    try:
+        with Connection(broker_url) as conn:
+            for queue in queues:
+                conn.default_channel.queue_delete(queue)
+    except (KombuOperationalError, OSError):
+        pass  # a test that pointed the app at a dead broker: nothing can have been sent there
 
 
 def broker_queue_messages(queue: str) -> list[dict]:

@@ -50,10 +50,12 @@ def check_broker() -> None:
 
 
 def check_media() -> None:
-    settings.MEDIA_ROOT.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=settings.MEDIA_ROOT, prefix=".readyz-") as probe:
-        probe.write(b"ok")
-        probe.flush()
+    """Media and renditions storage both writable (a worker publishes renditions there)."""
+    for folder in (settings.MEDIA_ROOT, settings.RENDITIONS_ROOT):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".readyz-") as probe:
+            probe.write(b"ok")
+            probe.flush()
 
 
 CHECKS: dict[str, Callable[[], None]] = {
