@@ -13,10 +13,10 @@ from urllib.parse import quote
 
 import pytest
 from celery import current_app
-from kombu import Connection
-from kombu.exceptions import OperationalError as KombuOperationalError
 from django.core.cache import cache
 from django.db import connection
+from kombu import Connection
+from kombu.exceptions import OperationalError as KombuOperationalError
 from rest_framework.test import APIClient
 
 from apps.streaming import services as streaming_services
