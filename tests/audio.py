@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from django.conf import settings
@@ -20,6 +21,7 @@ CODEC_ARGS = {
 }
 
 _cache: dict[tuple, Path] = {}
+_CACHE_DIR = tempfile.TemporaryDirectory(prefix="revenge-test-audio-")
 
 
 def make_audio(
@@ -56,7 +58,9 @@ def make_audio(
     subprocess.run(command, check=True, timeout=60)
     if chapters:
         metadata.unlink()
-    _cache[key] = path
+    # Keep a private copy: a test may later corrupt or touch its file, which must not leak into others.
+    _cache[key] = Path(_CACHE_DIR.name) / f"{len(_cache)}{path.suffix}"
+    shutil.copyfile(path, _cache[key])
     return path
 
 

@@ -17,12 +17,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.library.models import Track
-from apps.streaming import metrics, selectors
+from apps.streaming import selectors
 from apps.streaming.playlists import master_playlist
 from apps.streaming.profiles import PROFILES
 from apps.streaming.ranges import file_response
 from apps.streaming.serializers import DownloadInput, NotReadyOutput, StreamDecisionOutput, StreamInput
-from apps.streaming.services import rendition_folder_lost, renditions_request
+from apps.streaming.services import rendition_folder_lost, renditions_request, stream_start
 from apps.streaming.signing import stream_token_user_id
 
 RETRY_AFTER_S = 5
@@ -79,15 +79,12 @@ class StreamDecisionView(APIView):
         params = StreamInput(data=request.query_params)
         params.is_valid(raise_exception=True)
         track = _track(request, track_id)
-        decision = selectors.stream_decide(
+        decision = stream_start(
             user=request.user,
             track=track,
             codecs=params.validated_data.get("codecs"),
             max_bitrate_kbps=params.validated_data.get("max_bitrate"),
         )
-        if not decision.ready or decision.mode == "direct" and not decision.variants:
-            renditions_request(track_ids=[track.pk], interactive=not decision.ready and decision.mode == "hls")
-        metrics.stream_starts.labels(mode=decision.mode).inc()
         return Response(decision.as_dict(), headers={"Cache-Control": "private, no-store"})
 
 

@@ -76,6 +76,8 @@ class StreamDecision:
     ready: bool
     variants: list[dict[str, Any]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
+    # HLS is what this client should get, but the renditions are not ready: the caller queues them.
+    needs_transcode: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +142,7 @@ def stream_decide(*, user, track: Track, codecs: Sequence[str] | None, max_bitra
         }
         for index, f in enumerate(files)
     ]
+    hls.needs_transcode = ready is None
     if len(files) != 1:
         hls.reason = f"{len(files)} files play as one timeline over HLS"
         hls.files = direct_files
@@ -160,6 +163,7 @@ def stream_decide(*, user, track: Track, codecs: Sequence[str] | None, max_bitra
         return direct
     if plays_codec and ready is None:
         direct.reason = f"{source.bitrate_kbps} kbps is over max_bitrate, but HLS is not ready yet"
+        direct.needs_transcode = True
         return direct
     hls.reason = (
         f"the client does not play {source.codec}"

@@ -30,7 +30,14 @@ from apps.library.models import AudioFile, ScanTrigger, Track
 from apps.library.services import scan_request
 from apps.streaming import metrics
 from apps.streaming.models import Rendition, RenditionStatus
-from apps.streaming.selectors import file_path, rendition_folder, track_rendition_key, track_source_files
+from apps.streaming.selectors import (
+    StreamDecision,
+    file_path,
+    rendition_folder,
+    stream_decide,
+    track_rendition_key,
+    track_source_files,
+)
 from apps.streaming.transcoder import (
     LOSSLESS_SOURCE_CODECS,
     TranscodeFailed,
@@ -381,3 +388,13 @@ def renditions_housekeeping(*, stale_after: timedelta = timedelta(minutes=30)) -
         )
         result.requeued = renditions_request(track_ids=orphaned)
     return result
+
+
+def stream_start(*, user, track: Track, codecs: list[str] | None, max_bitrate_kbps: int | None) -> StreamDecision:
+    """A client starts playing: the stream decision, with the track's renditions queued (interactive) when
+    HLS is what it should get and they are not ready, and the start counted."""
+    decision = stream_decide(user=user, track=track, codecs=codecs, max_bitrate_kbps=max_bitrate_kbps)
+    if decision.needs_transcode:
+        renditions_request(track_ids=[track.pk], interactive=True)
+    metrics.stream_starts.labels(mode=decision.mode).inc()
+    return decision
