@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('library', '0001_initial'),
+        ("library", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='scanjob',
-            name='trigger',
-            field=models.CharField(choices=[('manual', 'Admin or API'), ('schedule', 'Schedule'), ('command', 'Command line'), ('source_changed', 'Files changed under a transcode')], default='manual', max_length=16),
+            model_name="scanjob",
+            name="trigger",
+            field=models.CharField(
+                choices=[
+                    ("manual", "Admin or API"),
+                    ("schedule", "Schedule"),
+                    ("command", "Command line"),
+                    ("source_changed", "Files changed under a transcode"),
+                ],
+                default="manual",
+                max_length=16,
+            ),
         ),
     ]

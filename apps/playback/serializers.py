@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.library.serializers import ChapterOutput, TrackListOutput
+from apps.playback.models import DEVICE_ID_MAX_LENGTH, MAX_QUEUE_TRACKS, PlaybackState, RepeatMode
+from apps.playback.rules import EPOCH, ProgressState
+
+BIGINT_MAX = 2**63 - 1
+# Client times before this are a device whose clock was never set: refused rather than stored as stale.
+EARLIEST_CLIENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer, nothing else: "12", 12.0, 12.5, true and NaN are refused (DRF's own field takes
+    numeric strings and whole floats)."""
+
+    default_error_messages = {"invalid": "A JSON integer is required."}
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_value", BIGINT_MAX)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}]})
+class ClientTimeField(serializers.Field):
+    """RFC 3339 with a time zone (`2025-05-01T12:00:00.250Z`) or an integer of epoch milliseconds."""
+
+    default_error_messages = {
+        "invalid": "Expected an RFC 3339 time with a time zone or integer epoch milliseconds.",
+        "range": "Expected a time after 2000-01-01.",
+    }
+
+    def to_internal_value(self, data) -> datetime:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, int):
+            try:
+                moment = EPOCH + timedelta(milliseconds=data)
+            except OverflowError:
+                self.fail("range")
+        elif isinstance(data, str) and len(data) <= 64:
+            try:
+                moment = parse_datetime(data.strip())
+            except ValueError:
+                moment = None
+            if moment is None or moment.tzinfo is None:
+                self.fail("invalid")
+        else:
+            self.fail("invalid")
+        if moment < EARLIEST_CLIENT_TIME:
+            self.fail("range")
+        return moment.astimezone(UTC)
+
+    def to_representation(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+class DeviceIdField(serializers.CharField):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(min_length=1, max_length=DEVICE_ID_MAX_LENGTH, **kwargs)
+
+    def to_internal_value(self, data) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if not value.isprintable():
+            raise serializers.ValidationError("Only printable characters.")
+        return value
+
+
+class ProgressInput(serializers.Serializer):
+    position_ms = StrictIntegerField(min_value=0)
+    device_id = DeviceIdField()
+    client_updated_at = ClientTimeField(required=False)
+    state = serializers.ChoiceField(choices=PlaybackState.choices, required=False)
+
+
+class ProgressBatchItemInput(ProgressInput):
+    track = StrictIntegerField(min_value=1)
+
+
+class ProgressBatchInput(serializers.Serializer):
+    updates = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=1000)
+
+
+class DeviceQueryInput(serializers.Serializer):
+    device_id = DeviceIdField(required=False)
+
+
+class ProgressListInput(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["in_progress", "all"], required=False, default="all")
+    since = serializers.CharField(required=False, max_length=64)
+
+    def validate_since(self, value: str) -> datetime:
+        field = ClientTimeField()
+        return field.run_validation(int(value) if value.isdigit() and len(value) < 17 else value)
+
+
+class ProgressOutput(serializers.Serializer):
+    track_id = serializers.IntegerField()
+    position_ms = serializers.IntegerField()
+    duration_ms = serializers.IntegerField()
+    progress = serializers.FloatField()
+    completed = serializers.BooleanField()
+    play_count = serializers.IntegerField()
+    device_id = serializers.CharField(allow_null=True)
+    state = serializers.CharField()
+    client_updated_at = serializers.DateTimeField(allow_null=True)
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+def progress_output(state: ProgressState) -> dict[str, Any]:
+    """ProgressOutput(state).data, written out: the answer of every progress PUT, where DRF's generic
+    serializer machinery was a fifth of the request's time. A test keeps the two identical."""
+    return {
+        "track_id": state.track_id,
+        "position_ms": state.position_ms,
+        "duration_ms": state.duration_ms,
+        "progress": state.progress,
+        "completed": state.completed,
+        "play_count": state.play_count,
+        "device_id": state.device_id,
+        "state": state.state,
+        "client_updated_at": _utc_iso(state.client_updated_at),
+        "updated_at": _utc_iso(state.updated_at),
+    }
+
+
+def _utc_iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+class ProgressRowOutput(serializers.Serializer):
+    """A list row: the progress and the track it is in (a ProgressRow)."""
+
+    track = TrackListOutput()
+    progress = ProgressOutput(source="state")
+
+
+class ProgressSyncOutput(serializers.Serializer):
+    results = ProgressRowOutput(many=True)
+    next_since = serializers.DateTimeField()
+
+
+class ProgressBatchResultOutput(serializers.Serializer):
+    track = serializers.IntegerField(allow_null=True)
+    status = serializers.IntegerField()
+    progress = ProgressOutput(required=False)
+    error = serializers.DictField(required=False)
+
+
+class SessionStartInput(serializers.Serializer):
+    track = StrictIntegerField(min_value=1)
+    device_id = DeviceIdField()
+    codecs = serializers.ListField(
+        child=serializers.CharField(max_length=32), required=False, allow_null=True, max_length=20
+    )
+    max_bitrate = StrictIntegerField(min_value=1, max_value=100_000, required=False, allow_null=True)
+
+
+class SessionHeartbeatInput(serializers.Serializer):
+    position_ms = StrictIntegerField(min_value=0)
+    state = serializers.ChoiceField(choices=PlaybackState.choices)
+    client_updated_at = ClientTimeField(required=False)
+
+
+class SessionOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    track = TrackListOutput()
+    device_id = serializers.CharField()
+    state = serializers.CharField()
+    position_ms = serializers.IntegerField()
+    listened_ms = serializers.IntegerField()
+    started_at = serializers.DateTimeField()
+    last_seen_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
+
+
+class SessionStartOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="session.id")
+    resume_position_ms = serializers.IntegerField(allow_null=True)
+    stream = serializers.DictField()
+    chapters = ChapterOutput(many=True)
+
+
+class BookmarkInput(serializers.Serializer):
+    position_ms = StrictIntegerField(min_value=0)
+    note = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+
+
+class BookmarkUpdateInput(serializers.Serializer):
+    position_ms = StrictIntegerField(min_value=0, required=False)
+    note = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+
+
+class BookmarkOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    track_id = serializers.IntegerField()
+    position_ms = serializers.IntegerField()
+    note = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class QueueInput(serializers.Serializer):
+    track_ids = serializers.ListField(child=StrictIntegerField(min_value=1), max_length=MAX_QUEUE_TRACKS)
+    current_index = StrictIntegerField(min_value=0, required=False, default=0)
+    position_ms = StrictIntegerField(min_value=0, required=False, default=0)
+    shuffle = serializers.BooleanField(required=False, default=False)
+    repeat = serializers.ChoiceField(choices=RepeatMode.choices, required=False, default=RepeatMode.OFF)
+
+
+class QueueOutput(serializers.Serializer):
+    device_id = serializers.CharField(source="queue.device_id")
+    track_ids = serializers.ListField(child=serializers.IntegerField())
+    current_index = serializers.IntegerField()
+    position_ms = serializers.IntegerField(source="queue.position_ms")
+    shuffle = serializers.BooleanField(source="queue.shuffle")
+    repeat = serializers.CharField(source="queue.repeat")
+    updated_at = serializers.DateTimeField(source="queue.updated_at")
+
+
+class ListenOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    track = TrackListOutput()
+    play_number = serializers.IntegerField()
+    device_id = serializers.CharField()
+    position_ms = serializers.IntegerField()
+    listened_at = serializers.DateTimeField()

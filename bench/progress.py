@@ -1,0 +1,327 @@
+"""Progress benchmark: the progress PUT under gunicorn against a trivial DRF view on the same server.
+
+    make bench-progress                               # 32 clients, 15 s per measure
+    make bench-progress BENCH_CLIENTS=64 BENCH_SECONDS=30
+
+gunicorn runs with the deployment config (deploy/gunicorn.conf.py, Prometheus multiprocess mode) and
+serves, in one run:
+(a) a trivial DRF view behind the same token authentication (the ceiling),
+(b) PUT /api/v1/progress/<track> in buffered mode (Redis, Lua compare-and-set),
+(c) the same PUT in direct mode (a PostgreSQL transaction per update),
+each for BENCH_SECONDS (in 3 interleaved slices) with BENCH_CLIENTS concurrent keep-alive clients
+(distinct users, devices and tracks). Prints req/s, p50 and p99 and the ratios b/a (target >= 0.6) and
+c/a. Then the flush of 10 000 buffered updates, as new rows and as updates of existing rows: seconds
+(target < 1 s) and rows/s.
+The database is a throw-away one (created and dropped here) and the Redis keys carry their own prefix.
+
+gunicorn imports this module too (`bench.progress:application`): the trivial view needs a URL, and the
+server's own URL configuration has none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revenge.settings")
+
+import django  # noqa: E402
+
+# ruff: noqa: T201 - a benchmark prints its figures
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.urls import include, path  # noqa: E402
+from rest_framework.request import Request  # noqa: E402
+from rest_framework.response import Response  # noqa: E402
+from rest_framework.views import APIView  # noqa: E402
+
+from apps.accounts.services import api_token_issue  # noqa: E402
+from apps.library.models import Library, LibraryAccess, LibraryKind, Track  # noqa: E402
+from apps.playback import buffer  # noqa: E402
+from apps.playback.models import PlaybackProgress  # noqa: E402
+from apps.playback.rules import Op, Update, now_us  # noqa: E402
+from apps.playback.services import progress_buffer_flush  # noqa: E402
+
+TRACK_MS = 600_000
+FLUSH_USERS = FLUSH_TRACKS = 100  # 10 000 (user, track) entries
+MODES = ("buffered", "direct")
+SLICES = 3
+
+
+class TrivialView(APIView):
+    """The ceiling: the same authentication and JSON parsing, no work."""
+
+    def put(self, request: Request) -> Response:
+        return Response({"ok": True, "position_ms": request.data.get("position_ms")})
+
+
+urlpatterns = [path("bench/trivial", TrivialView.as_view()), path("", include("revenge.urls"))]
+_handler: WSGIHandler | None = None
+
+
+def application(environ, start_response):
+    """The server's application with the trivial view added (what gunicorn serves here)."""
+    global _handler
+    if _handler is None:
+        settings.ROOT_URLCONF = __name__
+        _handler = WSGIHandler()
+    return _handler(environ, start_response)
+
+
+# --- load generator ---------------------------------------------------------------------------------
+
+
+def _client(port: int, url: str, key: str, device: str, until: float, out: list) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    latencies, errors, position = [], 0, 0
+    while time.monotonic() < until:
+        position = (position + 1000) % TRACK_MS
+        body = json.dumps({"position_ms": position, "device_id": device})
+        started = time.perf_counter()
+        try:
+            conn.request("PUT", url, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            ok = response.status == 200
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            ok = False
+        if ok:
+            latencies.append(time.perf_counter() - started)
+        else:
+            errors += 1
+    conn.close()
+    out.append((latencies, errors))
+
+
+def _load_process(args: tuple) -> tuple[list[float], int]:
+    port, clients, until = args
+    out: list = []
+    threads = [threading.Thread(target=_client, args=(port, *client, until, out)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [latency for latencies, _ in out for latency in latencies], sum(errors for _, errors in out)
+
+
+@dataclass
+class Measure:
+    latencies: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    errors: int = 0
+
+    def add(self, port: int, clients: list[tuple[str, str, str]], seconds: float, processes: int) -> None:
+        """clients: (url, token key, device id), spread over `processes` load processes."""
+        until = time.monotonic() + seconds
+        chunks = [(port, clients[i::processes], until) for i in range(processes)]
+        started = time.monotonic()
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            results = pool.map(_load_process, chunks)
+        self.elapsed_s += time.monotonic() - started
+        self.latencies += [latency for chunk, _ in results for latency in chunk]
+        self.errors += sum(errors for _, errors in results)
+
+    def summary(self) -> dict[str, float]:
+        latencies = sorted(self.latencies)
+        if not latencies:
+            raise SystemExit(f"no request succeeded ({self.errors} errors)")
+        return {
+            "rps": len(latencies) / self.elapsed_s,
+            "p50": statistics.median(latencies) * 1000,
+            "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+            "errors": self.errors,
+        }
+
+
+# --- servers ----------------------------------------------------------------------------------------
+
+
+def _database_url() -> str:
+    params = connection.get_connection_params()
+    user = quote(params.get("user") or "")
+    password = f":{quote(params['password'])}" if params.get("password") else ""
+    host = params.get("host") or ""
+    port = f":{params['port']}" if params.get("port") else ""
+    name = connection.settings_dict["NAME"]
+    if host.startswith("/"):
+        return f"postgresql://{user}{password}@/{name}?host={quote(host)}"
+    return f"postgresql://{user}{password}@{host}{port}/{name}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *, mode: str, prefix: str, metrics_dir: Path) -> None:
+        self.port = _free_port()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env = {
+            **os.environ,
+            "DATABASE_URL": _database_url(),
+            "PORT": str(self.port),
+            "PROGRESS_WRITE_MODE": mode,
+            "CACHE_KEY_PREFIX": prefix,
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--access-logfile", "/dev/null",
+             "bench.progress:application"],
+            cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not self._healthy():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("gunicorn did not start")
+            time.sleep(0.2)
+
+    def _healthy(self) -> bool:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            conn.request("GET", "/healthz")
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+
+def setup(clients: int) -> tuple[list[Track], list[tuple[object, str]]]:
+    library = Library.objects.create(name="bench", kind=LibraryKind.MUSIC, root_paths=["/nonexistent"])
+    count = max(clients, FLUSH_TRACKS)
+    tracks = Track.objects.bulk_create(
+        Track(library=library, group_key=f"t{n}", title=f"Track {n}", duration_ms=TRACK_MS, source_fingerprint="b")
+        for n in range(count)
+    )
+    users = get_user_model().objects.bulk_create(
+        get_user_model()(username=f"bench{n}") for n in range(max(clients, FLUSH_USERS))
+    )
+    LibraryAccess.objects.bulk_create(LibraryAccess(user=user, library=library) for user in users)
+    return tracks, [(user, api_token_issue(user=user, name="bench")[1]) for user in users[:clients]]
+
+
+def fill_buffer(users, tracks) -> None:
+    """10 000 entries through the buffer's Lua script, as PUTs leave them (pipelined to save time)."""
+    client = buffer._client()
+    now = now_us()
+    pipeline = client.pipeline(transaction=False)
+    for user in users:
+        for n, track in enumerate(tracks):
+            update = Update(op=Op.UPDATE, user_id=user.pk, track_id=track.pk, position_ms=1000 * (n + 1) + now % 1000,
+                            duration_ms=TRACK_MS, device_id="bench", state="playing", client_updated_us=now,
+                            now_us=now, threshold_ms=TRACK_MS // 2)  # fmt: skip
+            buffer._RECORD(
+                keys=[buffer._key(f"e:{user.pk}:{track.pk}"), buffer._key("dirty"), buffer._key(f"dirty:{user.pk}")],
+                args=[update.op.value, update.user_id, update.track_id, update.position_ms, update.duration_ms,
+                      update.device_id, update.state, update.client_updated_us, update.now_us, update.threshold_ms,
+                      f"{user.pk}:{track.pk}", settings.PROGRESS_BUFFER_TTL_S, "none", *[""] * 8],
+                client=pipeline,
+            )  # fmt: skip
+        pipeline.execute()
+    assert buffer.buffer_dirty_count() == len(users) * len(tracks)
+
+
+def timed_flush() -> tuple[float, int]:
+    started = time.perf_counter()
+    rows = progress_buffer_flush()
+    return time.perf_counter() - started, rows or 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=int(os.environ.get("BENCH_CLIENTS", "32")))
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "15")))
+    parser.add_argument("--loaders", type=int, default=max(1, min(4, (os.cpu_count() or 2) // 2)))
+    args = parser.parse_args()
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    settings.CACHES["default"]["KEY_PREFIX"] = prefix
+    metrics_dir = Path(tempfile.mkdtemp(prefix="revenge-bench-metrics-"))
+    test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    try:
+        tracks, users = setup(args.clients)
+        trivial = [("/bench/trivial", key, f"device-{n}") for n, (_, key) in enumerate(users)]
+        progress = [(f"/api/v1/progress/{tracks[n].pk}", key, f"device-{n}") for n, (_, key) in enumerate(users)]
+        servers = {mode: Server(mode=mode, prefix=prefix, metrics_dir=metrics_dir / mode) for mode in MODES}
+        plan = [("a", "buffered", trivial), ("b", "buffered", progress), ("c", "direct", progress)]
+        measures = {key: Measure() for key, _, _ in plan}
+        try:
+            for _, mode, clients in plan:  # warm-up: connections, prepared statements, Redis entries
+                Measure().add(servers[mode].port, clients, 2, args.loaders)
+            # Interleaved slices rather than one block each: a shared machine's load drifts, and each
+            # measure then sees the same mix of quiet and busy moments.
+            for _ in range(SLICES):
+                for key, mode, clients in plan:
+                    measures[key].add(servers[mode].port, clients, args.seconds / SLICES, args.loaders)
+        finally:
+            for server in servers.values():
+                server.stop()
+        progress_buffer_flush()
+        results = {key: measure.summary() for key, measure in measures.items()}
+
+        user_model = get_user_model()
+        flush_users = list(user_model.objects.order_by("pk")[:FLUSH_USERS])
+        flush_tracks = tracks[:FLUSH_TRACKS]
+        PlaybackProgress.objects.all().delete()  # the flush of new rows starts from an empty table
+        fill_buffer(flush_users, flush_tracks)
+        insert_s, inserted = timed_flush()
+        fill_buffer(flush_users, flush_tracks)
+        update_s, updated = timed_flush()
+    finally:
+        connection.creation.destroy_test_db(test_database, verbosity=0)
+        buffer._client().delete(*buffer._client().keys(f"{prefix}:*") or ["-"])
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+    workers = os.environ.get("WEB_CONCURRENCY") or min(2 * (os.cpu_count() or 1) + 1, 8)
+    print(f"progress benchmark: gunicorn {workers} workers x {os.environ.get('GUNICORN_THREADS', '4')} threads, "
+          f"{args.clients} clients over {args.loaders} load processes, {args.seconds:.0f} s each, "
+          f"{os.cpu_count()} CPUs")  # fmt: skip
+    names = {"a": "trivial DRF view (ceiling)", "b": "progress PUT, buffered", "c": "progress PUT, direct"}
+    for key, name in names.items():
+        r = results[key]
+        print(f"  ({key}) {name:28} {r['rps']:8.0f} req/s   p50 {r['p50']:6.1f} ms   p99 {r['p99']:6.1f} ms"
+              f"   errors {r['errors']}")  # fmt: skip
+    buffered_ratio, direct_ratio = results["b"]["rps"] / results["a"]["rps"], results["c"]["rps"] / results["a"]["rps"]
+    print(f"  b/a = {buffered_ratio:.2f} (target >= 0.6)   c/a = {direct_ratio:.2f}")
+    print(
+        f"  flush of {inserted} buffered updates (new rows):      {insert_s:.3f} s  ({inserted / insert_s:,.0f} rows/s)"
+    )
+    print(f"  flush of {updated} buffered updates (existing rows): {update_s:.3f} s  ({updated / update_s:,.0f} rows/s)"
+          "   target < 1 s")  # fmt: skip
+    ok = buffered_ratio >= 0.6 and max(insert_s, update_s) < 1 and inserted == updated == FLUSH_USERS * FLUSH_TRACKS
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
