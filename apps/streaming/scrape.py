@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import current_app
+from django.db import DatabaseError
 from django.db.models import Count
 from kombu.exceptions import ChannelError, OperationalError
 
@@ -12,7 +13,11 @@ from apps.streaming.services import BULK_QUEUE, INTERACTIVE_QUEUE
 
 
 def streaming_metrics_sample() -> None:
-    counts = dict(Rendition.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+    """Best effort: /metrics must answer when the database or the broker is down, that is when it is read."""
+    try:
+        counts = dict(Rendition.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+    except DatabaseError:
+        counts = dict.fromkeys(RenditionStatus.values, float("nan"))
     for status in RenditionStatus.values:
         metrics.renditions.labels(status=status).set(counts.get(status, 0))
     for queue in (INTERACTIVE_QUEUE, BULK_QUEUE):

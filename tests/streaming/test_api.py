@@ -150,6 +150,15 @@ def test_deleted_rendition_folder_is_requeued(listener, user, media: Path, djang
     assert listener.get(f"/api/v1/tracks/{track.pk}/master.m3u8").status_code == 202
 
 
+def _flip(signature: str, index: int) -> str:
+    """Another signature: character `index` replaced by one that changes the decoded bits (for the last
+    character only its top 2 bits count, so step by 16 in the base64 alphabet)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    step = 16 if index == len(signature) - 1 else 1
+    replacement = alphabet[(alphabet.index(signature[index]) + step) % 64]
+    return signature[:index] + replacement + signature[index + 1 :]
+
+
 def _hls_table(track_id: int, key: str, other_track_id: int) -> list[tuple[str, int]]:
     now = int(time.time())
     good = hls_prefix(track_id=track_id, rendition_key=key)
@@ -161,7 +170,8 @@ def _hls_table(track_id: int, key: str, other_track_id: int) -> list[tuple[str, 
         (f"{good}/aac-64/seg00000.m4s", 200),
         (f"{good}/aac-64/seg00099.m4s", 404),
         (f"{good}/aac-999/index.m3u8", 404),
-        (f"/hls/{expires}/{signature[:-1]}A/{track_id}/{key}/aac-64/index.m3u8", 403),
+        (f"/hls/{expires}/{_flip(signature, 5)}/{track_id}/{key}/aac-64/index.m3u8", 403),
+        (f"/hls/{expires}/{_flip(signature, 21)}/{track_id}/{key}/aac-64/index.m3u8", 403),
         (f"/hls/{expires}/{signature[:10]}/{track_id}/{key}/aac-64/index.m3u8", 403),
         (f"/hls/{int(expires) + 60}/{signature}/{track_id}/{key}/aac-64/index.m3u8", 403),
         (f"{expired}/aac-64/index.m3u8", 410),
