@@ -1,13 +1,17 @@
-"""A small closed-loop HTTP load generator for the benchmarks: N threads, keep-alive connections."""
+"""Shared by the benchmarks: a small closed-loop HTTP load generator (N threads, keep-alive connections),
+a free port, and the URL of the database in use for the servers a benchmark starts."""
 
 from __future__ import annotations
 
 import http.client
-import statistics
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import quote
+
+from django.db import connection
 
 
 @dataclass
@@ -86,4 +90,20 @@ def run_load(
     return LoadResult(totals["requests"], elapsed, totals["bytes"], latencies, totals["errors"])
 
 
-__all__ = ["LoadResult", "run_load", "statistics"]
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    """The URL of the database this process uses (a benchmark's throw-away one), for child processes."""
+    params = connection.get_connection_params()
+    user = quote(params.get("user") or "")
+    password = f":{quote(params['password'])}" if params.get("password") else ""
+    host = params.get("host") or ""
+    port = f":{params['port']}" if params.get("port") else ""
+    name = connection.settings_dict["NAME"]
+    if host.startswith("/"):
+        return f"postgresql://{user}{password}@/{name}?host={quote(host)}"
+    return f"postgresql://{user}{password}@{host}{port}/{name}"

@@ -26,7 +26,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -63,6 +61,7 @@ from apps.playback import buffer  # noqa: E402
 from apps.playback.models import PlaybackProgress  # noqa: E402
 from apps.playback.rules import Op, Update, now_us  # noqa: E402
 from apps.playback.services import progress_buffer_flush  # noqa: E402
+from bench.load import database_url, free_port  # noqa: E402
 
 TRACK_MS = 600_000
 FLUSH_USERS = FLUSH_TRACKS = 100  # 10 000 (user, track) entries
@@ -160,32 +159,14 @@ class Measure:
 # --- servers ----------------------------------------------------------------------------------------
 
 
-def _database_url() -> str:
-    params = connection.get_connection_params()
-    user = quote(params.get("user") or "")
-    password = f":{quote(params['password'])}" if params.get("password") else ""
-    host = params.get("host") or ""
-    port = f":{params['port']}" if params.get("port") else ""
-    name = connection.settings_dict["NAME"]
-    if host.startswith("/"):
-        return f"postgresql://{user}{password}@/{name}?host={quote(host)}"
-    return f"postgresql://{user}{password}@{host}{port}/{name}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Server:
     def __init__(self, *, mode: str, prefix: str, metrics_dir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         env = {
             **os.environ,
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url(),
             "PORT": str(self.port),
             "PROGRESS_WRITE_MODE": mode,
             "CACHE_KEY_PREFIX": prefix,

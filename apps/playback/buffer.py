@@ -295,20 +295,9 @@ def _entry(item: bytes) -> BufferedEntry | str:
     fields = item.decode().split("\x1f")
     if len(fields) == 1:
         return fields[0]
-    member, p, d, c, n, dev, st, ct, ut, version, pending = fields
+    member, *values, version, pending = fields
     user_id, track_id = (int(part) for part in member.split(":"))
-    state = ProgressState(
-        user_id=user_id,
-        track_id=track_id,
-        position_ms=int(p),
-        duration_ms=int(d),
-        completed=c == "1",
-        play_count=int(n),
-        device_id=dev,
-        state=st,
-        client_updated_us=int(ct),
-        updated_us=int(ut),
-    )
+    state = _state(user_id, track_id, values)
     listens = tuple(
         PendingListen(
             user_id=user_id,

@@ -6,7 +6,6 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
@@ -22,8 +21,7 @@ from apps.streaming.playlists import master_playlist
 from apps.streaming.profiles import PROFILES
 from apps.streaming.ranges import file_response
 from apps.streaming.serializers import DownloadInput, NotReadyOutput, StreamDecisionOutput, StreamInput
-from apps.streaming.services import rendition_folder_lost, renditions_request, stream_start
-from apps.streaming.signing import stream_token_user_id
+from apps.streaming.services import rendition_folder_lost, renditions_for_playback, stream_start
 
 RETRY_AFTER_S = 5
 MEDIA_TYPES = {
@@ -45,10 +43,9 @@ def _track(request: Request, track_id: int) -> Track:
     user = request.user
     if not user.is_authenticated:
         token = request.query_params.get("token", "")
-        user_id = stream_token_user_id(token, track_id=track_id) if token else None
-        if user_id is None:
-            raise exceptions.NotAuthenticated() if not token else exceptions.NotFound("No such track.")
-        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        if not token:
+            raise exceptions.NotAuthenticated()
+        user = selectors.stream_token_user(token=token, track_id=track_id)
         if user is None:
             raise exceptions.NotFound("No such track.")
     track = selectors.track_for_user(user=user, track_id=track_id)
@@ -100,13 +97,8 @@ class MasterPlaylistView(StreamOpenView):
         params = StreamInput(data=request.query_params)
         params.is_valid(raise_exception=True)
         track = _track(request, track_id)
-        ready = selectors.renditions_ready(track=track)
-        if ready and not selectors.rendition_folder(track_id=track.pk, rendition_key=ready[0].rendition_key).is_dir():
-            # Deleted on disk behind our back: never hand out URLs that 404.
-            rendition_folder_lost(track_id=track.pk, rendition_key=ready[0].rendition_key)
-            ready = None
+        ready = renditions_for_playback(track=track)
         if ready is None:
-            renditions_request(track_ids=[track.pk], interactive=True)
             return _not_ready(track)
         variants = selectors.variants_for(
             ready, codecs=params.validated_data.get("codecs"), max_bitrate_kbps=params.validated_data.get("max_bitrate")
@@ -162,13 +154,12 @@ class TrackDownloadView(StreamOpenView):
         params.is_valid(raise_exception=True)
         profile = params.validated_data["profile"]
         track = _track(request, track_id)
-        rows = {r.profile: r for r in selectors.renditions_ready(track=track) or []}
-        if profile not in {r.profile for r in selectors.renditions_current(track=track)} and rows:
-            raise exceptions.ValidationError({"profile": [f"This track has no {profile} rendition."]})
-        rendition = rows.get(profile)
-        if rendition is None:
-            renditions_request(track_ids=[track.pk], interactive=True)
+        ready = renditions_for_playback(track=track)
+        if ready is None:
             return _not_ready(track)
+        rendition = next((r for r in ready if r.profile == profile), None)
+        if rendition is None:
+            raise exceptions.ValidationError({"profile": [f"This track has no {profile} rendition."]})
         folder = selectors.rendition_folder(track_id=track.pk, rendition_key=rendition.rendition_key) / profile
         parts = selectors.rendition_files(folder)
         if parts is None:

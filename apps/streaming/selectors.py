@@ -9,14 +9,21 @@ from typing import Any
 
 import m3u8
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from apps.library.models import AudioFile, Track
 from apps.library.scanner.grouping import join_path, play_order
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.profiles import PROFILES, Ladder
-from apps.streaming.signing import stream_token
+from apps.streaming.signing import stream_token, stream_token_user_id
 from apps.streaming.transcoder import LOSSLESS_SOURCE_CODECS
+
+
+def stream_token_user(*, token: str, track_id: int):
+    """The active user a signed stream token was issued to for this track, or None."""
+    user_id = stream_token_user_id(token, track_id=track_id)
+    return None if user_id is None else get_user_model().objects.filter(pk=user_id, is_active=True).first()
 
 
 def track_for_user(*, user, track_id: int) -> Track | None:
@@ -50,18 +57,23 @@ def track_rendition_key(*, track: Track, files: Sequence[AudioFile] | None = Non
     return ladder, ladder.rendition_key(track.source_fingerprint)
 
 
-def renditions_current(*, track: Track) -> list[Rendition]:
-    """The rows of the track's current rendition key (any status), in ladder order."""
-    ladder, key = track_rendition_key(track=track)
+def _current(track: Track, files: Sequence[AudioFile] | None) -> tuple[Ladder, list[Rendition]]:
+    ladder, key = track_rendition_key(track=track, files=files)
     rows = {r.profile: r for r in Rendition.objects.filter(track=track, rendition_key=key)}
-    return [rows[p.name] for p in ladder.profiles if p.name in rows]
+    return ladder, [rows[p.name] for p in ladder.profiles if p.name in rows]
 
 
-def renditions_ready(*, track: Track) -> list[Rendition] | None:
-    """Every profile ready under the current key, or None (not all ready yet)."""
-    ladder, key = track_rendition_key(track=track)
-    rows = [r for r in renditions_current(track=track) if r.status == RenditionStatus.READY]
-    return rows if len(rows) == len(ladder.profiles) else None
+def renditions_current(*, track: Track, files: Sequence[AudioFile] | None = None) -> list[Rendition]:
+    """The rows of the track's current rendition key (any status), in ladder order."""
+    return _current(track, files)[1]
+
+
+def renditions_ready(*, track: Track, files: Sequence[AudioFile] | None = None) -> list[Rendition] | None:
+    """Every profile ready under the current key, or None (not all ready yet). One query for the rows,
+    plus one for the files unless they are given (or prefetched)."""
+    ladder, rows = _current(track, files)
+    ready = [r for r in rows if r.status == RenditionStatus.READY]
+    return ready if len(ready) == len(ladder.profiles) else None
 
 
 def rendition_folder(*, track_id: int, rendition_key: str) -> Path:
@@ -114,7 +126,7 @@ def stream_decide(*, user, track: Track, codecs: Sequence[str] | None, max_bitra
         query += f"&max_bitrate={max_bitrate_kbps}"
     if codecs is not None:
         query += f"&codecs={','.join(codecs)}"
-    ready = renditions_ready(track=track)
+    ready = renditions_ready(track=track, files=files)
     variants = variants_for(ready or [], codecs=codecs, max_bitrate_kbps=max_bitrate_kbps)
     hls = StreamDecision(
         mode="hls",

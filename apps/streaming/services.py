@@ -30,10 +30,12 @@ from apps.library.models import AudioFile, ScanTrigger, Track
 from apps.library.services import scan_request
 from apps.streaming import metrics
 from apps.streaming.models import Rendition, RenditionStatus
+from apps.streaming.profiles import Ladder
 from apps.streaming.selectors import (
     StreamDecision,
     file_path,
     rendition_folder,
+    renditions_ready,
     stream_decide,
     track_rendition_key,
     track_source_files,
@@ -95,19 +97,7 @@ def renditions_request(*, track_ids: Iterable[int], interactive: bool = False, r
     with transaction.atomic():
         for track in tracks:
             ladder, key = track_rendition_key(track=track)
-            Rendition.objects.bulk_create(
-                [
-                    Rendition(
-                        track=track,
-                        profile=profile.name,
-                        rendition_key=key,
-                        segment_format=ladder.segment_format,
-                        codecs=profile.hls_codecs,
-                    )
-                    for profile in ladder.profiles
-                ],
-                ignore_conflicts=True,
-            )
+            _rows_ensure(track=track, ladder=ladder, key=key)
             rows = list(Rendition.objects.filter(track=track, rendition_key=key))
             if all(r.status == RenditionStatus.READY for r in rows):
                 continue
@@ -185,7 +175,7 @@ def rendition_transcode(*, track_id: int, progress: Callable[[float], None] | No
     with _track_lock(track.pk) as acquired:
         if not acquired:
             return TranscodeResult(Outcome.BUSY, track.pk, key)
-        renditions_request_rows(track=track, key=key)
+        _rows_ensure(track=track, ladder=ladder, key=key)
         rows = Rendition.objects.filter(track=track, rendition_key=key)
         if final.is_dir() and not rows.exclude(status=RenditionStatus.READY).exists():
             return TranscodeResult(Outcome.ALREADY_READY, track.pk, key)
@@ -269,9 +259,9 @@ class _SourceChanged(Exception):
     pass
 
 
-def renditions_request_rows(*, track: Track, key: str) -> None:
-    """The rows of `key` exist (a task may arrive before, or without, renditions_request)."""
-    ladder, _ = track_rendition_key(track=track)
+def _rows_ensure(*, track: Track, ladder: Ladder, key: str) -> None:
+    """One `pending` row per profile of `key`, unless it exists (a task may also arrive without
+    renditions_request having run, e.g. from the admin or after a redelivery)."""
     Rendition.objects.bulk_create(
         [
             Rendition(
@@ -322,6 +312,18 @@ def rendition_folder_lost(*, track_id: int, rendition_key: str) -> int:
         logger.warning("renditions of track %s (%s) are missing on disk; queued again", track_id, rendition_key)
         renditions_request(track_ids=[track_id], interactive=True)
     return lost
+
+
+def renditions_for_playback(*, track: Track) -> list[Rendition] | None:
+    """The track's ready renditions, or None after queueing them (interactive): not built yet, or their
+    folder was deleted on disk behind our back (never hand out URLs that would 404)."""
+    ready = renditions_ready(track=track)
+    if ready is not None and not rendition_folder(track_id=track.pk, rendition_key=ready[0].rendition_key).is_dir():
+        rendition_folder_lost(track_id=track.pk, rendition_key=ready[0].rendition_key)
+        return None
+    if ready is None:
+        renditions_request(track_ids=[track.pk], interactive=True)
+    return ready
 
 
 def renditions_retry(*, rendition_ids: Iterable[int]) -> int:
