@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-segments
+.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-segments bench-proxy vendor-hlsjs
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -15,6 +15,8 @@ help:
 	@echo "make bench-progress  progress PUT under gunicorn and buffer flush (BENCH_CLIENTS=32, BENCH_SECONDS=15)"
 	@echo "make bench-transcode  transcode benchmark (10-minute track)"
 	@echo "make bench-segments   /hls/ segment throughput under gunicorn"
+	@echo "make bench-proxy      segments through nginx secure_link vs nginx static vs the Django view (needs nginx, wrk)"
+	@echo "make vendor-hlsjs     update the vendored hls.js (HLSJS_VERSION=$(HLSJS_VERSION)) from the npm registry"
 	@echo "make clean   remove .venv (var/ with the embedded databases is kept)"
 
 check-python:
@@ -56,3 +58,22 @@ bench-transcode: $(STAMP)
 
 bench-segments: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/segments.py
+
+bench-proxy: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/proxy.py
+
+# hls.js for the web player, vendored from the npm registry (no CDN, no build step): the minified build,
+# its licence and the version, under apps/web/static/web/vendor/hls.js/. Bump HLSJS_VERSION, run, commit.
+# The source-map comment is dropped: the map is not vendored, and collectstatic's manifest storage fails
+# on a reference to a file that does not exist.
+HLSJS_VERSION ?= 1.7.4
+HLSJS_DIR := apps/web/static/web/vendor/hls.js
+
+vendor-hlsjs:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd "$$tmp" && npm pack --silent hls.js@$(HLSJS_VERSION) >/dev/null && tar -xzf hls.js-$(HLSJS_VERSION).tgz) && \
+	mkdir -p $(HLSJS_DIR) && \
+	grep -v '^//# sourceMappingURL=' "$$tmp/package/dist/hls.min.js" > $(HLSJS_DIR)/hls.min.js && \
+	cp "$$tmp/package/LICENSE" $(HLSJS_DIR)/LICENSE && \
+	echo "$(HLSJS_VERSION)" > $(HLSJS_DIR)/VERSION && \
+	echo "hls.js $(HLSJS_VERSION) -> $(HLSJS_DIR)"

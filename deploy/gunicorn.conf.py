@@ -1,7 +1,7 @@
 """gunicorn settings for Revenge (`gunicorn revenge.wsgi -c deploy/gunicorn.conf.py`).
 
 Environment: PORT / GUNICORN_BIND, WEB_CONCURRENCY, GUNICORN_THREADS, GUNICORN_TIMEOUT,
-PROMETHEUS_MULTIPROC_DIR, FORWARDED_ALLOW_IPS. See README.md.
+PROMETHEUS_MULTIPROC_DIR, REVENGE_TRUSTED_PROXIES / FORWARDED_ALLOW_IPS. See README.md.
 """
 
 import multiprocessing
@@ -17,12 +17,18 @@ worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 20
-keepalive = 5
+# nginx keeps idle upstream connections for 60 s (keepalive_timeout in deploy/nginx): gunicorn must hold
+# them longer, or it closes one just as nginx reuses it (a 502 now and then).
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))
 # A restart now and then caps slow memory growth of a long-lived worker.
 max_requests = 5000
 max_requests_jitter = 500
-# Only the proxy named here may set X-Forwarded-Proto / -For for gunicorn.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# Only the proxies named here may set X-Forwarded-Proto / -For for gunicorn (wsgi.url_scheme). The same
+# list the app trusts (REVENGE_TRUSTED_PROXIES, CIDRs), so the two never disagree; FORWARDED_ALLOW_IPS
+# overrides it for gunicorn alone.
+forwarded_allow_ips = (
+    os.environ.get("FORWARDED_ALLOW_IPS") or os.environ.get("REVENGE_TRUSTED_PROXIES") or "127.0.0.1,::1"
+)
 accesslog = "-"
 errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'

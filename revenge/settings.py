@@ -68,6 +68,35 @@ SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
+# --- Behind a reverse proxy, over HTTPS -------------------------------------------------------------
+# Peers whose X-Forwarded-For / -Proto are believed (apps.ops.middleware.TrustedProxyMiddleware); from
+# anyone else those headers are dropped. Empty: Revenge faces clients directly.
+REVENGE_TRUSTED_PROXIES = env_cidrs("REVENGE_TRUSTED_PROXIES")
+if REVENGE_TRUSTED_PROXIES:
+    # Safe only because the middleware above removes the header when the peer is not trusted.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Served to browsers over HTTPS: secure cookies, redirect plain HTTP, HSTS.
+REVENGE_HTTPS = env_bool("REVENGE_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = REVENGE_HTTPS
+SECURE_SSL_REDIRECT = REVENGE_HTTPS
+# Health checks and Prometheus scrape over plain HTTP on the internal network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if REVENGE_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+# Every page is served with this policy (and deploy/nginx sends the same one). blob: is where hls.js
+# puts the MediaSource and its worker.
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+    "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -86,11 +115,15 @@ INSTALLED_APPS = [
     "apps.streaming",
     "apps.playback",
     "apps.ops",
+    "apps.web",
 ]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # First of ours: everything below reads the real client address and scheme.
+    "apps.ops.middleware.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "apps.ops.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -245,6 +278,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.ops.errors.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {"token_login": TOKEN_LOGIN_RATE},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Throttles key on REMOTE_ADDR, which TrustedProxyMiddleware has already set to the real client; DRF's
+    # default (None) would read X-Forwarded-For as sent by anyone.
+    "NUM_PROXIES": 0,
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")

@@ -20,6 +20,9 @@ class ApiToken(models.Model):
     key_digest = models.CharField(max_length=64, unique=True, editable=False)
     key_hint = models.CharField(max_length=12, editable=False, help_text="The key's first characters.")
     created_at = models.DateTimeField(auto_now_add=True)
+    # The client address that signed in for it (the real one behind a trusted proxy): lets a user tell
+    # their own devices from a stolen password.
+    created_from_ip = models.GenericIPAddressField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -19,6 +19,7 @@ class TokenOutput(serializers.Serializer):
     name = serializers.CharField()
     key_hint = serializers.CharField()
     created_at = serializers.DateTimeField()
+    created_from_ip = serializers.IPAddressField(allow_null=True)
     last_used_at = serializers.DateTimeField(allow_null=True)
 
 

@@ -13,16 +13,21 @@ from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 
 from apps.accounts.models import ApiToken
+from apps.ops.net import client_ip
 
 # Refresh `last_used_at` at most this often: one UPDATE per token per interval, not one per request.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
-def api_token_issue(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, str]:
+def api_token_issue(*, user: AbstractBaseUser, name: str = "", client_ip: str | None = None) -> tuple[ApiToken, str]:
     """Create a token for `user`; return it and the clear key, which is never stored nor shown again."""
     key = ApiToken.KEY_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user, name=name, key_digest=ApiToken.digest(key), key_hint=key[: len(ApiToken.KEY_PREFIX) + 4]
+        user=user,
+        name=name,
+        key_digest=ApiToken.digest(key),
+        key_hint=key[: len(ApiToken.KEY_PREFIX) + 4],
+        created_from_ip=client_ip,
     )
     return token, key
 
@@ -32,7 +37,8 @@ def api_token_login(*, request: HttpRequest, username: str, password: str, name:
     user = authenticate(request, username=username, password=password)
     if user is None:
         raise AuthenticationFailed("Wrong user name or password.", code="invalid_credentials")
-    return api_token_issue(user=user, name=name)
+    address = client_ip(request)
+    return api_token_issue(user=user, name=name, client_ip=str(address) if address else None)
 
 
 def api_token_revoke(*, token: ApiToken) -> None:

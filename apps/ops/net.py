@@ -6,10 +6,10 @@ from django.http import HttpRequest
 
 
 def client_ip(request: HttpRequest) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address of the peer that sent this request.
+    """The client's address.
 
-    X-Forwarded-For is ignored here on purpose: any client can send it. Deployments behind a proxy get
-    the real client address from the proxy-aware setup (REVENGE_TRUSTED_PROXIES, Deployment issue).
+    REMOTE_ADDR is the peer, or the client named by X-Forwarded-For when the peer is one of
+    REVENGE_TRUSTED_PROXIES (apps.ops.middleware.TrustedProxyMiddleware rewrites it before any view runs).
     """
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))

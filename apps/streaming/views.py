@@ -44,7 +44,8 @@ def normalize_path(path: str) -> str | None:
             parts.pop()
             continue
         parts.append(part)
-    return "/".join(parts)
+    # A trailing slash names a folder, as for nginx: `.../init.mp4/` is not the file.
+    return "/".join(parts) + ("/" if parts and path.endswith("/") else "")
 
 
 @require_safe

@@ -1,0 +1,379 @@
+"""Revenge deployed as shipped: nginx (deploy/nginx) in front of gunicorn, a Celery worker and beat.
+
+Set-up as an operator would do it (manage.py), then everything through nginx over HTTPS.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import subprocess
+import time
+from urllib.parse import urlsplit
+
+import m3u8
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from apps.streaming.signing import hls_signature
+from tests.audio import make_audio
+from tests.e2e.nginx import nginx_available
+from tests.e2e.stack import HLS_SECRET, Stack
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not nginx_available() and not os.environ.get("REVENGE_REQUIRE_SYSTEM_TOOLS"),
+        reason="nginx is not installed (.ci/run installs it, and requires it)",
+    ),
+]
+
+TITLES = {"01 Ouverture été.mp3": ("Ouverture", 20.0), "02 Second.mp3": ("Second", 12.0)}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, django_db_blocker):
+    folder = tmp_path_factory.mktemp("proxy")
+    media = folder / "media" / "Artist" / "Album"
+    for index, (name, (title, seconds)) in enumerate(TITLES.items()):
+        make_audio(media / name, seconds=seconds, frequency=330 + 110 * index,
+                   tags={"title": title, "artist": "Artist", "album": "Album", "track": str(index + 1)})  # fmt: skip
+    deployment = Stack(folder=folder, media=folder / "media")
+    try:
+        with django_db_blocker.unblock():
+            deployment.start()
+        deployment.token = deployment.login()
+        library_id = deployment.create_library("Music", deployment.media)
+        deployment.tracks = {t["title"]: t for t in deployment.scan_and_wait(deployment.token, library_id)}
+        yield deployment
+    finally:
+        with django_db_blocker.unblock():
+            deployment.stop()
+
+
+def gunicorn_requests(stack: Stack) -> list[str]:
+    """The request lines gunicorn logged (its access log: `<peer> "<request line>" <status> ...`)."""
+    return re.findall(r'"((?:GET|POST|PUT|HEAD|DELETE) [^"]+)"', stack.gunicorn_log.read_text())
+
+
+def nginx_log(stack: Stack) -> list[dict]:
+    return [json.loads(line) for line in stack.site.access_log.read_text().splitlines()]
+
+
+def test_plain_http_is_redirected_to_https(stack):
+    from tests.e2e.stack import Client
+
+    reply = Client(stack.site.http_port, tls=False).get("/api/v1/tracks?page=2")
+    assert reply.status == 301
+    assert reply.headers["Location"] == "https://127.0.0.1/api/v1/tracks?page=2"
+
+
+def test_browse_and_stream_with_every_hls_byte_from_nginx(stack):
+    api = stack.client(token=stack.token)
+    tracks = api.get("/api/v1/tracks").json()["results"]
+    track = stack.tracks["Ouverture"]
+    assert {t["title"] for t in tracks} == {"Ouverture", "Second"}
+
+    decision = api.get(f"/api/v1/tracks/{track['id']}/stream?codecs=aac")
+    assert decision.status == 200
+    assert decision.json()["mode"] == "hls" and decision.json()["ready"] is True
+    assert decision.headers["Cache-Control"] == "private, no-store"
+
+    master = api.get(decision.json()["url"], headers={"Accept-Encoding": "gzip"})
+    assert master.status == 200
+    assert master.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+    assert master.headers["Cache-Control"] == "private, max-age=60"
+    assert master.headers["Content-Encoding"] == "gzip"  # playlists are compressed...
+    playlist = m3u8.loads(gzip.decompress(master.body).decode())
+    assert len(playlist.playlists) == 3  # the default aac ladder (64, 128, 256) of an MP3 source
+
+    fetched = 0
+    for variant in playlist.playlists:
+        media = api.get(variant.uri, headers={"Accept-Encoding": "gzip"})
+        assert media.status == 200, variant.uri
+        assert media.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert media.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+        text = (
+            gzip.decompress(media.body).decode() if media.headers["Content-Encoding"] == "gzip" else media.body.decode()
+        )
+        folder = variant.uri.rsplit("/", 1)[0]
+        _, _, _, _, track_id, key, profile = urlsplit(folder).path.split("/")
+        on_disk = stack.renditions / track_id / key / profile
+        for name in ["init.mp4", *(s.uri for s in m3u8.loads(text).segments)]:
+            segment = api.get(f"{folder}/{name}", headers={"Accept-Encoding": "gzip"})
+            assert segment.status == 200, name
+            assert segment.headers["Content-Type"] == "audio/mp4"
+            assert "Content-Encoding" not in segment.headers  # ...segments never
+            assert segment.body == (on_disk / name).read_bytes()
+            assert segment.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            assert segment.header_count("Content-Security-Policy") == 1
+            assert segment.header_count("Strict-Transport-Security") == 1
+            fetched += 1
+    assert fetched > 3 * 4
+
+    # No /hls/ request reached gunicorn; nginx logged every one of them with no upstream.
+    assert not [line for line in gunicorn_requests(stack) if " /hls/" in line]
+    hls_lines = [entry for entry in nginx_log(stack) if entry["uri"].startswith("/hls/")]
+    assert len(hls_lines) >= fetched + len(playlist.playlists)
+    assert {entry["upstream_addr"] for entry in hls_lines} == {""}
+    assert any(f"/api/v1/tracks/{track['id']}/master.m3u8" in line for line in gunicorn_requests(stack))
+
+
+def test_security_headers_once_on_app_responses(stack):
+    reply = stack.client(token=stack.token).get("/api/v1/tracks")
+    for name in ("Content-Security-Policy", "Strict-Transport-Security", "X-Content-Type-Options", "X-Frame-Options",
+                 "Referrer-Policy", "Permissions-Policy"):  # fmt: skip
+        assert reply.header_count(name) == 1, name
+    # The policy nginx sends is the one the app holds its pages to.
+    assert reply.headers["Content-Security-Policy"] == settings.CONTENT_SECURITY_POLICY
+    assert reply.headers["X-Frame-Options"] == "DENY"
+
+
+def test_static_files_come_from_nginx(stack):
+    manifest = json.loads((stack.folder / "static" / "staticfiles.json").read_text())["paths"]
+    hashed = manifest["admin/css/base.css"]
+    reply = stack.client().get(f"/static/{hashed}", headers={"Accept-Encoding": "gzip"})
+    assert reply.status == 200
+    assert reply.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert reply.headers["Content-Encoding"] == "gzip"  # collectstatic's .gz, via gzip_static
+    assert gzip.decompress(reply.body) == (stack.folder / "static" / hashed).read_bytes()
+    assert not [line for line in gunicorn_requests(stack) if " /static/" in line]
+
+
+def _hls_table(stack: Stack) -> list[tuple[str, str, int]]:
+    """(what, path, expected status) for signed /hls/ URLs, valid and not."""
+    track = stack.tracks["Ouverture"]
+    other = stack.tracks["Second"]
+    folder = next(p for p in (stack.renditions / str(track["id"])).iterdir())
+    other_folder = next(p for p in (stack.renditions / str(other["id"])).iterdir())
+    key, other_key = folder.name, other_folder.name
+    now = int(time.time())
+    with override_settings(HLS_SIGNING_SECRET=HLS_SECRET):
+        expires = now + 3600
+        sig = hls_signature(expires=expires, track_id=track["id"], rendition_key=key)
+        expired = now - 60
+        expired_sig = hls_signature(expires=expired, track_id=track["id"], rendition_key=key)
+        other_sig = hls_signature(expires=expires, track_id=other["id"], rendition_key=other_key)
+    with override_settings(HLS_SIGNING_SECRET="not the deployment's secret"):
+        foreign_sig = hls_signature(expires=expires, track_id=track["id"], rendition_key=key)
+    base = f"/hls/{expires}/{sig}/{track['id']}/{key}/aac-128"
+    tampered = sig[:5] + ("A" if sig[5] != "A" else "B") + sig[6:]
+    return [
+        ("valid playlist", f"{base}/index.m3u8", 200),
+        ("valid init", f"{base}/init.mp4", 200),
+        ("valid segment", f"{base}/seg00000.m4s", 200),
+        ("padded signature", f"/hls/{expires}/{sig}==/{track['id']}/{key}/aac-128/init.mp4", 200),
+        ("missing segment", f"{base}/seg99999.m4s", 404),
+        ("missing profile", f"{base.replace('aac-128', 'aac-999')}/index.m3u8", 404),
+        ("tampered signature", f"/hls/{expires}/{tampered}/{track['id']}/{key}/aac-128/init.mp4", 403),
+        ("short signature", f"/hls/{expires}/{sig[:10]}/{track['id']}/{key}/aac-128/init.mp4", 403),
+        ("other secret", f"/hls/{expires}/{foreign_sig}/{track['id']}/{key}/aac-128/init.mp4", 403),
+        ("later expiry", f"/hls/{expires + 60}/{sig}/{track['id']}/{key}/aac-128/init.mp4", 403),
+        ("expired", f"/hls/{expired}/{expired_sig}/{track['id']}/{key}/aac-128/init.mp4", 410),
+        ("other track's signature", f"/hls/{expires}/{other_sig}/{track['id']}/{key}/aac-128/init.mp4", 403),
+        ("signature moved to other track", f"/hls/{expires}/{sig}/{other['id']}/{key}/aac-128/init.mp4", 403),
+        ("other track's key", f"/hls/{expires}/{sig}/{track['id']}/{other_key}/aac-128/init.mp4", 403),
+        ("unknown file name", f"{base}/secret.txt", 404),
+        ("uppercase key", f"/hls/{expires}/{sig}/{track['id']}/{key.upper()}/aac-128/init.mp4", 404),
+        ("dotdot out of rendition", f"{base}/../../../../../../etc/passwd", 404),
+        ("dotdot to another profile", f"{base}/../aac-64/init.mp4", 200),
+        ("encoded dotdot", f"{base}/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd", 404),
+        ("encoded slash", f"{base}/..%2f..%2f..%2fetc%2fpasswd", 404),
+        ("dotdot above root", "/hls/../../../etc/passwd", 400),
+        ("double slashes", f"/hls//{expires}//{sig}/{track['id']}/{key}/aac-128//init.mp4", 200),
+        ("dot segments", f"/hls/./{expires}/{sig}/./{track['id']}/{key}/aac-128/./init.mp4", 200),
+        ("NUL", f"{base}/init.mp4%00.m3u8", 400),
+        ("trailing slash", f"{base}/init.mp4/", 404),
+        ("bare prefix", "/hls/", 404),
+        ("query ignored", f"{base}/init.mp4?download=1", 200),
+    ]
+
+
+def test_signed_urls_get_the_same_answer_from_nginx_and_from_django(stack):
+    table = _hls_table(stack)
+    via_nginx = stack.client()
+    # Straight to gunicorn: Django's /hls/ view, as in embedded mode. From a trusted address and marked
+    # as HTTPS, so the deployment's SSL redirect does not answer first.
+    via_django = stack.direct_client()
+    https = {"X-Forwarded-Proto": "https"}
+    rows = []
+    for what, path, expected in table:
+        rows.append((what, via_nginx.get(path).status, via_django.get(path, headers=https).status, expected))
+    mismatched = [row for row in rows if not (row[1] == row[2] == row[3])]
+    assert not mismatched, "(what, nginx, django, expected):\n" + "\n".join(map(str, mismatched))
+
+
+def _direct_url(stack: Stack, title: str) -> str:
+    decision = stack.client(token=stack.token).get(f"/api/v1/tracks/{stack.tracks[title]['id']}/stream").json()
+    assert decision["mode"] == "direct"
+    return decision["url"]
+
+
+@pytest.mark.parametrize(
+    ("range_header", "status", "first", "last"),
+    [
+        (None, 200, 0, -1),
+        ("bytes=0-99", 206, 0, 99),
+        ("bytes=1000-1999", 206, 1000, 1999),
+        ("bytes=5000-", 206, 5000, -1),
+        ("bytes=-500", 206, -500, -1),
+        ("bytes=0-0", 206, 0, 0),
+        ("bytes=0-999999999", 206, 0, -1),
+        ("bytes=999999999-", 416, None, None),
+    ],
+)
+def test_direct_play_bytes_come_from_nginx_through_x_accel_redirect(stack, range_header, status, first, last):
+    url = _direct_url(stack, "Ouverture")
+    source = (stack.media / "Artist" / "Album" / "01 Ouverture été.mp3").read_bytes()
+    headers = {"Range": range_header} if range_header else {}
+    reply = stack.client().get(url, headers=headers)
+
+    assert reply.status == status
+    assert "X-Accel-Redirect" not in reply.headers
+    if status == 416:
+        assert reply.headers["Content-Range"] == f"bytes */{len(source)}"
+        return
+    start = first % len(source)
+    end = last % len(source)
+    assert reply.body == source[start : end + 1]
+    assert reply.headers["Content-Type"] == "audio/mpeg"
+    if status == 200:
+        assert reply.headers["Accept-Ranges"] == "bytes"
+    else:
+        assert reply.headers["Content-Range"] == f"bytes {start}-{end}/{len(source)}"
+    entry = [e for e in nginx_log(stack) if e["uri"] == url][-1]
+    assert entry["upstream_addr"] == f"127.0.0.1:{stack.gunicorn_port}"  # authorized by the app...
+    assert entry["bytes"] == end - start + 1  # ...bytes by nginx; gunicorn sent an empty body:
+    line = [x for x in stack.gunicorn_log.read_text().splitlines() if urlsplit(url).path in x][-1]
+    assert re.search(r'" 200 0 ', line), line
+
+
+def test_direct_play_if_range(stack):
+    url = _direct_url(stack, "Second")
+    source = (stack.media / "Artist" / "Album" / "02 Second.mp3").read_bytes()
+    client = stack.client()
+    full = client.get(url)
+    etag, modified = full.headers["ETag"], full.headers["Last-Modified"]
+    same = client.get(url, headers={"Range": "bytes=10-19", "If-Range": etag})
+    same_date = client.get(url, headers={"Range": "bytes=10-19", "If-Range": modified})
+    changed = client.get(url, headers={"Range": "bytes=10-19", "If-Range": '"something-else"'})
+
+    assert full.status == 200 and full.body == source
+    assert same.status == 206 and same.body == source[10:20]
+    assert same_date.status == 206 and same_date.body == source[10:20]
+    assert changed.status == 200 and changed.body == source
+
+
+def test_direct_play_refuses_a_bad_token_without_bytes(stack):
+    url = _direct_url(stack, "Second")
+    reply = stack.client().get(re.sub(r"token=[^&]+", "token=forged", url))
+    assert reply.status == 404
+    assert reply.headers["Content-Type"] == "application/json"
+    assert b"ID3" not in reply.body
+
+
+def test_internal_location_is_not_reachable_from_outside(stack):
+    path = stack.media / "Artist" / "Album" / "02 Second.mp3"
+    assert stack.client().get("/_originals" + str(path).replace(" ", "%20")).status == 404
+    assert stack.client().get("/_originals/etc/passwd").status == 404
+
+
+def test_progress_put_and_get_through_nginx(stack):
+    api = stack.client(token=stack.token)
+    track_id = stack.tracks["Second"]["id"]
+    put = api.request("PUT", f"/api/v1/progress/{track_id}", body={"position_ms": 4321, "device_id": "e2e-phone"})
+    got = api.get(f"/api/v1/progress/{track_id}")
+    bad = api.request("PUT", f"/api/v1/progress/{track_id}", body={"position_ms": -5, "device_id": "e2e-phone"})
+
+    assert put.status == 200, put.body
+    assert got.status == 200 and got.json()["position_ms"] == 4321
+    assert bad.status == 400 and "position_ms" in bad.json()["error"]["fields"]
+    assert api.get(f"/api/v1/progress/{track_id}").json()["position_ms"] == 4321
+
+
+def _token_ip(reply) -> str:
+    assert reply.status == 201, reply.body
+    return reply.json()["token_info"]["created_from_ip"]
+
+
+def test_forwarded_for_is_believed_only_from_trusted_peers(stack):
+    credentials = {"username": "operator", "password": "e2e correct horse battery staple"}
+    forged = {"X-Forwarded-For": "198.51.100.66"}
+    # A client forging X-Forwarded-For through nginx: nginx appends the real peer, the app takes that.
+    through_nginx = stack.client(source="127.0.0.2").request("POST", "/api/v1/auth/token", body=credentials,
+                                                             headers=forged)  # fmt: skip
+    # A trusted load balancer (127.0.0.3) in front of nginx names the client: believed.
+    through_balancer = stack.client(source="127.0.0.3").request(
+        "POST", "/api/v1/auth/token", body=credentials, headers={"X-Forwarded-For": "203.0.113.7"}
+    )
+    # Straight to gunicorn from an untrusted peer: neither the address nor the scheme is believed.
+    direct_untrusted = stack.direct_client(source="127.0.0.2").request(
+        "POST", "/api/v1/auth/token", body=credentials, headers={**forged, "X-Forwarded-Proto": "https"}
+    )
+
+    assert _token_ip(through_nginx) == "127.0.0.2"
+    assert _token_ip(through_balancer) == "203.0.113.7"
+    assert direct_untrusted.status == 301  # still plain HTTP to the app: sent to https
+    assert direct_untrusted.headers["Location"].startswith("https://")
+
+
+def test_metrics_and_readiness_only_from_internal_addresses(stack):
+    inside = stack.client(source="127.0.0.1")
+    outside = stack.client(source="127.0.0.2")  # not in the shipped allowlist (127.0.0.1, RFC 1918, ULA)
+
+    metrics = inside.get("/metrics")
+    assert metrics.status == 200
+    assert b"revenge_stream_starts_total" in metrics.body
+    assert inside.get("/readyz").status == 200
+    for path in ("/metrics", "/readyz"):
+        denied = outside.get(path)
+        assert denied.status == 403
+        assert b"revenge_" not in denied.body
+    # nginx answered: the denied requests never reached the app.
+    entries = [e for e in nginx_log(stack) if e["remote_addr"] == "127.0.0.2" and e["uri"] in ("/metrics", "/readyz")]
+    assert entries and all(e["upstream_addr"] == "" for e in entries)
+
+
+def test_sign_in_is_rate_limited_by_nginx(stack):
+    client = stack.client(source="127.0.0.4")
+    # Incomplete credentials: answered at once (400) without hashing a password, so the nine requests
+    # take well under the 6 s in which the bucket (10 per minute) frees a place.
+    started = time.monotonic()
+    statuses = [client.request("POST", "/api/v1/auth/token", body={"username": "operator"}).status for _ in range(9)]
+    assert time.monotonic() - started < 5
+    # rate=10r/m with burst=5: the first request and 5 more pass at once, the rest wait for the bucket.
+    assert statuses[:6] == [400] * 6
+    assert statuses[6:] == [429] * 3
+    # Another address is not affected.
+    assert (
+        stack.client(source="127.0.0.5")
+        .request("POST", "/api/v1/auth/token", body={"username": "operator", "password": "wrong"})
+        .status
+        == 401
+    )
+
+
+def test_ffmpeg_plays_the_master_playlist_through_nginx_to_the_end(stack):
+    track = stack.tracks["Ouverture"]
+    url = stack.client(token=stack.token).get(f"/api/v1/tracks/{track['id']}/stream?codecs=aac").json()["url"]
+    result = subprocess.run(
+        [settings.FFMPEG_BINARY, "-hide_banner", "-nostats",
+         "-i", f"https://127.0.0.1:{stack.site.https_port}{url}", "-map", "0:a:0", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=120,
+        # The test's own certificate as the trust anchor: ffmpeg checks it on every playlist and segment.
+        env={**os.environ, "SSL_CERT_FILE": str(stack.site.folder / "tls" / "fullchain.pem")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    times = re.findall(r"time=(\d+):(\d+):(\d+\.\d+)", result.stderr)
+    hours, minutes, seconds = times[-1]
+    decoded = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    assert abs(decoded - track["duration_ms"] / 1000) < 0.5, (decoded, track["duration_ms"])
+
+
+def test_shipped_config_passes_nginx_t(stack):
+    result = stack.site.check()
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
