@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='apitoken',
-            name='created_from_ip',
+            model_name="apitoken",
+            name="created_from_ip",
             field=models.GenericIPAddressField(blank=True, null=True),
         ),
     ]
