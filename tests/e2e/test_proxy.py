@@ -20,6 +20,7 @@ from django.test import override_settings
 
 from apps.streaming.signing import hls_signature
 from tests.audio import make_audio
+from tests.conftest import wait_for
 from tests.e2e.nginx import nginx_available
 from tests.e2e.stack import HLS_SECRET, Stack
 
@@ -61,6 +62,15 @@ def gunicorn_requests(stack: Stack) -> list[str]:
 
 def nginx_log(stack: Stack) -> list[dict]:
     return [json.loads(line) for line in stack.site.access_log.read_text().splitlines()]
+
+
+def logged(stack: Stack, reply) -> dict:
+    """nginx's log entry of a reply (by its X-Request-ID); nginx writes it just after the last byte."""
+    request_id = reply.headers["X-Request-ID"]
+    found: list[dict] = []
+    wait_for(lambda: found.extend(e for e in nginx_log(stack) if e["request_id"] == request_id) or found,
+             timeout_s=5, what="the access log entry")  # fmt: skip
+    return found[0]
 
 
 def test_plain_http_is_redirected_to_https(stack):
@@ -116,9 +126,12 @@ def test_browse_and_stream_with_every_hls_byte_from_nginx(stack):
 
     # No /hls/ request reached gunicorn; nginx logged every one of them with no upstream.
     assert not [line for line in gunicorn_requests(stack) if " /hls/" in line]
-    hls_lines = [entry for entry in nginx_log(stack) if entry["uri"].startswith("/hls/")]
-    assert len(hls_lines) >= fetched + len(playlist.playlists)
-    assert {entry["upstream_addr"] for entry in hls_lines} == {""}
+
+    def hls_lines() -> list[dict]:
+        return [entry for entry in nginx_log(stack) if entry["uri"].startswith("/hls/")]
+
+    wait_for(lambda: len(hls_lines()) >= fetched + len(playlist.playlists), timeout_s=5, what="nginx's log")
+    assert {entry["upstream_addr"] for entry in hls_lines()} == {""}
     assert any(f"/api/v1/tracks/{track['id']}/master.m3u8" in line for line in gunicorn_requests(stack))
 
 
@@ -244,7 +257,7 @@ def test_direct_play_bytes_come_from_nginx_through_x_accel_redirect(stack, range
         assert reply.headers["Accept-Ranges"] == "bytes"
     else:
         assert reply.headers["Content-Range"] == f"bytes {start}-{end}/{len(source)}"
-    entry = [e for e in nginx_log(stack) if e["uri"] == url][-1]
+    entry = logged(stack, reply)
     assert entry["upstream_addr"] == f"127.0.0.1:{stack.gunicorn_port}"  # authorized by the app...
     assert entry["bytes"] == end - start + 1  # ...bytes by nginx; gunicorn sent an empty body:
     line = [x for x in stack.gunicorn_log.read_text().splitlines() if urlsplit(url).path in x][-1]
