@@ -18,7 +18,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", ops_views.home, name="home"),
+    path("", include("apps.web.urls")),
     path("healthz", ops_views.healthz, name="healthz"),
     path("readyz", ops_views.readyz, name="readyz"),
     path("metrics", ops_views.metrics, name="metrics"),

@@ -4,7 +4,6 @@ import hmac
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
@@ -13,11 +12,6 @@ from apps.ops.errors import error_body
 from apps.ops.health import run_checks
 from apps.ops.metrics import scrape_hooks_run
 from apps.ops.net import client_ip
-
-
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
 
 
 @never_cache

@@ -124,7 +124,10 @@ def session_end(*, session: PlaybackSession) -> PlaybackSession:
     PlaybackSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(
         ended_at=timezone.now(), state=PlaybackState.STOPPED
     )
-    session.refresh_from_db()
+    try:
+        session.refresh_from_db()
+    except PlaybackSession.DoesNotExist:  # deleted meanwhile (its track or user went away)
+        raise Http404("No such session.") from None
     return session
 
 

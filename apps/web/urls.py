@@ -1,0 +1,18 @@
+from django.urls import path
+
+from apps.web import views
+
+app_name = "web"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.SignInView.as_view(), name="login"),
+    path("logout/", views.SignOutView.as_view(), name="logout"),
+    path("libraries/", views.library_list, name="library-list"),
+    path("libraries/<int:library_id>/", views.library_detail, name="library-detail"),
+    path("albums/", views.album_list, name="album-list"),
+    path("albums/<int:album_id>/", views.album_detail, name="album-detail"),
+    path("tracks/", views.track_list, name="track-list"),
+    path("tracks/<int:track_id>/", views.track_detail, name="track-detail"),
+    path("history/", views.history, name="history"),
+]

@@ -1,0 +1,184 @@
+"""The web player's pages: server-rendered, thin, every read through a selector scoped by the user's grants.
+
+Everything on a page the user may not see answers 404 (never 403), as the API does. Playing, progress,
+sessions, bookmarks and the queue go from the browser to the API (static/web/js/player.js); the pages
+only carry track ids in data-* attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Page, Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_GET
+from django_filters import FilterSet
+
+from apps.accounts.api import TokenLoginThrottle
+from apps.library import selectors as library_selectors
+from apps.library.filters import AlbumFilter, TrackFilter
+from apps.library.models import LibraryKind
+from apps.playback import selectors as playback_selectors
+from apps.web import selectors
+
+PAGE_SIZE = 50
+HOME_ROWS = 12
+
+
+def web_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A signed-in page whose scripts call the API: they need the CSRF cookie even on a first GET."""
+    return login_required(require_GET(ensure_csrf_cookie(view)))
+
+
+def _paginate(request: HttpRequest, rows: Any) -> Page:
+    return Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _query_without_page(request: HttpRequest) -> str:
+    """The current filters, for the pagination links."""
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+def _filtered(filterset: FilterSet) -> tuple[Any, dict[str, list[str]]]:
+    """The filtered rows and the errors of the filters that were ignored (a bad value filters nothing,
+    like an unknown one: the page stays usable instead of failing)."""
+    rows = filterset.qs
+    return rows, {name: [str(message) for message in messages] for name, messages in filterset.errors.items()}
+
+
+class _SignInScope:
+    """Web and API sign-ins share one per-address budget (TOKEN_LOGIN_RATE): a password guesser gains
+    nothing by switching between them."""
+
+    throttle_scope = "token_login"
+
+
+class SignInView(auth_views.LoginView):
+    template_name = "web/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        throttle = TokenLoginThrottle()
+        if not throttle.allow_request(request, _SignInScope()):
+            form = self.get_form()
+            wait_s = int(throttle.wait() or 1)
+            form.add_error(None, f"Too many sign-in attempts from your address. Try again in {wait_s} s.")
+            response = self.render_to_response(self.get_context_data(form=form))
+            response.status_code = 429
+            response["Retry-After"] = str(wait_s)
+            return response
+        return super().post(request, *args, **kwargs)
+
+
+class SignOutView(auth_views.LogoutView):
+    """POST only (Django's own rule): a link or an image on another site cannot sign anyone out."""
+
+
+@web_page
+def home(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    return render(
+        request,
+        "web/home.html",
+        {
+            "continue_rows": selectors.continue_listening(user=user, limit=HOME_ROWS),
+            "recent_albums": selectors.albums_recent(user=user, limit=HOME_ROWS),
+        },
+    )
+
+
+@web_page
+def library_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "web/libraries.html", {"libraries": library_selectors.library_list(user=request.user)})
+
+
+@web_page
+def library_detail(request: HttpRequest, library_id: int) -> HttpResponse:
+    library = library_selectors.library_get(user=request.user, library_id=library_id)
+    albums = _paginate(request, selectors.library_albums(user=request.user, library=library))
+    return render(request, "web/library.html", {"library": library, "albums": albums})
+
+
+@web_page
+def album_list(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    queryset = library_selectors.album_list(user=user).order_by("title", "album_artist", "id")
+    rows, errors = _filtered(AlbumFilter(request.GET, queryset=queryset))
+    return render(
+        request,
+        "web/albums.html",
+        {
+            "albums": _paginate(request, rows),
+            "filter_errors": errors,
+            "libraries": selectors.library_options(user=user),
+            "query": request.GET,
+            "page_query": _query_without_page(request),
+        },
+    )
+
+
+@web_page
+def album_detail(request: HttpRequest, album_id: int) -> HttpResponse:
+    album = library_selectors.album_get(user=request.user, album_id=album_id)
+    tracks = list(album.tracks.all())
+    return render(
+        request,
+        "web/album.html",
+        {
+            "album": album,
+            "tracks": tracks,
+            "queue_ids": ",".join(str(track.pk) for track in tracks),
+            "is_books": album.library.kind == LibraryKind.AUDIOBOOK,
+        },
+    )
+
+
+@web_page
+def track_list(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    queryset = library_selectors.track_list(user=user).order_by("title", "id")
+    rows, errors = _filtered(TrackFilter(request.GET, queryset=queryset))
+    tracks = _paginate(request, rows)
+    return render(
+        request,
+        "web/tracks.html",
+        {
+            "tracks": tracks,
+            "queue_ids": ",".join(str(track.pk) for track in tracks),
+            "filter_errors": errors,
+            "libraries": selectors.library_options(user=user),
+            "genres": selectors.genre_options(user=user),
+            "query": request.GET,
+            "page_query": _query_without_page(request),
+        },
+    )
+
+
+@web_page
+def track_detail(request: HttpRequest, track_id: int) -> HttpResponse:
+    track = library_selectors.track_get(user=request.user, track_id=track_id)
+    _target, progress = playback_selectors.progress_get(user=request.user, track_id=track.pk)
+    return render(
+        request,
+        "web/track.html",
+        {
+            "track": track,
+            "library": track.library,
+            "chapters": list(track.chapters.all()),
+            "files": list(track.files.all()),
+            "progress": progress,
+        },
+    )
+
+
+@web_page
+def history(request: HttpRequest) -> HttpResponse:
+    listens = _paginate(request, playback_selectors.listen_list(user=request.user))
+    return render(request, "web/history.html", {"listens": listens, "page_query": _query_without_page(request)})

@@ -1,0 +1,176 @@
+"""Helpers for the browser tests: a live Django server in a thread, Debian's Chromium through Playwright,
+a watch on each page (Content-Security-Policy violations, script errors, the network log), and the
+generated library the web player is tested against.
+
+Never `playwright install`: the tests drive /usr/bin/chromium (`apt-get install -y chromium`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.test.testcases import LiveServerThread
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, Response
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+PASSWORD = "correct horse battery staple"
+
+# Runs in every page before its own scripts (through the DevTools protocol, so the page's CSP does not
+# apply to it): violations of the policy become console errors the watch below collects.
+CSP_REPORTER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"}`
+    + ` at ${event.sourceFile || "?"}:${event.lineNumber || 0}`);
+});
+"""
+
+
+class LiveServer:
+    """Django in a thread on a free port (what pytest-django's `live_server` does, but usable for a whole
+    module: its fixture would wrap every test in `transactional_db`, emptying the tables after each one,
+    and the library with its renditions is built once per module)."""
+
+    def __init__(self) -> None:
+        self.thread = LiveServerThread("127.0.0.1", StaticFilesHandler)
+        self.thread.daemon = True
+
+    def start(self) -> None:
+        self.thread.start()
+        self.thread.is_ready.wait()
+        if self.thread.error:
+            raise self.thread.error
+
+    def stop(self) -> None:
+        self.thread.terminate()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.thread.port}"
+
+
+@dataclass
+class NetworkEntry:
+    method: str
+    url: str
+    status: int
+    range: str | None
+
+
+@dataclass
+class PageWatch:
+    """What a page did: CSP violations and uncaught errors (both fail the test) and every response."""
+
+    csp_violations: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    network: list[NetworkEntry] = field(default_factory=list)
+
+    def attach(self, page: Page) -> Page:
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on("response", self._response)
+        return page
+
+    def _console(self, message: ConsoleMessage) -> None:
+        text = message.text
+        if "CSP violation" in text or "Content Security Policy" in text:
+            self.csp_violations.append(text)
+
+    def _response(self, response: Response) -> None:
+        request: Request = response.request
+        self.network.append(NetworkEntry(request.method, response.url, response.status, request.headers.get("range")))
+
+    def urls(self, fragment: str) -> list[NetworkEntry]:
+        return [entry for entry in self.network if fragment in entry.url]
+
+    def assert_clean(self) -> None:
+        assert not self.csp_violations, f"Content-Security-Policy violations: {self.csp_violations}"
+        assert not self.page_errors, f"uncaught errors in the page: {self.page_errors}"
+
+
+def new_page(context: BrowserContext, watch: PageWatch) -> Page:
+    context.add_init_script(CSP_REPORTER)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    return watch.attach(page)
+
+
+def sign_in(page: Page, base_url: str, username: str, next_path: str = "/") -> None:
+    page.goto(f"{base_url}/login/?next={next_path}")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base_url}{next_path}")
+    page.wait_for_function("() => window.revengePlayer !== undefined")
+
+
+def audio_time(page: Page) -> float:
+    return page.evaluate("() => document.querySelector('[data-audio]').currentTime")
+
+
+def wait_playing_past(page: Page, seconds: float, timeout_ms: int = 30_000) -> None:
+    page.wait_for_function(
+        "(s) => { const a = document.querySelector('[data-audio]'); return !a.paused && a.currentTime > s; }",
+        arg=seconds,
+        timeout=timeout_ms,
+    )
+
+
+def api_json(page: Page, base_url: str, path: str) -> dict:
+    response = page.request.get(f"{base_url}{path}")
+    assert response.ok, (path, response.status, response.text())
+    return response.json()
+
+
+# --- The generated library ------------------------------------------------------------------------------
+
+
+def ffmpeg(*args: str) -> None:
+    command = [settings.FFMPEG_BINARY, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args]
+    subprocess.run(command, check=True, timeout=120)
+
+
+def lossless_noise(path: Path, *, seconds: float, title: str, artist: str, album: str, number: int) -> Path:
+    """A FLAC of pink noise under a tone: ~1 Mbit/s, far over what the player asks for by default (320
+    kbit/s), so the stream decision is HLS."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ffmpeg(
+        "-f", "lavfi", "-i", f"anoisesrc=color=pink:amplitude=0.25:sample_rate=44100:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=44100:duration={seconds}",
+        "-filter_complex", "amix=inputs=2:duration=shortest", "-ac", "2", "-c:a", "flac",
+        "-metadata", f"title={title}", "-metadata", f"artist={artist}", "-metadata", f"album_artist={artist}",
+        "-metadata", f"album={album}", "-metadata", f"track={number}", "-metadata", "genre=Noise",
+        "-metadata", "date=2024", str(path),
+    )  # fmt: skip
+    return path
+
+
+def mp3_tone(path: Path, *, seconds: int, kbps: int, title: str, artist: str, album: str, number: int = 1) -> Path:
+    """A long constant-bitrate MP3, made fast: ten seconds encoded once, then repeated by stream copy."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    chunk = path.with_name(f".chunk-{path.stem}.mp3")
+    ffmpeg(
+        "-f", "lavfi", "-i", "sine=frequency=523:sample_rate=44100:duration=10", "-ac", "2",
+        "-c:a", "libmp3lame", "-b:a", f"{kbps}k", str(chunk),
+    )  # fmt: skip
+    ffmpeg(
+        "-stream_loop", str(seconds // 10 - 1), "-i", str(chunk), "-c", "copy", "-id3v2_version", "3",
+        "-metadata", f"title={title}", "-metadata", f"artist={artist}", "-metadata", f"album_artist={artist}",
+        "-metadata", f"album={album}", "-metadata", f"track={number}", "-metadata", "genre=Tones", str(path),
+    )  # fmt: skip
+    chunk.unlink()
+    return path
