@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,11 +42,9 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from apps.accounts.services import api_token_issue  # noqa: E402
-from apps.library.models import Library  # noqa: E402
-from apps.library.services import library_scan  # noqa: E402
-from apps.streaming.services import rendition_transcode  # noqa: E402
 from apps.streaming.signing import hls_prefix  # noqa: E402
-from bench.load import database_url, free_port  # noqa: E402
+from bench.load import free_port  # noqa: E402
+from bench.rendition import ready_track, start_gunicorn  # noqa: E402
 from tests.e2e.nginx import NginxSite, stop  # noqa: E402
 
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
@@ -138,43 +135,15 @@ def main() -> int:
         print("bench/proxy.py needs nginx and wrk (apt-get install nginx wrk)")
         return 2
     work = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
-    media = work / "media"
-    media.mkdir()
-    subprocess.run(
-        [settings.FFMPEG_BINARY, "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-         "anoisesrc=color=pink:duration=30:sample_rate=44100", "-ac", "2", "-c:a", "libmp3lame", "-b:a", "192k",
-         str(media / "track.mp3")],
-        check=True,
-    )  # fmt: skip
-    settings.RENDITIONS_ROOT = work / "renditions"
     test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     gunicorn = nginx = None
     try:
-        library = Library.objects.create(name="bench", root_paths=[str(media)])
-        library_scan(library=library)
-        track = library.tracks.get()
-        result = rendition_transcode(track_id=track.pk)
-        assert result.outcome == "published", result
-        relative = f"{track.pk}/{result.rendition_key}/aac-128/seg00001.m4s"
-        signed = f"{hls_prefix(track_id=track.pk, rendition_key=result.rendition_key)}/aac-128/seg00001.m4s"
+        track, key = ready_track(work)
+        relative = f"{track.pk}/{key}/aac-128/seg00001.m4s"
+        signed = f"{hls_prefix(track_id=track.pk, rendition_key=key)}/aac-128/seg00001.m4s"
         size = (settings.RENDITIONS_ROOT / relative).stat().st_size
-
         app_port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(),
-            "RENDITIONS_ROOT": str(settings.RENDITIONS_ROOT),
-            "HLS_SIGNING_SECRET": settings.HLS_SIGNING_SECRET,
-            "PORT": str(app_port),
-            "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),
-            "LOG_LEVEL": "warning",
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        gunicorn = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--access-logfile", "/dev/null"],
-            cwd=BASE_DIR,
-            env=env,
-        )
+        gunicorn = start_gunicorn(app_port, "--access-logfile", "/dev/null")
         site_folder = work / "nginx"
         plain_port = free_port()
         # The ceiling: the same file, same nginx, same TLS settings, no secure_link and no extra headers.
@@ -202,20 +171,8 @@ def main() -> int:
         site_conf.write_text(site_conf.read_text().replace(f"{site.access_log} revenge_json", "off"))
         # Nor the per-address rate limit of the API (one client here makes a few hundred requests/s).
         snippet = site.folder / "snippets" / "revenge-locations.conf"
-        snippet.write_text(
-            snippet.read_text()
-            .replace(f"{site.access_log} revenge_json", "off")
-            .replace("limit_req zone=revenge_api burst=60 nodelay;", "")
-        )
+        snippet.write_text(snippet.read_text().replace("limit_req zone=revenge_api burst=60 nodelay;", ""))
         nginx = site.start()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{app_port}/healthz", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and gunicorn.poll() is None, "gunicorn did not start"
-                time.sleep(0.2)
 
         urls = {
             "signed": f"https://127.0.0.1:{site.https_port}{signed}",

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 
@@ -29,14 +27,11 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from apps.library.models import Library  # noqa: E402
-from apps.library.services import library_scan  # noqa: E402
-from apps.streaming.services import rendition_transcode  # noqa: E402
 from apps.streaming.signing import hls_prefix  # noqa: E402
-from bench.load import database_url, free_port, run_load  # noqa: E402
+from bench.load import free_port, run_load  # noqa: E402
+from bench.rendition import ready_track, start_gunicorn  # noqa: E402
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "12"))
@@ -45,46 +40,13 @@ ROUNDS = 4
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-segments-"))
-    media = work / "media"
-    media.mkdir()
-    subprocess.run(
-        [settings.FFMPEG_BINARY, "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-         "anoisesrc=color=pink:duration=30:sample_rate=44100", "-ac", "2", "-c:a", "libmp3lame", "-b:a", "192k",
-         str(media / "track.mp3")],
-        check=True,
-    )  # fmt: skip
-    settings.RENDITIONS_ROOT = work / "renditions"
     test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     server = None
     try:
-        library = Library.objects.create(name="bench", root_paths=[str(media)])
-        library_scan(library=library)
-        track = library.tracks.get()
-        result = rendition_transcode(track_id=track.pk)
-        assert result.outcome == "published", result
-        segment = f"{hls_prefix(track_id=track.pk, rendition_key=result.rendition_key)}/aac-128/seg00001.m4s"
+        track, key = ready_track(work)
+        segment = f"{hls_prefix(track_id=track.pk, rendition_key=key)}/aac-128/seg00001.m4s"
         port = free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(),
-            "RENDITIONS_ROOT": str(settings.RENDITIONS_ROOT),
-            "HLS_SIGNING_SECRET": settings.HLS_SIGNING_SECRET,
-            "PORT": str(port),
-            "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),
-            "LOG_LEVEL": "warning",
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "revenge.wsgi"], cwd=BASE_DIR, env=env
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "gunicorn did not start"
-                time.sleep(0.2)
+        server = start_gunicorn(port, "revenge.wsgi")
         size = len(urllib.request.urlopen(f"http://127.0.0.1:{port}{segment}").read())
         run_load(port, lambda i: ("GET", "/healthz", None, {}), clients=CLIENTS, seconds=2)  # warm-up
         # Interleaved slices, best slice of each: both see the same background on this shared machine.
