@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django import forms
 from django.db.models import CharField, F, Func, Q, QuerySet, Value
+from django_filters.constants import EMPTY_VALUES
 
 from apps.library.models import Album, Track
 
@@ -22,13 +25,23 @@ class ArrayToString(Func):
     output_field = CharField()
 
 
+class StableOrderingFilter(django_filters.OrderingFilter):
+    """Ties broken by id: pages of a list ordered by duration or year neither repeat nor skip rows."""
+
+    def filter(self, qs: QuerySet, value: Any) -> QuerySet:
+        qs = super().filter(qs, value)
+        if value in EMPTY_VALUES:
+            return qs
+        return qs.order_by(*qs.query.order_by, "pk")
+
+
 class TrackFilter(django_filters.FilterSet):
     library = IdFilter(field_name="library_id")
     album = IdFilter(field_name="album_id")
     artist = django_filters.CharFilter(method="filter_artist", help_text="Tracks whose artists include this name.")
     genre = django_filters.CharFilter(method="filter_genre", help_text="Tracks whose genres include this one.")
     q = django_filters.CharFilter(method="filter_q", help_text="Case-insensitive search in title, artists, album.")
-    ordering = django_filters.OrderingFilter(
+    ordering = StableOrderingFilter(
         fields=(
             ("title", "title"),
             ("created_at", "added"),
@@ -59,7 +72,7 @@ class AlbumFilter(django_filters.FilterSet):
     library = IdFilter(field_name="library_id")
     artist = django_filters.CharFilter(method="filter_artist")
     q = django_filters.CharFilter(field_name="title", lookup_expr="icontains")
-    ordering = django_filters.OrderingFilter(
+    ordering = StableOrderingFilter(
         fields=(("title", "title"), ("year", "year"), ("created_at", "added")),
     )
 
