@@ -117,14 +117,15 @@ def process_env() -> dict[str, str]:
     return env
 
 
-def child_database_url() -> str:
-    """The URL of the database this test run uses (pytest-django's test_<name>), for child processes."""
+def child_database_url(name: str | None = None) -> str:
+    """The URL of the database this test run uses (pytest-django's test_<name>), for child processes; or
+    of another database `name` on the same server."""
     params = connection.get_connection_params()
     user = quote(params.get("user") or "")
     password = f":{quote(params['password'])}" if params.get("password") else ""
     host = params.get("host") or ""
     port = f":{params['port']}" if params.get("port") else ""
-    name = connection.settings_dict["NAME"]
+    name = name or connection.settings_dict["NAME"]
     if host.startswith("/"):
         return f"postgresql://{user}{password}@/{name}?host={quote(host)}"
     return f"postgresql://{user}{password}@{host}{port}/{name}"

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from django.db import connection
 
-from tests.conftest import BASE_DIR, free_port, wait_for
+from tests.conftest import BASE_DIR, child_database_url, free_port, wait_for
 from tests.e2e.nginx import NginxSite, stop
 from tests.playback.conftest import RedisServer
 
@@ -89,20 +88,9 @@ class Client:
         return self.request("GET", path, **kwargs)
 
 
-def database_url(name: str) -> str:
-    params = connection.get_connection_params()
-    user = params.get("user") or ""
-    password = f":{params['password']}" if params.get("password") else ""
-    host = params.get("host") or ""
-    port = f":{params['port']}" if params.get("port") else ""
-    if host.startswith("/"):
-        return f"postgresql://{user}{password}@/{name}?host={host}"
-    return f"postgresql://{user}{password}@{host}{port}/{name}"
-
-
 def _admin_database(sql: str) -> None:
     # The maintenance database every PostgreSQL has (the configured one may not exist: pytest uses test_<name>).
-    with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
+    with psycopg.connect(child_database_url("postgres"), autocommit=True) as conn:
         conn.execute(sql)
 
 
@@ -155,7 +143,7 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "PROMETHEUS_"))}
         env.update(
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-            DATABASE_URL=database_url(self.database),
+            DATABASE_URL=child_database_url(self.database),
             REDIS_URL=self.redis.url,
             REVENGE_DATA_DIR=str(self.folder / "data"),
             RENDITIONS_ROOT=str(self.renditions),

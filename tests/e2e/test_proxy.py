@@ -22,7 +22,7 @@ from apps.streaming.signing import hls_signature
 from tests.audio import make_audio
 from tests.conftest import wait_for
 from tests.e2e.nginx import nginx_available
-from tests.e2e.stack import HLS_SECRET, Stack
+from tests.e2e.stack import HLS_SECRET, Client, Stack
 
 pytestmark = [
     pytest.mark.slow,
@@ -74,8 +74,6 @@ def logged(stack: Stack, reply) -> dict:
 
 
 def test_plain_http_is_redirected_to_https(stack):
-    from tests.e2e.stack import Client
-
     reply = Client(stack.site.http_port, tls=False).get("/api/v1/tracks?page=2")
     assert reply.status == 301
     assert reply.headers["Location"] == "https://127.0.0.1/api/v1/tracks?page=2"
