@@ -7,14 +7,16 @@ on the same path (the ceiling of any five requests through nginx and gunicorn). 
     make bench-proxy            # BENCH_CONNECTIONS=16 BENCH_SECONDS=12; needs nginx and wrk
 
 One nginx (deploy/nginx rendered as in tests/e2e, one worker process), both nginx paths over the same
-TLS settings; wrk as the client. Slices are interleaved and the best of each kept, so background load on
-this shared machine hits all three alike. Target (DESIGN.md): signed / static >= 0.9.
+TLS settings; wrk as the client. Slices are interleaved (each round starts with a different path) and the
+best of each kept, so background load on this shared machine hits all three alike.
+Target (DESIGN.md): signed / static >= 0.9.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import re
 import shutil
@@ -62,7 +64,10 @@ class WrkResult:
     errors: int
 
     def describe(self) -> str:
-        return f"{self.rps:9.0f} req/s  {self.mb_s:7.1f} MB/s  p50 {self.p50_ms:6.2f} ms  p99 {self.p99_ms:6.2f} ms" + (
+        def ms(value: float) -> str:  # wrk 4.1 now and then prints a percentile as "nan"
+            return "   n/a" if math.isnan(value) else f"{value:6.2f}"
+
+        return f"{self.rps:9.0f} req/s  {self.mb_s:7.1f} MB/s  p50 {ms(self.p50_ms)} ms  p99 {ms(self.p99_ms)} ms" + (
             f"  ({self.errors} errors)" if self.errors else ""
         )
 
@@ -184,7 +189,13 @@ def main() -> int:
         }
         for url in urls.values():
             wrk(url, 1)  # warm-up, and a failure here stops the run before it measures errors
-        slices = [{name: wrk(url, SECONDS / ROUNDS) for name, url in urls.items()} for _ in range(ROUNDS)]
+        # Each round starts with a different path, so none always runs straight after the Django slice
+        # (gunicorn winding down) or always first (a cold worker).
+        names = list(urls)
+        slices = []
+        for round_index in range(ROUNDS):
+            order = names[round_index:] + names[:round_index]
+            slices.append({name: wrk(urls[name], SECONDS / ROUNDS) for name in order})
         best = {name: max((s[name] for s in slices), key=lambda r: r.rps) for name in urls}
         user = get_user_model().objects.create_superuser("bench", password="bench correct horse staple")
         _token, key = api_token_issue(user=user, name="bench")
