@@ -2,7 +2,7 @@
 
     WORKER_METRICS_BIND=0.0.0.0:9810 python deploy/prometheus/worker_metrics.py
 
-Celery workers count transcodes (revenge_transcode_jobs_total, revenge_transcode_seconds) and progress
+Celery workers count transcodes (revenge_transcode_jobs_total, revenge_transcode_seconds), scans and progress
 flushes into the multiprocess folder like gunicorn does, and the web node's /metrics adds up every file
 in that folder. That covers the workers only where they share the folder (and the PID namespace) with a
 web node: one host under systemd. A worker in its own container or on its own machine runs this next to

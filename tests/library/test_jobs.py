@@ -11,13 +11,14 @@ import pytest
 from celery import Celery
 from django.core.management import CommandError, call_command
 from django.utils import timezone
+from prometheus_client import REGISTRY
 
 from apps.library.models import Library, ScanJob, ScanStatus, ScanTrigger, Track
 from apps.library.services import scan_claim, scan_jobs_expire, scan_request, scan_run, scans_request_due
 from apps.library.services.jobs import SCAN_TASK
 from tests.audio import make_audio
 from tests.conftest import child_database_url
-from tests.library.conftest import make_library
+from tests.library.conftest import make_library, scan_job
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +118,59 @@ def test_a_real_worker_runs_the_scan_task(tmp_path, process_env, settings):
     assert Track.objects.filter(title="From the worker").exists()
     assert ScanJob.objects.get(pk=job.pk).errors == 0
     assert Library.objects.get(pk=library.pk).last_scan_id == job.pk
+
+
+def test_scans_are_counted_in_the_metrics_by_outcome_and_file_result(tmp_path):
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    def snapshot() -> dict[str, float]:
+        files = {r: value("revenge_scan_files_total", result=r) for r in ("added", "unchanged", "missing", "error")}
+        return {
+            **files,
+            "succeeded": value("revenge_scans_total", status="succeeded"),
+            "failed": value("revenge_scans_total", status="failed"),
+            "timed": value("revenge_scan_seconds_count"),
+        }
+
+    def delta(before: dict[str, float]) -> dict[str, float]:
+        return {key: count - before[key] for key, count in snapshot().items()}
+
+    media = tmp_path / "media"
+    make_audio(media / "one.mp3", seconds=0.5)
+    make_audio(media / "two.mp3", seconds=0.5)
+    (media / "broken.flac").write_bytes(b"fLaC but nothing after it")
+    library = make_library(media)
+
+    before = snapshot()
+    scan_job(library)
+    assert delta(before) == {
+        "added": 3,
+        "unchanged": 0,
+        "missing": 0,
+        "error": 1,
+        "succeeded": 1,
+        "failed": 0,
+        "timed": 1,
+    }
+
+    (media / "two.mp3").unlink()
+    before = snapshot()
+    scan_job(library)
+    # The broken file is unchanged too, and still reported: it has not been mended.
+    assert delta(before) == {
+        "added": 0,
+        "unchanged": 2,
+        "missing": 1,
+        "error": 1,
+        "succeeded": 1,
+        "failed": 0,
+        "timed": 1,
+    }
+
+    job, _ = scan_request(library=library, dispatch=False)
+    scan_claim(job_id=job.pk)
+    ScanJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    before = snapshot()
+    assert scan_jobs_expire() == 1
+    assert delta(before)["failed"] == 1

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.library import metrics
 from apps.library.models import ACTIVE_SCAN_STATUSES, Library, ScanJob, ScanStatus, ScanTrigger
 from apps.library.services.handoff import tracks_changed
 from apps.library.services.scan import ProgressCallback, library_scan
@@ -77,6 +78,7 @@ def scan_run(*, job: ScanJob, progress: ProgressCallback | None = None) -> ScanJ
             last_beat = time.monotonic()
             ScanJob.objects.filter(pk=job.pk, status=ScanStatus.RUNNING).update(heartbeat_at=timezone.now())
 
+    started = time.monotonic()
     try:
         result = library_scan(library=job.library, progress=beat)
     except Exception as exc:
@@ -84,8 +86,20 @@ def scan_run(*, job: ScanJob, progress: ProgressCallback | None = None) -> ScanJ
         # here: the next request or the schedule starts a new one, which resumes where this stopped.
         logger.exception("scan #%s of library %s failed", job.pk, job.library_id)
         _finish(job, status=ScanStatus.FAILED, failure=f"{type(exc).__name__}: {exc}"[:2000])
+        metrics.scans.labels(status=ScanStatus.FAILED).inc()
         raise
     _finish(job, status=ScanStatus.SUCCEEDED, **result.counters())
+    metrics.scans.labels(status=ScanStatus.SUCCEEDED).inc()
+    metrics.scan_seconds.observe(time.monotonic() - started)
+    for outcome, count in (
+        ("added", result.added),
+        ("updated", result.updated),
+        ("unchanged", result.unchanged),
+        ("restored", result.restored),
+        ("missing", result.missing),
+        ("error", result.errors),
+    ):
+        metrics.scan_files.labels(result=outcome).inc(count)
     tracks_changed(track_ids=result.changed_track_ids)
     return job
 
@@ -101,10 +115,13 @@ def _finish(job: ScanJob, *, status: str, **fields: object) -> None:
 def scan_jobs_expire() -> int:
     """Fail scans whose worker died (no heartbeat) or whose message never arrived. Returns how many."""
     now = timezone.now()
-    return ScanJob.objects.filter(
+    expired = ScanJob.objects.filter(
         Q(status=ScanStatus.RUNNING, heartbeat_at__lt=now - STALE_RUNNING)
         | Q(status=ScanStatus.QUEUED, created_at__lt=now - STALE_QUEUED)
     ).update(status=ScanStatus.FAILED, finished_at=now, failure="The worker stopped answering; scan abandoned.")
+    if expired:
+        metrics.scans.labels(status=ScanStatus.FAILED).inc(expired)
+    return expired
 
 
 def scans_request_due() -> list[ScanJob]:
