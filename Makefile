@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-segments bench-proxy vendor-hlsjs
+.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-segments bench-proxy bench-memory vendor-hlsjs
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench-transcode  transcode benchmark (10-minute track)"
 	@echo "make bench-segments   /hls/ segment throughput under gunicorn"
 	@echo "make bench-proxy      segments through nginx secure_link vs nginx static vs the Django view (needs nginx, wrk)"
+	@echo "make bench-memory     a web worker's memory while it streams a 1 GiB original itself (BENCH_MEMORY_MIB=1024)"
 	@echo "make vendor-hlsjs     update the vendored hls.js (HLSJS_VERSION=$(HLSJS_VERSION)) from the npm registry"
 	@echo "make clean   remove .venv (var/ with the embedded databases is kept)"
 
@@ -61,6 +62,9 @@ bench-segments: $(STAMP)
 
 bench-proxy: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/proxy.py
+
+bench-memory: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/memory.py
 
 # hls.js for the web player, vendored from the npm registry (no CDN, no build step): the minified build,
 # its licence and the version, under apps/web/static/web/vendor/hls.js/. Bump HLSJS_VERSION, run, commit.
