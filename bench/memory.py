@@ -47,7 +47,7 @@ from bench.rendition import start_gunicorn  # noqa: E402
 from tests.e2e.nginx import stop  # noqa: E402
 
 SIZE_MIB = int(os.environ.get("BENCH_MEMORY_MIB", "1024"))
-RANGE_MIB = 64
+RANGE_MIB = min(64, SIZE_MIB // 4)
 WAV_BYTES_PER_S = 44_100 * 2 * 2  # 16-bit stereo
 MIB = 1024 * 1024
 TARGET_RSS_MB = 120
