@@ -5,7 +5,7 @@ import hmac
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from django_prometheus.exports import ExportToDjangoView
 
 from apps.ops.errors import error_body
@@ -15,14 +15,14 @@ from apps.ops.net import client_ip
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers. Touches no dependency, so a database outage does not restart it."""
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
-@require_GET
+@require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
     results = run_checks()
     failed = [result.name for result in results if not result.ok]
@@ -47,7 +47,7 @@ def _metrics_allowed(request: HttpRequest) -> bool:
 
 
 @never_cache
-@require_GET
+@require_safe
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition; sums every process's metrics when PROMETHEUS_MULTIPROC_DIR is set."""
     if not _metrics_allowed(request):

@@ -8,9 +8,46 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import free_port, wait_for
 from tests.deploy.kit import DEPLOY, Recorder, compose, load_yaml, require
+from tests.e2e.nginx import NginxSite
+
+# --- nginx (the site itself runs in tests/e2e/test_proxy.py) -----------------------------------------
+
+
+def test_the_site_loads_into_debians_own_nginx_conf(tmp_path):
+    """README step 7 drops the site into Debian's stock nginx.conf, which sets things of its own at http
+    level (gzip on, ssl_protocols...): no directive of the site may clash with them."""
+    stock = Path("/etc/nginx/nginx.conf")
+    if not stock.exists() or "sites-enabled" not in stock.read_text():
+        pytest.skip("no Debian nginx.conf here (.ci/run installs Debian's nginx)")
+    nginx = require("nginx")
+    site = NginxSite(
+        folder=tmp_path, http_port=free_port(), https_port=free_port(), upstream="127.0.0.1:8000",
+        renditions_root=tmp_path, static_root=tmp_path, hls_secret="secret",
+    )  # fmt: skip
+    site.render()
+    replacements = {
+        "include /etc/nginx/sites-enabled/*;": f"include {site.folder / 'site.conf'};",
+        # Where this test may write (the rest is Debian's file as shipped).
+        "pid /run/nginx.pid;": f"pid {tmp_path / 'nginx.pid'};",
+        "/var/log/nginx/": f"{tmp_path / 'logs'}/",
+    }
+    text = stock.read_text()
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    (tmp_path / "stock.conf").write_text(text)
+
+    done = subprocess.run([nginx, "-t", "-c", str(tmp_path / "stock.conf")], capture_output=True, text=True)
+
+    assert done.returncode == 0, done.stderr
+    assert "test is successful" in done.stderr
+
 
 # --- Caddy ------------------------------------------------------------------------------------------
 

@@ -12,6 +12,14 @@ def test_healthz_answers_without_touching_dependencies(client, settings):
     assert response.json() == {"status": "ok"}
 
 
+def test_probes_answer_head_as_get_and_refuse_writes(client):
+    # Load balancers and uptime checkers often probe with HEAD.
+    for path in ("/healthz", "/readyz"):
+        head = client.head(path)
+        assert head.status_code == 200 and head.content == b"", path
+        assert client.post(path).status_code == 405, path
+
+
 def test_readyz_is_200_when_every_dependency_answers(client):
     response = client.get("/readyz")
 
