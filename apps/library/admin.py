@@ -135,11 +135,13 @@ class HasErrorFilter(admin.SimpleListFilter):
         return [("yes", "Has an error"), ("no", "Readable")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        field = "error" if queryset.model is AudioFile else "files__error"
+        # A track "has an error" when any of its files has one: filter/exclude on "some file's error is not
+        # empty" (exclude(files__error="") would keep only tracks whose every file failed).
+        unreadable = {"error__gt" if queryset.model is AudioFile else "files__error__gt": ""}
         if self.value() == "yes":
-            return queryset.exclude(**{field: ""}).distinct()
+            return queryset.filter(**unreadable).distinct()
         if self.value() == "no":
-            return queryset.filter(**{field: ""}).distinct()
+            return queryset.exclude(**unreadable)
         return queryset
 
 

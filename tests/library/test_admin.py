@@ -4,7 +4,8 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from apps.library.models import AudioFile, Library, LibraryAccess, ScanJob
+from apps.library.models import AudioFile, Library, LibraryAccess, LibraryKind, ScanJob
+from apps.library.services import library_scan
 from tests.audio import make_audio
 from tests.factories import UserFactory
 from tests.library.conftest import make_library, scan_job
@@ -117,3 +118,21 @@ def test_filters_on_track_and_file_lists(admin_client, tmp_path):
     job_page = admin_client.get(reverse("admin:library_scanjob_change", args=[ScanJob.objects.get().pk]))
     assert "broken.mp3: empty file (0 bytes)" in job_page.content.decode()
     assert AudioFile.objects.count() == 3
+
+
+def test_has_error_lists_a_book_with_one_unreadable_file_among_good_ones(admin_client, tmp_path):
+    media = tmp_path / "books"
+    make_audio(media / "Book" / "01.mp3", seconds=1, tags={"album": "Book"})
+    make_audio(media / "Book" / "02.mp3", seconds=1)
+    (media / "Book" / "03.mp3").write_bytes(b"not audio at all" * 100)
+    make_audio(media / "Fine" / "01.mp3", seconds=1, tags={"album": "Fine"})
+    library = Library.objects.create(name="books", kind=LibraryKind.AUDIOBOOK, root_paths=[str(media)])
+    library_scan(library=library)
+
+    def listed(value: str) -> list[str]:
+        page = admin_client.get(f"/admin/library/track/?has_error={value}")
+        assert page.status_code == 200
+        return sorted(track.title for track in page.context["cl"].result_list)
+
+    assert listed("yes") == ["Book"]
+    assert listed("no") == ["Fine"]

@@ -241,3 +241,65 @@ def test_file_moving_between_books_regroups_both(media):
 
     assert dict(Track.objects.values_list("title", "missing")) == {"Book A": False, "Book B": False}
     assert Track.objects.get(title="Book A").chapters.count() == 1
+
+
+# --- Odd files never stop a scan (each of these once failed every scan of its library) -----------------
+
+
+def test_tags_and_names_that_do_not_fit_the_columns_are_cut_or_skipped_not_fatal(tmp_path):
+    media = tmp_path / ("r" * 60)
+    song(media, "long genre.mp3", title="Long genre", genre="G" * 300 + "; Jazz")
+    song(media, "1²2.mp3", title="Superscript")  # "²".isdigit() but int("²") fails
+    deep = media
+    for level in range(8):  # 2 000 characters under the root, more than 2 048 with it
+        deep = deep / (f"{level}" + "d" * 248)
+    song(deep, "deep.mp3", title="Too deep")
+    library = make_library(media)
+
+    result = scan(library)
+
+    assert sorted(Track.objects.values_list("title", flat=True)) == ["Long genre", "Superscript"]
+    assert Track.objects.get(title="Long genre").genres == ["G" * 200, "Jazz"]
+    assert result.errors == 1 and "longer than 2048 characters with its library folder" in result.error_messages[0]
+
+
+def test_a_nul_in_a_chapter_title_is_dropped_like_in_tags(media):
+    book = make_audio(media / "book.m4b", seconds=2, chapters=[("AQZQA", 0, 1000), ("Second", 1000, 2000)])
+    book.write_bytes(book.read_bytes().replace(b"AQZQA", b"A\x00ZQA"))
+    make_audio(media / "other.m4b", seconds=1, tags={"album": "Fine"})
+    library = make_library(media, kind=LibraryKind.AUDIOBOOK)
+
+    result = scan(library)
+
+    assert result.errors == 0 and Track.objects.count() == 2
+    titles = Chapter.objects.filter(track__files__path="book.m4b").order_by("index").values_list("title", flat=True)
+    assert list(titles) == ["AZQA", "Second"]
+
+
+def test_a_book_in_disc_folders_without_disc_tags_plays_disc_by_disc(media):
+    for disc in (1, 2):
+        for number in (1, 2):
+            song(media / "Book" / f"CD{disc}", f"{number:02}.mp3", title=f"d{disc}t{number}", track=str(number))
+    library = make_library(media, kind=LibraryKind.AUDIOBOOK)
+
+    scan(library)
+
+    book = Track.objects.get()
+    assert list(book.chapters.order_by("index").values_list("title", flat=True)) == ["d1t1", "d1t2", "d2t1", "d2t2"]
+
+
+def test_tracks_orphaned_by_a_regrouping_leave_their_album_counts(media):
+    song(media / "S", "b1.m4b", album="Book One", grouping="Saga")
+    song(media / "S", "b2.m4b", album="Book Two", grouping="Saga")
+    library = make_library(media, kind=LibraryKind.AUDIOBOOK)
+    scan(library)
+    saga = Album.objects.get(title="Saga")
+    assert saga.track_count == 2
+
+    # An mp3 in the folder makes the folder one book of three files, in another series.
+    song(media / "S", "a.mp3", album="Omnibus", grouping="Other")
+    scan(library)
+
+    saga.refresh_from_db()
+    assert Track.objects.filter(album=saga, missing=False).count() == 0
+    assert (saga.track_count, saga.duration_ms) == (0, 0)

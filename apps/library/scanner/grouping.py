@@ -22,6 +22,8 @@ from apps.library.models import LibraryKind
 _DISC_FOLDER = re.compile(r"(cd|disc|disk|part)[\s._-]*\d+", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+")
 _ID3_FORMATS = {"mp3", "wav"}
+# The columns' sizes (Track.genres, Album.genres): a longer tag is cut, never an error for the scan.
+GENRE_MAX_CHARS = 200
 
 
 class FileLike(Protocol):
@@ -101,7 +103,7 @@ def build_track(kind: str, group_key: str, files: Sequence[FileRow], *, unsplit:
     split_slash = first.format in _ID3_FORMATS
     artists = _names(tags.get("artist"), split_slash, unsplit) or _names(tags.get("albumartist"), split_slash, unsplit)
     album_artist = (_names(tags.get("albumartist"), split_slash, unsplit) or artists or [""])[0]
-    genres = _names(tags.get("genre"), split_slash, unsplit)
+    genres = _names(tags.get("genre"), split_slash, unsplit, max_chars=GENRE_MAX_CHARS)
     stem = os.path.splitext(os.path.basename(first.path))[0]
 
     if kind == LibraryKind.AUDIOBOOK:
@@ -164,13 +166,24 @@ def join_path(root: str, path: str) -> str:
 
 
 def natural_key(text: str) -> list[Any]:
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    return [int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
 def play_order(f: FileRow) -> tuple[Any, ...]:
     disc = _number(f.tags, "discnumber", 32767)
+    if disc is None:  # Book/CD2/01.mp3 without a disc tag: CD2's track 1 comes after CD1's last
+        disc = _folder_disc(f.path)
     track = _number(f.tags, "tracknumber", 2**31 - 1)
     return (disc if disc is not None else 0, track if track is not None else 0, natural_key(f.path))
+
+
+def _folder_disc(path: str) -> int | None:
+    folder = os.path.basename(os.path.dirname(path))
+    if not _DISC_FOLDER.fullmatch(folder):
+        return None
+    number = int(_NUMBER.search(folder).group())
+    return number if 0 < number <= 32767 else None
 
 
 def _first(tags: dict[str, list[str]], key: str) -> str:
@@ -193,7 +206,7 @@ def _year(tags: dict[str, list[str]]) -> int | None:
     return year if year and 1000 <= year <= 9999 else None
 
 
-def _names(values: list[str] | None, split_slash: bool, unsplit: frozenset[str]) -> list[str]:
+def _names(values: list[str] | None, split_slash: bool, unsplit: frozenset[str], max_chars: int = 500) -> list[str]:
     """Artist or genre values as a list: repeated fields kept, ";" split everywhere, "/" split in ID3
     (its old multi-value separator), except names listed in LIBRARY_UNSPLIT_NAMES (AC/DC)."""
     names: list[str] = []
@@ -202,7 +215,7 @@ def _names(values: list[str] | None, split_slash: bool, unsplit: frozenset[str])
             part = part.strip()
             pieces = re.split(r"\s*/\s*", part) if split_slash and part not in unsplit else [part]
             for piece in pieces:
-                piece = piece.strip()[:500]
+                piece = piece.strip()[:max_chars].strip()
                 if piece and piece not in names:
                     names.append(piece)
     return names

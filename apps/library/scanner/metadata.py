@@ -241,5 +241,6 @@ def _clean_chapters(chapters: list[dict[str, Any]], duration_ms: int) -> list[di
         next_start = ordered[index + 1]["start_ms"] if index + 1 < len(ordered) else duration_ms
         end = min(chapter.get("end_ms") or next_start, next_start, duration_ms)
         if end > chapter["start_ms"]:
-            cleaned.append({"title": chapter["title"][:500], "start_ms": chapter["start_ms"], "end_ms": end})
+            # _text: NUL-free (PostgreSQL text refuses it) and trimmed, like every tag.
+            cleaned.append({"title": _text(chapter["title"])[:500], "start_ms": chapter["start_ms"], "end_ms": end})
     return cleaned

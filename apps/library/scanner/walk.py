@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from apps.library.scanner.metadata import AUDIO_EXTENSIONS
 
+# AudioFile.group_key and Track.group_key hold root + "/" + path (a book: its folder) in 2048 characters.
 MAX_PATH_CHARS = 2048
 
 
@@ -33,6 +34,7 @@ def walk_roots(roots: list[str], *, on_problem: Callable[[str, str], None]) -> I
     """
     real_roots = [os.path.realpath(root) for root in roots]
     for root in roots:
+        room = MAX_PATH_CHARS - len(root.rstrip("/")) - 1  # what the path under this root may take
         # (device, inode) of every folder walked: a link to one of them (a loop, an alias) is not re-entered.
         # One stat per folder, not per file.
         seen_dirs: set[tuple[int, int]] = set()
@@ -75,7 +77,10 @@ def walk_roots(roots: list[str], *, on_problem: Callable[[str, str], None]) -> I
                     on_problem(f"{relative}{name}", f"cannot read: {exc.strerror or exc}")
                     continue
                 path = f"{relative}{name}"
-                if len(path) > MAX_PATH_CHARS:
-                    on_problem(path[:200] + "…", f"path longer than {MAX_PATH_CHARS} characters; skipped")
+                if len(path) > room:
+                    on_problem(
+                        path[:200] + "…",
+                        f"path longer than {MAX_PATH_CHARS} characters with its library folder; skipped",
+                    )
                     continue
                 yield FoundFile(root, path, stat.st_size, stat.st_mtime_ns)

@@ -275,7 +275,10 @@ def tracks_sync(*, library: Library, progress: ProgressCallback | None = None) -
             dirty.append(group_key)
     orphans = [key for key, (_, missing) in stored.items() if key not in by_group and not missing]
     if orphans:
-        Track.objects.filter(library=library, group_key__in=orphans).update(missing=True, updated_at=timezone.now())
+        gone = Track.objects.filter(library=library, group_key__in=orphans)
+        album_ids = set(gone.exclude(album=None).values_list("album_id", flat=True))
+        gone.update(missing=True, updated_at=timezone.now())
+        _refresh_albums(album_ids)  # their albums' counts, durations, artists and genres
 
     changed: list[int] = []
     unsplit = frozenset(settings.LIBRARY_UNSPLIT_NAMES)
