@@ -10,6 +10,7 @@ from rest_framework import serializers
 from apps.library.serializers import ChapterOutput, TrackListOutput
 from apps.playback.models import DEVICE_ID_MAX_LENGTH, MAX_QUEUE_TRACKS, PlaybackState, RepeatMode
 from apps.playback.rules import EPOCH, ProgressState
+from apps.streaming.serializers import client_codecs
 
 BIGINT_MAX = 2**63 - 1
 # Client times before this are a device whose clock was never set: refused rather than stored as stale.
@@ -58,9 +59,12 @@ class ClientTimeField(serializers.Field):
                 self.fail("invalid")
         else:
             self.fail("invalid")
-        if moment < EARLIEST_CLIENT_TIME:
+        try:
+            if moment < EARLIEST_CLIENT_TIME:
+                self.fail("range")
+            return moment.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:59:59-23:59 is past datetime.max in UTC
             self.fail("range")
-        return moment.astimezone(UTC)
 
     def to_representation(self, value: datetime) -> str:
         return value.isoformat()
@@ -104,7 +108,9 @@ class ProgressListInput(serializers.Serializer):
 
     def validate_since(self, value: str) -> datetime:
         field = ClientTimeField()
-        return field.run_validation(int(value) if value.isdigit() and len(value) < 17 else value)
+        # isascii: "²".isdigit() too, and int() refuses it.
+        epoch_ms = value.isascii() and value.isdigit() and len(value) < 17
+        return field.run_validation(int(value) if epoch_ms else value)
 
 
 class ProgressOutput(serializers.Serializer):
@@ -166,7 +172,11 @@ class SessionStartInput(serializers.Serializer):
     codecs = serializers.ListField(
         child=serializers.CharField(max_length=32), required=False, allow_null=True, max_length=20
     )
-    max_bitrate = StrictIntegerField(min_value=1, max_value=100_000, required=False, allow_null=True)
+    # The same limits as the stream decision (StreamInput), whose URL the session hands out.
+    max_bitrate = StrictIntegerField(min_value=16, max_value=100_000, required=False, allow_null=True)
+
+    def validate_codecs(self, value: list[str] | None) -> list[str] | None:
+        return None if value is None else client_codecs(value)
 
 
 class SessionHeartbeatInput(serializers.Serializer):

@@ -11,6 +11,7 @@ from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -64,10 +65,23 @@ def _not_ready(track: Track) -> Response:
     return Response(body, status=202, headers={"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"})
 
 
+class _MediaNegotiation(BaseContentNegotiation):
+    """Players send `Accept: audio/*` or `application/vnd.apple.mpegurl` for media: DRF's negotiation,
+    which only knows the JSON renderer, would answer 406 before the view runs. The media answer is built
+    by the view itself; JSON is only for the errors and the 202 "preparing" body."""
+
+    def select_parser(self, request: Request, parsers: list) -> object:
+        return parsers[0]
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
+        return renderers[0], renderers[0].media_type
+
+
 class StreamOpenView(APIView):
     """Public endpoints that also accept a signed `token` instead of authentication."""
 
     permission_classes = [permissions.AllowAny]
+    content_negotiation_class = _MediaNegotiation
 
 
 class StreamDecisionView(APIView):

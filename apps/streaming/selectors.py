@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import m3u8
 from django.conf import settings
@@ -121,11 +122,12 @@ def stream_decide(*, user, track: Track, codecs: Sequence[str] | None, max_bitra
     """
     files = track_source_files(track=track)
     token = stream_token(user_id=user.pk, track_id=track.pk)
-    query = f"?token={token}"
+    params: dict[str, str | int] = {"token": token}
     if max_bitrate_kbps is not None:
-        query += f"&max_bitrate={max_bitrate_kbps}"
+        params["max_bitrate"] = max_bitrate_kbps
     if codecs is not None:
-        query += f"&codecs={','.join(codecs)}"
+        params["codecs"] = ",".join(codecs)
+    query = "?" + urlencode(params, safe=",")
     ready = renditions_ready(track=track, files=files)
     variants = variants_for(ready or [], codecs=codecs, max_bitrate_kbps=max_bitrate_kbps)
     hls = StreamDecision(

@@ -18,15 +18,18 @@ class StreamInput(serializers.Serializer):
     )
 
     def validate_codecs(self, value: str) -> list[str]:
-        codecs = [c.strip().lower() for c in value.split(",") if c.strip()]
-        unknown = sorted(set(codecs) - set(CLIENT_CODECS))
-        if unknown:
-            raise serializers.ValidationError(
-                f"Unknown codec(s): {', '.join(unknown)}. Known: {', '.join(CLIENT_CODECS)}."
-            )
-        if not codecs:
-            raise serializers.ValidationError("List at least one codec.")
-        return codecs
+        return client_codecs(value.split(","))
+
+
+def client_codecs(values: list[str]) -> list[str]:
+    """The codecs a client says it plays, normalised; unknown ones are a validation error."""
+    codecs = [c.strip().lower() for c in values if c.strip()]
+    unknown = sorted(set(codecs) - set(CLIENT_CODECS))
+    if unknown:
+        raise serializers.ValidationError(f"Unknown codec(s): {', '.join(unknown)}. Known: {', '.join(CLIENT_CODECS)}.")
+    if not codecs:
+        raise serializers.ValidationError("List at least one codec.")
+    return codecs
 
 
 class StreamVariantOutput(serializers.Serializer):

@@ -147,6 +147,7 @@ def test_a_64_character_device_id_is_fine(world):
         ("1999-12-31T23:59:59Z", "Expected a time after 2000-01-01."),
         (0, "Expected a time after 2000-01-01."),
         (10**20, "Expected a time after 2000-01-01."),
+        ("9999-12-31T23:59:59-23:59", "Expected a time after 2000-01-01."),  # past datetime.max in UTC
     ],
 )
 def test_malformed_client_times_are_400(world, value, message):
@@ -491,3 +492,11 @@ def test_the_fast_progress_renderer_matches_the_serializer(world):
     _, state = selectors.progress_get(user=world.listener, track_id=world.song.pk)
 
     assert progress_output(state) == ProgressOutput(state).data == body
+
+
+@pytest.mark.parametrize("since", ["²", "9999-12-31T23:59:59-23:59", "yesterday"])
+def test_a_malformed_since_is_400(world, since):
+    response = world.client.get("/api/v1/progress", {"since": since})
+
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["since"]

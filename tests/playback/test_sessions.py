@@ -178,6 +178,10 @@ def test_another_users_session_and_ungranted_tracks_are_404(world):
         ({"track": 1, "device_id": "phone", "codecs": "mp3"}, "codecs"),
         ({"track": 1, "device_id": "phone", "max_bitrate": "320"}, "max_bitrate"),
         ({"track": 1, "device_id": "phone", "max_bitrate": 0}, "max_bitrate"),
+        # What the stream decision refuses is refused here too, not handed out as a URL that fails.
+        ({"track": 1, "device_id": "phone", "max_bitrate": 8}, "max_bitrate"),
+        ({"track": 1, "device_id": "phone", "codecs": ["mp4a"]}, "codecs"),
+        ({"track": 1, "device_id": "phone", "codecs": []}, "codecs"),
     ],
 )
 def test_bad_session_starts_are_400(world, body, field):

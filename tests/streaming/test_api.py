@@ -229,6 +229,21 @@ def test_direct_play_ranges_and_accel_redirect(listener, user, media: Path, sett
     assert accel["X-Accel-Redirect"] == f"/_originals{media}/song.mp3"
 
 
+def test_players_accept_headers_get_the_media_and_errors_stay_json(listener, user, media: Path):
+    # Players ask for media with their own Accept headers; DRF's negotiation used to answer 406.
+    track = music_track(media)
+    grant(user, track.library)
+    ready(track)
+    data = (media / "song.mp3").read_bytes()
+    for accept in ("audio/mpeg", "audio/*", "application/vnd.apple.mpegurl"):
+        part = listener.get(f"/api/v1/tracks/{track.pk}/file", HTTP_RANGE="bytes=0-99", HTTP_ACCEPT=accept)
+        assert part.status_code == 206 and b"".join(part.streaming_content) == data[:100], accept
+        master = listener.get(f"/api/v1/tracks/{track.pk}/master.m3u8", HTTP_ACCEPT=accept)
+        assert master.status_code == 200 and master.content.startswith(b"#EXTM3U"), accept
+        missing = listener.get("/api/v1/tracks/999999/file", HTTP_ACCEPT=accept)
+        assert missing.status_code == 404 and missing["Content-Type"] == "application/json", accept
+
+
 def test_book_files_one_by_one(listener, user, media: Path):
     track = book_track(media, parts=2, seconds=2)
     grant(user, track.library)
