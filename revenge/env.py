@@ -80,6 +80,12 @@ def env_url(name: str, default: str, *, schemes: Sequence[str]) -> str:
         raise ImproperlyConfigured(
             f"{name}: {_redact(value)!r} is not a valid URL here; expected a scheme among {', '.join(schemes)}."
         )
+    try:
+        urlsplit(value).port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}: {_redact(value)!r} is not a valid URL: the port must be a number."
+        ) from None
     return value
 
 

@@ -262,8 +262,11 @@ LOGIN_REDIRECT_URL = "web:home"
 LOGOUT_REDIRECT_URL = "web:login"
 
 TOKEN_LOGIN_RATE = env_str("TOKEN_LOGIN_RATE", "10/min")
-if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", TOKEN_LOGIN_RATE):
-    raise ImproperlyConfigured(f"TOKEN_LOGIN_RATE={TOKEN_LOGIN_RATE!r}: expected N/second, N/min, N/hour or N/day.")
+# N >= 1: a rate of 0 would lock everybody out of signing in.
+if not re.fullmatch(r"0*[1-9]\d*/(s|sec|second|m|min|minute|h|hour|d|day)", TOKEN_LOGIN_RATE):
+    raise ImproperlyConfigured(
+        f"TOKEN_LOGIN_RATE={TOKEN_LOGIN_RATE!r}: expected N/second, N/min, N/hour or N/day with N >= 1."
+    )
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50, minimum=1, maximum=1000)
 
 REST_FRAMEWORK = {
@@ -329,6 +332,11 @@ TRANSCODE_THREADS = env_int("TRANSCODE_THREADS", 0, minimum=0, maximum=64)
 # Behind nginx: direct play answers X-Accel-Redirect to this internal location + the file's absolute path.
 USE_X_ACCEL_REDIRECT = env_bool("USE_X_ACCEL_REDIRECT", False)
 X_ACCEL_REDIRECT_PREFIX = env_str("X_ACCEL_REDIRECT_PREFIX", "/_originals").rstrip("/")
+if not X_ACCEL_REDIRECT_PREFIX.startswith("/"):
+    raise ImproperlyConfigured(
+        f"X_ACCEL_REDIRECT_PREFIX={X_ACCEL_REDIRECT_PREFIX!r}: expected a path starting with / "
+        "(nginx's internal location)."
+    )
 
 # --- Library ----------------------------------------------------------------------------------------
 # Artist and genre names that contain a separator ("/" in ID3) but are one name.

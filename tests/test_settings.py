@@ -27,6 +27,21 @@ from tests.conftest import BASE_DIR
         ("API_PAGE_SIZE", "0", "API_PAGE_SIZE=0: must be at least 1"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT='xml': expected one of text, json"),
         ("TOKEN_LOGIN_RATE", "ten", "TOKEN_LOGIN_RATE='ten'"),
+        (
+            "TOKEN_LOGIN_RATE",
+            "0/min",
+            "TOKEN_LOGIN_RATE='0/min': expected N/second, N/min, N/hour or N/day with N >= 1.",
+        ),
+        (
+            "DATABASE_URL",
+            "postgresql://u@h:notaport/db",
+            "DATABASE_URL: 'postgresql://u@h:notaport/db' is not a valid URL",
+        ),
+        (
+            "X_ACCEL_REDIRECT_PREFIX",
+            "_originals",
+            "X_ACCEL_REDIRECT_PREFIX='_originals': expected a path starting with /",
+        ),
         ("TIME_ZONE", "Mars/Olympus", "TIME_ZONE='Mars/Olympus'"),
         ("SECRET_KEY", "short", "SECRET_KEY: use at least 32 random characters."),
         ("MEDIA_ROOT", "relative/path", "MEDIA_ROOT='relative/path': expected an absolute path."),

@@ -6,23 +6,14 @@ from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from apps.accounts.models import ApiToken
 from apps.accounts.selectors import api_token_list
 from apps.accounts.serializers import TokenCreateInput, TokenCreateOutput, TokenOutput, UserOutput
 from apps.accounts.services import api_token_login, api_token_revoke
-from apps.ops.net import client_ip
-
-
-class TokenLoginThrottle(ScopedRateThrottle):
-    """Per client address. DRF's default reads X-Forwarded-For, which any client can forge to dodge it."""
-
-    scope_attr = "throttle_scope"
-
-    def get_cache_key(self, request: Request, view: APIView) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": client_ip(request) or "unknown"}
+from apps.accounts.throttling import TokenLoginThrottle
 
 
 class TokenView(APIView):

@@ -19,7 +19,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
 from django_filters import FilterSet
 
-from apps.accounts.api import TokenLoginThrottle
+from apps.accounts.throttling import sign_in_wait_s
 from apps.library import selectors as library_selectors
 from apps.library.filters import AlbumFilter, TrackFilter
 from apps.library.models import LibraryKind
@@ -53,22 +53,14 @@ def _filtered(filterset: FilterSet) -> tuple[Any, dict[str, list[str]]]:
     return rows, {name: [str(message) for message in messages] for name, messages in filterset.errors.items()}
 
 
-class _SignInScope:
-    """Web and API sign-ins share one per-address budget (TOKEN_LOGIN_RATE): a password guesser gains
-    nothing by switching between them."""
-
-    throttle_scope = "token_login"
-
-
 class SignInView(auth_views.LoginView):
     template_name = "web/login.html"
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        throttle = TokenLoginThrottle()
-        if not throttle.allow_request(request, _SignInScope()):
+        wait_s = sign_in_wait_s(request)
+        if wait_s is not None:  # the budget is shared with the API and the admin (accounts.throttling)
             form = self.get_form()
-            wait_s = int(throttle.wait() or 1)
             form.add_error(None, f"Too many sign-in attempts from your address. Try again in {wait_s} s.")
             response = self.render_to_response(self.get_context_data(form=form))
             response.status_code = 429

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.accounts.models import ApiToken
@@ -161,6 +162,44 @@ def test_token_login_is_throttled_per_client_address_at_the_default_rate(api_cli
     assert int(throttled.headers["Retry-After"]) > 0
     assert other_address.status_code == 201
     assert ApiToken.objects.filter(user=user).count() == 1  # only the other address got one
+
+
+def test_the_admin_sign_in_counts_against_the_same_budget(api_client, user):
+    user.is_staff = True
+    user.save()
+    admin_browser = Client()
+    admin_codes = [
+        admin_browser.post("/admin/login/", {"username": user.username, "password": "wrong"}).status_code
+        for _ in range(6)
+    ]
+    api_codes = [login(api_client, user.username, password="wrong").status_code for _ in range(4)]
+
+    refused = admin_browser.post("/admin/login/?next=/admin/", {"username": user.username, "password": PASSWORD})
+    api_refused = login(api_client, user.username)
+
+    assert admin_codes == [200] * 6 and api_codes == [401] * 4  # 10 attempts: the default 10/min
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert b"Too many sign-in attempts" in refused.content
+    assert "_auth_user_id" not in admin_browser.session  # the right password did not get in
+    assert api_refused.status_code == 429
+    assert (
+        Client(REMOTE_ADDR="192.0.2.10")
+        .post("/admin/login/?next=/admin/", {"username": user.username, "password": PASSWORD})
+        .status_code
+        == 302
+    )  # another address has its own budget
+
+
+def test_ipv6_clients_share_one_budget_per_64(api_client, user):
+    def login_from(address: str, password: str):
+        body = {"username": user.username, "password": password}
+        return api_client.post("/api/v1/auth/token", body, format="json", REMOTE_ADDR=address)
+
+    codes = [login_from(f"2001:db8:1:2::{n:x}", "wrong").status_code for n in range(1, 12)]
+    other_network = login_from("2001:db8:1:3::1", PASSWORD)
+
+    assert codes == [401] * 10 + [429]  # rotating addresses inside one /64 buys nothing
+    assert other_network.status_code == 201
 
 
 def test_browser_session_writes_need_the_csrf_token(user):
