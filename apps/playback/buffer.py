@@ -42,12 +42,19 @@ local function reply(result, s)
           redis.call('SCARD', dirty)}
 end
 local cur = nil
+local seed = ARGV[13]
 local v = redis.call('HMGET', key, 'p', 'd', 'c', 'n', 'dev', 'st', 'ct', 'ut')
+local row_ut = (seed == 'row') and ARGV[21] or ''
+if v[1] and seed ~= '' and v[8] ~= row_ut and redis.call('SISMEMBER', dirty, ARGV[11]) == 0 then
+  -- A clean entry is a copy of the PostgreSQL row (same server time). One that differs is out of date:
+  -- a write went straight to PostgreSQL while Redis could not be reached. PostgreSQL wins.
+  redis.call('DEL', key)
+  v = {false}
+end
 if v[1] then
   cur = {p=tonumber(v[1]), d=tonumber(v[2]), c=(v[3] == '1'), n=tonumber(v[4]), dev=v[5], st=v[6],
          ct=tonumber(v[7]), ut=tonumber(v[8])}
 else
-  local seed = ARGV[13]
   if seed == '' then return {'miss'} end
   if seed == 'row' then
     cur = {p=tonumber(ARGV[14]), d=tonumber(ARGV[15]), c=(ARGV[16] == '1'), n=tonumber(ARGV[17]), dev=ARGV[18],

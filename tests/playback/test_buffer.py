@@ -219,6 +219,29 @@ def test_after_a_failure_redis_is_left_alone_for_a_few_seconds(world, redis_serv
     assert rows()[0][2] == 20_000
 
 
+def test_a_clean_copy_older_than_a_direct_write_is_replaced_not_trusted(world, redis_server):
+    """A flushed entry stays in Redis as a clean copy of the row. Writes that went straight to PostgreSQL
+    while Redis was unreachable make that copy out of date: it must not judge what comes next."""
+    me, song = world.listener.pk, world.song  # music, 200 s: a play counts at 100 s
+    assert put(world.client, song, 1_000, client_updated_at=at(10)).status_code == 200
+    settle()  # flushed: Redis keeps a clean copy
+    redis_server.kill()
+    completed = put(world.client, song, 150_000, client_updated_at=at(20))  # straight to PostgreSQL
+    assert completed.status_code == 200 and completed.json()["play_count"] == 1
+    redis_server.start()
+    buffer.buffer_reset_breaker()
+
+    older = put(world.client, song, 5_000, client_updated_at=at(15))
+    assert older.status_code == 409 and older.json()["current"]["position_ms"] == 150_000
+    assert put(world.client, song, 1_000, client_updated_at=at(30)).status_code == 200  # starts over...
+    again = put(world.client, song, 150_000, client_updated_at=at(40))  # ...and completes again
+    assert again.status_code == 200 and again.json()["play_count"] == 2
+    settle()
+
+    assert rows() == [(me, song.pk, 150_000, True, 2, "phone")]
+    assert listens() == [(me, song.pk, 1, "phone"), (me, song.pk, 2, "phone")]
+
+
 def test_redis_killed_between_a_put_and_the_flush_keeps_the_acknowledged_position(world, redis_server):
     assert put(world.client, world.song, 150_000, client_updated_at=at(1)).status_code == 200
     assert rows() == []

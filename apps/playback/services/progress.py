@@ -31,7 +31,7 @@ from apps.playback.rules import (
     progress_apply,
     to_us,
 )
-from apps.playback.selectors import ProgressTarget, progress_state_of, progress_stored, progress_target
+from apps.playback.selectors import ProgressTarget, progress_state_of, progress_target
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _record(
         now_us=now,
         threshold_ms=completion_threshold_ms(kind=target.kind, duration_ms=target.duration_ms),
     )
-    outcome = _apply(update)
+    outcome = _apply(update, stored=target.stored)
     progress_updates.labels(result="stale" if outcome.stale else "ok").inc()
     return outcome
 
@@ -165,13 +165,14 @@ def _server_action(op: Op, *, user, track_id: int, device_id: str) -> ProgressSt
         now_us=now,
         threshold_ms=completion_threshold_ms(kind=target.kind, duration_ms=target.duration_ms),
     )
-    return _apply(update).state
+    return _apply(update, stored=target.stored).state
 
 
-def _apply(update: Update) -> ProgressOutcome:
+def _apply(update: Update, *, stored: ProgressState | None) -> ProgressOutcome:
+    """`stored`: the PostgreSQL row as read with the track's scope check (None: no row)."""
     if settings.PROGRESS_WRITE_MODE == "buffered" and buffer.buffer_usable():
         try:
-            return _apply_buffered(update)
+            return _apply_buffered(update, stored)
         except buffer.UNAVAILABLE:
             # Nothing is lost: this write goes to PostgreSQL, and what Redis held is flushed when it is
             # back (a newer write made here wins over it there, by client time).
@@ -180,11 +181,10 @@ def _apply(update: Update) -> ProgressOutcome:
     return _apply_direct(update)
 
 
-def _apply_buffered(update: Update) -> ProgressOutcome:
-    recorded = buffer.buffer_record(update=update, seed=False)
-    if recorded is None:  # not in Redis: seed it with what PostgreSQL holds
-        seed = progress_stored(user_id=update.user_id, track_id=update.track_id)
-        recorded = buffer.buffer_record(update=update, seed=seed)
+def _apply_buffered(update: Update, stored: ProgressState | None) -> ProgressOutcome:
+    # The row travels with every write (no second round trip when Redis has no entry), and a clean entry
+    # that disagrees with it is replaced by it: see buffer_record.
+    recorded = buffer.buffer_record(update=update, seed=stored)
     assert recorded is not None
     result, state, dirty = recorded
     progress_buffer_size.set(dirty)
