@@ -5,7 +5,7 @@ d (duration_ms), c (completed 0/1), n (play_count), dev, st (state), ct (client 
 µs), v (version, +1 per accepted write) and ls (listens not flushed yet, JSON). A dirty entry is a member
 `<user>:<track>` of the set `progress:dirty`, and its track id is in `progress:dirty:<user>` (what the
 "continue listening" and `?since=` reads lay over PostgreSQL). Dirty entries never expire; a flushed one
-stays PROGRESS_BUFFER_TTL seconds so that the next heartbeat needs no PostgreSQL read.
+stays PROGRESS_BUFFER_TTL seconds as a copy of the row, checked against the row each write brings along.
 
 Keys carry the cache KEY_PREFIX, so instances (and tests) sharing one Redis stay apart.
 """
@@ -42,10 +42,10 @@ local function reply(result, s)
           redis.call('SCARD', dirty)}
 end
 local cur = nil
-local seed = ARGV[13]
+local seed = ARGV[13]  -- the PostgreSQL row: 'row' (ARGV[14..21]) or 'none'
 local v = redis.call('HMGET', key, 'p', 'd', 'c', 'n', 'dev', 'st', 'ct', 'ut')
 local row_ut = (seed == 'row') and ARGV[21] or ''
-if v[1] and seed ~= '' and v[8] ~= row_ut and redis.call('SISMEMBER', dirty, ARGV[11]) == 0 then
+if v[1] and v[8] ~= row_ut and redis.call('SISMEMBER', dirty, ARGV[11]) == 0 then
   -- A clean entry is a copy of the PostgreSQL row (same server time). One that differs is out of date:
   -- a write went straight to PostgreSQL while Redis could not be reached. PostgreSQL wins.
   redis.call('DEL', key)
@@ -55,11 +55,10 @@ if v[1] then
   cur = {p=tonumber(v[1]), d=tonumber(v[2]), c=(v[3] == '1'), n=tonumber(v[4]), dev=v[5], st=v[6],
          ct=tonumber(v[7]), ut=tonumber(v[8])}
 else
-  if seed == '' then return {'miss'} end
   if seed == 'row' then
     cur = {p=tonumber(ARGV[14]), d=tonumber(ARGV[15]), c=(ARGV[16] == '1'), n=tonumber(ARGV[17]), dev=ARGV[18],
            st=ARGV[19], ct=tonumber(ARGV[20]), ut=tonumber(ARGV[21])}
-    -- Keep what PostgreSQL holds as a clean entry: the next update needs no PostgreSQL read.
+    -- Keep what PostgreSQL holds as a clean entry (a copy of the row).
     redis.call('HSET', key, 'p', ARGV[14], 'd', ARGV[15], 'c', ARGV[16], 'n', ARGV[17], 'dev', ARGV[18],
                'st', ARGV[19], 'ct', ARGV[20], 'ut', ARGV[21], 'v', '0')
     redis.call('EXPIRE', key, tonumber(ARGV[12]))
@@ -238,17 +237,15 @@ _ACK = Script(None, _ACK_LUA.encode())
 _SNAPSHOT = Script(None, _SNAPSHOT_LUA.encode())
 
 
-def buffer_record(*, update: Update, seed: ProgressState | None | bool) -> tuple[Result, ProgressState, int] | None:
-    """Apply an update in Redis. `seed`: False when PostgreSQL was not read; then None (no row) or its state.
+def buffer_record(*, update: Update, seed: ProgressState | None) -> tuple[Result, ProgressState, int]:
+    """Apply an update in Redis. `seed`: the PostgreSQL row (None: no row). It starts the entry when Redis
+    has none, and replaces a clean entry that differs from it (see _RECORD_LUA).
 
-    Returns (result, state, dirty entries), or None when the entry is not in Redis and a seed is needed.
+    Returns (result, state, dirty entries).
     """
-    if seed is False:
-        seed_args = [""] + [""] * 8
-    elif seed is None:
+    if seed is None:
         seed_args = ["none"] + [""] * 8
     else:
-        assert isinstance(seed, ProgressState)
         seed_args = ["row", seed.position_ms, seed.duration_ms, "1" if seed.completed else "0", seed.play_count,
                      seed.device_id, seed.state, seed.client_updated_us, seed.updated_us]  # fmt: skip
     reply = _RECORD(
@@ -264,10 +261,7 @@ def buffer_record(*, update: Update, seed: ProgressState | None | bool) -> tuple
         ],
         client=_client(),
     )  # fmt: skip
-    result = reply[0].decode()
-    if result == "miss":
-        return None
-    return Result(result), _state(update.user_id, update.track_id, reply[1:9]), int(reply[9])
+    return Result(reply[0].decode()), _state(update.user_id, update.track_id, reply[1:9]), int(reply[9])
 
 
 def buffer_get(*, user_id: int, track_id: int) -> ProgressState | None:

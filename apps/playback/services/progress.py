@@ -184,9 +184,7 @@ def _apply(update: Update, *, stored: ProgressState | None) -> ProgressOutcome:
 def _apply_buffered(update: Update, stored: ProgressState | None) -> ProgressOutcome:
     # The row travels with every write (no second round trip when Redis has no entry), and a clean entry
     # that disagrees with it is replaced by it: see buffer_record.
-    recorded = buffer.buffer_record(update=update, seed=stored)
-    assert recorded is not None
-    result, state, dirty = recorded
+    result, state, dirty = buffer.buffer_record(update=update, seed=stored)
     progress_buffer_size.set(dirty)
     return ProgressOutcome(result=result, state=state)
 
