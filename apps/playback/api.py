@@ -272,7 +272,8 @@ class BookmarkDetailView(APIView):
 class QueueView(APIView):
     @extend_schema(parameters=[DEVICE_PARAMETER], responses=QueueOutput)
     def get(self, request: Request) -> Response:
-        """The device's saved queue; without `device_id`, the one saved last on any device."""
+        """The device's saved queue; without `device_id`, the one saved last on any device. Nothing saved
+        is an empty queue (200, no tracks, `updated_at` null), not a 404."""
         device = _parse(DeviceQueryInput, request.query_params).get("device_id")
         return Response(QueueOutput(selectors.play_queue_get(user=request.user, device_id=device)).data)
 

@@ -306,13 +306,17 @@ class QueueView:
 
 def play_queue_get(*, user, device_id: str | None) -> QueueView:
     """The device's saved queue (or, without a device, the one saved last on any device), keeping only
-    the tracks the user may still see."""
+    the tracks the user may still see; an empty one when none was saved."""
     queues = PlayQueue.objects.filter(user=user)
     if device_id is not None:
         queues = queues.filter(device_id=device_id)
     queue = queues.order_by("-updated_at", "-id").first()
     if queue is None:
-        raise Http404("No saved queue.")
+        # Nothing saved yet is an empty queue, not an error: a new device asks before it ever saved one.
+        # Unsaved, so `updated_at` is null.
+        return QueueView(
+            queue=PlayQueue(user=user, device_id=device_id, updated_at=None), track_ids=[], current_index=0
+        )
     visible = set(Track.objects.visible_to(user).filter(pk__in=queue.track_ids).values_list("pk", flat=True))
     track_ids = [track_id for track_id in queue.track_ids if track_id in visible]
     current_index = 0

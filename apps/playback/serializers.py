@@ -232,13 +232,16 @@ class QueueInput(serializers.Serializer):
 
 
 class QueueOutput(serializers.Serializer):
-    device_id = serializers.CharField(source="queue.device_id")
+    """A saved queue, or the empty one of a device (or user) that never saved any: no tracks, `updated_at`
+    null, and `device_id` null when none was asked for."""
+
+    device_id = serializers.CharField(source="queue.device_id", allow_null=True)
     track_ids = serializers.ListField(child=serializers.IntegerField())
     current_index = serializers.IntegerField()
     position_ms = serializers.IntegerField(source="queue.position_ms")
     shuffle = serializers.BooleanField(source="queue.shuffle")
     repeat = serializers.CharField(source="queue.repeat")
-    updated_at = serializers.DateTimeField(source="queue.updated_at")
+    updated_at = serializers.DateTimeField(source="queue.updated_at", allow_null=True)
 
 
 class ListenOutput(serializers.Serializer):

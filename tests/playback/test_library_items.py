@@ -108,8 +108,40 @@ def test_bad_queues_are_400_and_other_users_queues_are_not_reachable(world):
     )
     assert unknown.json()["error"]["fields"]["track_ids"] == [f"No such tracks: {world.secret.pk}, 999999."]
     assert list(PlayQueue.objects.values_list("track_ids", flat=True)) == before
-    assert world.other_client.get("/api/v1/queue?device_id=phone").status_code == 404
-    assert world.other_client.get("/api/v1/queue").status_code == 404
+    # Another user asking for "phone" gets their own (empty) queue, never this one.
+    for query in ("?device_id=phone", ""):
+        response = world.other_client.get(f"/api/v1/queue{query}")
+        assert (response.status_code, response.json()["track_ids"]) == (200, []), query
+
+
+EMPTY_QUEUE = {
+    "track_ids": [],
+    "current_index": 0,
+    "position_ms": 0,
+    "shuffle": False,
+    "repeat": "off",
+    "updated_at": None,
+}
+
+
+def test_a_device_that_never_saved_a_queue_has_an_empty_one(world, django_assert_max_num_queries):
+    # Issue 14: a new browser's first page asked for its queue and got a 404 logged in the console.
+    with django_assert_max_num_queries(1):
+        response = world.client.get("/api/v1/queue?device_id=Chrome on Linux · 1a2b3c")
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {"device_id": "Chrome on Linux · 1a2b3c", **EMPTY_QUEUE}
+    assert world.client.get("/api/v1/queue").json() == {"device_id": None, **EMPTY_QUEUE}
+    assert PlayQueue.objects.count() == 0  # reading saved nothing
+
+
+def test_the_schema_documents_the_empty_queue(client):
+    schema = client.get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    output = schema["components"]["schemas"]["QueueOutput"]
+    assert output["properties"]["updated_at"]["nullable"] is True
+    assert output["properties"]["device_id"]["nullable"] is True
+    assert "empty" in output["description"]
+    assert "404" not in schema["paths"]["/api/v1/queue"]["get"]["responses"]
 
 
 @pytest.mark.usefixtures("write_mode")
