@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
 
 
 class LibraryKind(models.TextChoices):
@@ -80,10 +80,19 @@ class Album(models.Model):
 
     library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="albums")
     title = models.CharField(max_length=500)
+    # The album artists joined for display ("A, B"), part of the album's identity with the title.
     album_artist = models.CharField(max_length=500, blank=True)
+    # The album artists as tagged (TPE2 "A/B", repeated fields), "Various Artists" for an untagged compilation.
+    album_artists = ArrayField(models.CharField(max_length=500), default=list, blank=True)
+    # Everyone credited on the album's tracks: an artist who appears on a compilation finds it here.
     artists = ArrayField(models.CharField(max_length=500), default=list, blank=True)
     genres = ArrayField(models.CharField(max_length=200), default=list, blank=True)
     year = models.PositiveSmallIntegerField(null=True, blank=True)
+    compilation = models.BooleanField(default=False)
+    # MusicBrainz release type(s) where tagged: "album", "album; compilation", "soundtrack"...
+    release_type = models.CharField(max_length=200, blank=True)
+    # A podcast show's author (its episodes' album artist, else artist tag).
+    author = models.CharField(max_length=500, blank=True)
     track_count = models.PositiveIntegerField(default=0)
     duration_ms = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -120,10 +129,16 @@ class Track(models.Model):
     title = models.CharField(max_length=500)
     artists = ArrayField(models.CharField(max_length=500), default=list, blank=True)
     album_artist = models.CharField(max_length=500, blank=True)
+    # db_default: the scanner writes tracks with its own INSERT statements.
+    album_artists = ArrayField(models.CharField(max_length=500), default=list, blank=True, db_default=Value([]))
     genres = ArrayField(models.CharField(max_length=200), default=list, blank=True)
     disc_number = models.PositiveSmallIntegerField(null=True, blank=True)
+    disc_subtitle = models.CharField(max_length=500, blank=True, db_default="")
     track_number = models.PositiveIntegerField(null=True, blank=True)
     year = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Podcast episodes: when it was published (date tag, else the file's mtime); null for other kinds.
+    published_at = models.DateTimeField(null=True, blank=True)
+    description = models.TextField(blank=True, db_default="")
     duration_ms = models.BigIntegerField(default=0)
     tags = models.JSONField(default=dict, blank=True)
     source_fingerprint = models.CharField(max_length=64)
@@ -138,8 +153,10 @@ class Track(models.Model):
         constraints = [models.UniqueConstraint(fields=["library", "group_key"], name="track_unique_per_library")]
         indexes = [
             GinIndex(fields=["artists"], name="track_artists_gin"),
+            GinIndex(fields=["album_artists"], name="track_album_artists_gin"),
             GinIndex(fields=["genres"], name="track_genres_gin"),
             models.Index(fields=["album", "disc_number", "track_number"], name="track_album_order"),
+            models.Index(fields=["library", "-published_at"], name="track_published"),
         ]
 
     def __str__(self) -> str:
@@ -163,6 +180,9 @@ class AudioFile(models.Model):
     sample_rate_hz = models.PositiveIntegerField(null=True, blank=True)
     channels = models.PositiveSmallIntegerField(null=True, blank=True)
     duration_ms = models.BigIntegerField(default=0)
+    # The file holds less audio than its header claims (cut short): duration_ms is the real length,
+    # from the file's size (scanner, CBR MP3) or from what the transcoder decoded.
+    truncated = models.BooleanField(default=False, db_default=False)
     tags = models.JSONField(default=dict, blank=True)
     # Chapters embedded in this file, in its own timeline: [{"title", "start_ms", "end_ms"}].
     embedded_chapters = models.JSONField(default=list, blank=True)
