@@ -21,11 +21,15 @@ class Command(BaseCommand):
         if user is None:
             self.stdout.write(f"Admin account exists. Sign in at {url}")
             return
-        shown = "(from REVENGE_ADMIN_PASSWORD)" if given_password else password
+        if given_password:
+            # Not shown: the operator chose it, and printing it would copy it into every log of the start.
+            shown, advice = "the one in REVENGE_ADMIN_PASSWORD (not shown)", "Sign in with the password you set."
+        else:
+            shown, advice = password, "Keep it: it is shown only this once."
         rule = "=" * 64
         self.stdout.write(
             self.style.SUCCESS(
                 f"\n{rule}\n Revenge admin account created\n   URL:      {url}\n   user:     {username}\n"
-                f"   password: {shown}\n Keep it: it is shown only this once.\n{rule}\n"
+                f"   password: {shown}\n {advice}\n{rule}\n"
             )
         )
