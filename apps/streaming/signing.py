@@ -25,9 +25,17 @@ from django.core import signing
 _TOKEN_SALT = "revenge.streaming.token"
 
 
+def _digest(expires: str, track: str, rendition_key: str) -> bytes:
+    # Over the text as it appears in the URL, as nginx's secure_link_md5 does with its captures: "0123" and
+    # "123" are different material, so a URL with a zero added to its expiry or track is a bad signature for
+    # both servers (it used to be read as the same number here, and pass).
+    material = f"{expires}/{track}/{rendition_key} {settings.HLS_SIGNING_SECRET}".encode()
+    return hashlib.md5(material, usedforsecurity=False).digest()
+
+
 def hls_signature(*, expires: int, track_id: int, rendition_key: str) -> str:
-    material = f"{expires}/{track_id}/{rendition_key} {settings.HLS_SIGNING_SECRET}".encode()
-    return base64.urlsafe_b64encode(hashlib.md5(material, usedforsecurity=False).digest()).decode().rstrip("=")
+    digest = _digest(str(expires), str(track_id), rendition_key)
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def hls_expiry(now: float | None = None) -> int:
@@ -48,11 +56,10 @@ class HlsCheck(NamedTuple):
     status: int  # 200, or the answer to give: 403 bad signature, 410 expired
 
 
-def hls_check(*, expires: int, signature: str, track_id: int, rendition_key: str, now: float | None = None) -> HlsCheck:
+def hls_check(*, expires: str, signature: str, track: str, rendition_key: str, now: float | None = None) -> HlsCheck:
     """The same verdicts as nginx's secure_link: a wrong signature is 403 whatever the expiry, a right one
-    that has expired is 410."""
-    material = f"{expires}/{track_id}/{rendition_key} {settings.HLS_SIGNING_SECRET}".encode()
-    expected = hashlib.md5(material, usedforsecurity=False).digest()
+    that has expired is 410. `expires` and `track` are the digits as the URL spells them."""
+    expected = _digest(expires, track, rendition_key)
     # Compared as bytes, as nginx does: it decodes the base64url text (the last of the 22 characters
     # carries 2 bits, the other 4 are ignored), so both accept and refuse exactly the same URLs.
     try:
@@ -61,7 +68,7 @@ def hls_check(*, expires: int, signature: str, track_id: int, rendition_key: str
         return HlsCheck(False, 403)
     if not hmac.compare_digest(expected, given):
         return HlsCheck(False, 403)
-    if expires < (time.time() if now is None else now):
+    if int(expires) < (time.time() if now is None else now):
         return HlsCheck(False, 410)
     return HlsCheck(True, 200)
 

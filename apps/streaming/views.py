@@ -56,21 +56,22 @@ def hls_file(request: HttpRequest) -> HttpResponseBase:
     match = _HLS_PATH.fullmatch(path)
     if match is None:
         return _error(404, "not_found", "Not found.")
-    track_id, key = int(match["track"]), match["key"]
-    check = hls_check(expires=int(match["expires"]), signature=match["signature"], track_id=track_id, rendition_key=key)
+    track, key = match["track"], match["key"]
+    check = hls_check(expires=match["expires"], signature=match["signature"], track=track, rendition_key=key)
     if check.status == 403:
         return _error(403, "forbidden", "Bad signature.")
     if check.status == 410:
         return _error(410, "expired", "This link has expired; ask for the stream again.")
-    folder = settings.RENDITIONS_ROOT / str(track_id) / key
+    # The folder as the URL spells it, as nginx's alias does: "045" is not the folder of track 45.
+    folder = settings.RENDITIONS_ROOT / track / key
     file = folder / match["profile"] / match["name"]
     try:
         response = file_response(
             request, parts=[file], content_type=CONTENT_TYPES[file.suffix[1:]], cache_control=IMMUTABLE
         )
     except (FileNotFoundError, NotADirectoryError, ValueError):
-        if not folder.is_dir():
-            rendition_folder_lost(track_id=track_id, rendition_key=key)
+        if track == str(int(track)) and not folder.is_dir():
+            rendition_folder_lost(track_id=int(track), rendition_key=key)
         return _error(404, "not_found", "Not found.")
     response["Access-Control-Allow-Origin"] = "*"  # web players on other origins (signed anyway)
     return response

@@ -5,7 +5,9 @@ Set-up as an operator would do it (manage.py), then everything through nginx ove
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -155,6 +157,11 @@ def test_static_files_come_from_nginx(stack):
     assert not [line for line in gunicorn_requests(stack) if " /static/" in line]
 
 
+def _signed_as_spelled(expires: str, track: str, key: str) -> str:
+    material = f"{expires}/{track}/{key} {settings.HLS_SIGNING_SECRET}".encode()
+    return base64.urlsafe_b64encode(hashlib.md5(material, usedforsecurity=False).digest()).decode().rstrip("=")
+
+
 def _hls_table(stack: Stack) -> list[tuple[str, str, int]]:
     """(what, path, expected status) for signed /hls/ URLs, valid and not."""
     track = stack.tracks["Ouverture"]
@@ -169,6 +176,9 @@ def _hls_table(stack: Stack) -> list[tuple[str, str, int]]:
         expired = now - 60
         expired_sig = hls_signature(expires=expired, track_id=track["id"], rendition_key=key)
         other_sig = hls_signature(expires=expires, track_id=other["id"], rendition_key=other_key)
+        # Signed over the digits as spelled (nginx's secure_link_md5 over its captures): only with the secret.
+        zero_expiry_sig = _signed_as_spelled(f"0{expires}", str(track["id"]), key)
+        zero_track_sig = _signed_as_spelled(str(expires), f"0{track['id']}", key)
     with override_settings(HLS_SIGNING_SECRET="not the deployment's secret"):
         foreign_sig = hls_signature(expires=expires, track_id=track["id"], rendition_key=key)
     base = f"/hls/{expires}/{sig}/{track['id']}/{key}/aac-128"
@@ -201,6 +211,13 @@ def _hls_table(stack: Stack) -> list[tuple[str, str, int]]:
         ("trailing slash", f"{base}/init.mp4/", 404),
         ("bare prefix", "/hls/", 404),
         ("query ignored", f"{base}/init.mp4?download=1", 200),
+        # Leading zeros (issue 13, finding 6): the digits are signed as spelled, so a zero in front is
+        # another expiry or track, and the folder is the track as spelled.
+        ("zero before expiry", f"/hls/0{expires}/{sig}/{track['id']}/{key}/aac-128/init.mp4", 403),
+        ("zero before track", f"/hls/{expires}/{sig}/0{track['id']}/{key}/aac-128/init.mp4", 403),
+        ("zeros before both", f"/hls/00{expires}/{sig}/00{track['id']}/{key}/aac-128/init.mp4", 403),
+        ("zero expiry signed so", f"/hls/0{expires}/{zero_expiry_sig}/{track['id']}/{key}/aac-128/init.mp4", 200),
+        ("zero track signed so", f"/hls/{expires}/{zero_track_sig}/0{track['id']}/{key}/aac-128/init.mp4", 404),
     ]
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import shutil
 import subprocess
@@ -159,6 +161,12 @@ def _flip(signature: str, index: int) -> str:
     return signature[:index] + replacement + signature[index + 1 :]
 
 
+def _signed(expires: str, track: str, key: str) -> str:
+    """A signature over the digits as spelled, as nginx's secure_link_md5 computes it."""
+    material = f"{expires}/{track}/{key} {settings.HLS_SIGNING_SECRET}".encode()
+    return base64.urlsafe_b64encode(hashlib.md5(material, usedforsecurity=False).digest()).decode().rstrip("=")
+
+
 def _hls_table(track_id: int, key: str, other_track_id: int) -> list[tuple[str, int]]:
     now = int(time.time())
     good = hls_prefix(track_id=track_id, rendition_key=key)
@@ -182,6 +190,13 @@ def _hls_table(track_id: int, key: str, other_track_id: int) -> list[tuple[str, 
         (f"/hls/{expires}/{signature}/{track_id}/{key}/aac-64/..%2F..%2Fsecret", 404),
         (f"{good}/aac-64/index.m3u8%00", 400),
         ("/hls/../../../../etc/passwd", 400),
+        # nginx signs the digits as spelled: a zero in front is another expiry or track (issue 13, 6).
+        (f"/hls/0{expires}/{signature}/{track_id}/{key}/aac-64/index.m3u8", 403),
+        (f"/hls/{expires}/{signature}/0{track_id}/{key}/aac-64/index.m3u8", 403),
+        (f"/hls/00{expires}/{signature}/00{track_id}/{key}/aac-64/index.m3u8", 403),
+        # Signed as spelled (only with the secret): nginx serves RENDITIONS_ROOT/<track as spelled>/...
+        (f"/hls/0{expires}/{_signed('0' + expires, str(track_id), key)}/{track_id}/{key}/aac-64/index.m3u8", 200),
+        (f"/hls/{expires}/{_signed(expires, f'0{track_id}', key)}/0{track_id}/{key}/aac-64/index.m3u8", 404),
     ]
 
 
@@ -192,6 +207,8 @@ def test_hls_signed_urls_table(api_client, media: Path):
     for url, status in _hls_table(track.pk, key, other.pk):
         response = api_client.generic("GET", url)
         assert response.status_code == status, (url, response.status_code)
+        # A zero-padded track is not the folder of the track: nothing was marked lost.
+        assert set(Rendition.objects.filter(track=track).values_list("status", flat=True)) == {"ready"}, url
         if status == 200:
             assert response["Cache-Control"] == "public, max-age=31536000, immutable"
             suffix = url.rsplit(".", 1)[1]
