@@ -217,6 +217,7 @@ CELERY_TASK_QUEUES = [
 CELERY_TASK_ROUTES = {
     "apps.library.tasks.library_scan_task": {"queue": "scan"},
     "apps.streaming.tasks.renditions_housekeeping_task": {"queue": "default"},
+    "apps.streaming.tasks.renditions_after_scan_task": {"queue": "default"},
     "apps.streaming.tasks.*": {"queue": "transcode.bulk"},
 }
 # A worker takes one message at a time: a transcode may run for minutes and must not sit on others.

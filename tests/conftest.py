@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -19,6 +20,7 @@ from kombu import Connection
 from kombu.exceptions import OperationalError as KombuOperationalError
 from rest_framework.test import APIClient
 
+from apps.library.services import handoff as library_handoff
 from apps.streaming import services as streaming_services
 from tests.factories import UserFactory
 
@@ -60,8 +62,11 @@ def _transcode_queues(settings, tmp_path: Path, monkeypatch) -> Iterator[None]:
     suffix = uuid.uuid4().hex[:8]
     monkeypatch.setattr(streaming_services, "INTERACTIVE_QUEUE", f"test-{suffix}-transcode.interactive")
     monkeypatch.setattr(streaming_services, "BULK_QUEUE", f"test-{suffix}-transcode.bulk")
+    monkeypatch.setattr(library_handoff, "HANDOFF_QUEUE", f"test-{suffix}-default")
     yield
-    broker_queues_delete(broker_url, [streaming_services.INTERACTIVE_QUEUE, streaming_services.BULK_QUEUE])
+    broker_queues_delete(
+        broker_url, [streaming_services.INTERACTIVE_QUEUE, streaming_services.BULK_QUEUE, library_handoff.HANDOFF_QUEUE]
+    )
 
 
 def broker_queues_delete(broker_url: str, queues: list[str]) -> None:
@@ -78,6 +83,30 @@ def broker_queue_messages(queue: str) -> list[dict]:
     with current_app.connection_for_write() as conn:
         client = conn.default_channel.client
         return [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
+
+
+def hand_off(capture=None) -> list[list[int]]:
+    """Run what a scan handed to streaming by name (the library never imports it): the task messages are
+    taken off this test's hand-off queue and executed here, with the test's settings and queues (a worker
+    would run them with its own). Returns the track ids of each message."""
+    from apps.streaming.tasks import renditions_after_scan_task  # tests of the library run without it
+
+    with current_app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        raw_messages = client.lrange(library_handoff.HANDOFF_QUEUE, 0, -1)
+        client.delete(library_handoff.HANDOFF_QUEUE)
+    batches = []
+    for raw in raw_messages:
+        message = json.loads(raw)
+        assert message["headers"]["task"] == library_handoff.AFTER_SCAN_TASK
+        _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        batches.append(sorted(kwargs["track_ids"]))
+        if capture is None:  # a transactional test: on_commit runs at once
+            renditions_after_scan_task(**kwargs)
+        else:
+            with capture(execute=True):
+                renditions_after_scan_task(**kwargs)
+    return batches
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from apps.streaming.services import rendition_transcode, renditions_housekeeping
+from apps.streaming.services import rendition_transcode, renditions_after_scan, renditions_housekeeping
 
 
 # Time limits are set per message by renditions_request (they grow with the track's duration). A message
@@ -26,3 +26,10 @@ def rendition_transcode_task(track_id: int) -> dict[str, object]:
 def renditions_housekeeping_task() -> dict[str, int]:
     result = renditions_housekeeping()
     return {"rows_deleted": result.rows_deleted, "folders_removed": result.folders_removed, "requeued": result.requeued}
+
+
+# Sent by name by the library after a scan (apps/library/services/handoff.py): queueing is quick, the
+# transcodes themselves are separate messages on `transcode.bulk`.
+@shared_task(name="apps.streaming.tasks.renditions_after_scan_task")
+def renditions_after_scan_task(*, track_ids: list[int]) -> dict[str, int]:
+    return {"queued": renditions_after_scan(track_ids=track_ids)}

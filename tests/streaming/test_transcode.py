@@ -20,7 +20,7 @@ from apps.streaming.services import (
 )
 from apps.streaming.transcoder import peak_bitrate_bps
 from tests.audio import make_audio
-from tests.conftest import broker_queue_messages
+from tests.conftest import broker_queue_messages, hand_off
 from tests.library.conftest import scan
 from tests.streaming.conftest import book_track, check_media_playlist, music_track, ready, rendition_dir
 
@@ -170,6 +170,7 @@ def test_scan_queues_new_and_changed_tracks_on_bulk(media: Path, settings, djang
     library = make_library(media)
     with django_capture_on_commit_callbacks(execute=True):
         scan_job(library)
+    assert hand_off(django_capture_on_commit_callbacks) == [sorted(library.tracks.values_list("pk", flat=True))]
     messages = broker_queue_messages(services.BULK_QUEUE)
     assert sorted(m["headers"]["argsrepr"] for m in messages) == sorted(
         f"[{pk}]" for pk in library.tracks.values_list("pk", flat=True)
@@ -179,6 +180,7 @@ def test_scan_queues_new_and_changed_tracks_on_bulk(media: Path, settings, djang
     # An unchanged rescan queues nothing more.
     with django_capture_on_commit_callbacks(execute=True):
         scan_job(library)
+    assert hand_off(django_capture_on_commit_callbacks) == []
     assert len(broker_queue_messages(services.BULK_QUEUE)) == 2
 
 

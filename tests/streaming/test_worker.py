@@ -16,7 +16,7 @@ from apps.streaming import services
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.services import TMP_DIR_NAME
 from tests.audio import make_audio
-from tests.conftest import child_database_url, wait_for
+from tests.conftest import child_database_url, hand_off, wait_for
 from tests.library.conftest import make_library, scan_job
 from tests.streaming.conftest import check_media_playlist
 
@@ -59,6 +59,8 @@ def test_scan_pre_transcodes_in_the_worker(tmp_path: Path, process_env, settings
     library = make_library(media)
     scan_job(library)  # transactional test: the on_commit send happens for real
     track_ids = list(library.tracks.values_list("pk", flat=True))
+    # The scan's hand-off message, run here: it queues the transcodes on this test's own bulk queue.
+    assert hand_off() == [sorted(track_ids)]
     worker = start_worker(process_env)
     try:
         wait_for(lambda: all_ready(track_ids), timeout_s=120, what="renditions ready", process=worker)
