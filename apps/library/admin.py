@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from apps.library.models import Album, AudioFile, Chapter, Library, LibraryAccess, ScanJob, Track
-from apps.library.services import library_root_paths_clean, scan_request
+from apps.library.services import scan_request
 
 
 class LibraryForm(forms.ModelForm):
@@ -19,15 +19,19 @@ class LibraryForm(forms.ModelForm):
         forms.CharField(max_length=1024),
         delimiter="\n",
         widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
-        help_text="Absolute folders on this server, one per line. Each must exist and be readable.",
+        help_text=(
+            "Absolute folders on this server, one per line. Each must exist and be readable, and may not be a "
+            "system folder (/, /etc, /usr, /var/lib…), the server's own data, or inside or around another "
+            "library's folder."
+        ),
     )
 
     class Meta:
         model = Library
-        fields = ["name", "kind", "root_paths", "scan_interval_minutes", "settings"]
-
-    def clean_root_paths(self) -> list[str]:
-        return library_root_paths_clean([path.strip() for path in self.cleaned_data["root_paths"]])
+        # Checked by Library.clean_fields (library_root_paths_clean), as everywhere else. `settings` (the
+        # JSON field) is left out: no per-library setting is read by any code yet, so a raw `{}` box would
+        # only invite edits that do nothing.
+        fields = ["name", "kind", "root_paths", "scan_interval_minutes"]
 
 
 class LibraryAccessInline(admin.TabularInline):
@@ -97,6 +101,9 @@ class ScanJobAdmin(admin.ModelAdmin):
     list_select_related = ("library",)
     readonly_fields = [field.name for field in ScanJob._meta.fields] + ["problems"]
     exclude = ("error_messages",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ScanJob]:
+        return super().get_queryset(request).select_related("library")  # its title names the library
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q, Value
 
@@ -57,6 +58,24 @@ class Library(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean_fields(self, exclude=None) -> None:
+        """The root folders are checked (and normalised) by the one rule the admin form and scans share:
+        absolute, existing, readable, and not a system folder, the server's own or another library's."""
+        from apps.library.services.libraries import library_root_paths_clean  # it imports this module
+
+        errors: dict[str, list[ValidationError]] = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if "root_paths" not in (exclude or ()) and "root_paths" not in errors:
+            try:
+                self.root_paths = library_root_paths_clean(list(self.root_paths or []), library_id=self.pk)
+            except ValidationError as exc:
+                errors["root_paths"] = exc.error_list
+        if errors:
+            raise ValidationError(errors)
 
 
 class LibraryAccess(models.Model):
@@ -273,7 +292,7 @@ class ScanJob(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Scan #{self.pk} of {self.library_id} ({self.status})"
+        return f"Scan #{self.pk} of {self.library.name} ({self.get_status_display().lower()})"
 
     @property
     def duration_s(self) -> float | None:

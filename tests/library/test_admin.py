@@ -5,7 +5,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from apps.library.models import AudioFile, Library, LibraryAccess, LibraryKind, ScanJob
-from apps.library.services import library_scan
+from apps.library.services import library_scan, scan_request
 from tests.audio import make_audio
 from tests.factories import UserFactory
 from tests.library.conftest import make_library, scan_job
@@ -25,7 +25,6 @@ def add_library(admin_client, roots: str, **extra):
         "kind": "music",
         "root_paths": roots,
         "scan_interval_minutes": "",
-        "settings": "{}",
         "accesses-TOTAL_FORMS": "0",
         "accesses-INITIAL_FORMS": "0",
         **extra,
@@ -51,20 +50,23 @@ def test_root_paths_are_validated_and_nothing_is_saved_on_error(admin_client, tm
 
 def test_library_created_with_normalised_roots_and_grants(admin_client, tmp_path):
     listener = UserFactory()
+    music = tmp_path / "music"
+    music.mkdir()
     response = add_library(
         admin_client,
-        f"{tmp_path}/\n{tmp_path}",
+        f"{music}/\n{music}",
         **{"accesses-TOTAL_FORMS": "1", "accesses-0-user": str(listener.pk)},
     )
 
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
     library = Library.objects.get()
-    assert library.root_paths == [str(tmp_path)]
+    assert library.root_paths == [str(music)]
     assert LibraryAccess.objects.filter(library=library, user=listener).exists()
 
 
 def test_scan_now_queues_a_job_and_links_to_it(admin_client, tmp_path, django_capture_on_commit_callbacks):
-    library = make_library(tmp_path)
+    (tmp_path / "music").mkdir()
+    library = make_library(tmp_path / "music")
 
     with django_capture_on_commit_callbacks() as callbacks:
         response = admin_client.post(
@@ -103,10 +105,11 @@ def test_admin_lists_do_not_grow_queries_with_rows(admin_client, tmp_path, djang
 
 
 def test_filters_on_track_and_file_lists(admin_client, tmp_path):
-    make_audio(tmp_path / "a.mp3", seconds=1, tags={"title": "Rocky", "genre": "Rock", "artist": "Stone"})
-    make_audio(tmp_path / "b.mp3", seconds=1, tags={"title": "Smooth", "genre": "Jazz"})
-    (tmp_path / "broken.mp3").write_bytes(b"")
-    scan_job(make_library(tmp_path))
+    media = tmp_path / "music"
+    make_audio(media / "a.mp3", seconds=1, tags={"title": "Rocky", "genre": "Rock", "artist": "Stone"})
+    make_audio(media / "b.mp3", seconds=1, tags={"title": "Smooth", "genre": "Jazz"})
+    (media / "broken.mp3").write_bytes(b"")
+    scan_job(make_library(media))
     tracks = reverse("admin:library_track_changelist")
     files = reverse("admin:library_audiofile_changelist")
 
@@ -136,3 +139,67 @@ def test_has_error_lists_a_book_with_one_unreadable_file_among_good_ones(admin_c
 
     assert listed("yes") == ["Book"]
     assert listed("no") == ["Fine"]
+
+
+def test_dangerous_folders_are_refused_with_why_and_nothing_is_saved(admin_client, tmp_path):
+    everything = tmp_path / "everything"
+    everything.symlink_to("/")
+    response = add_library(admin_client, f"/\n/etc\n/proc\n{everything}\n{tmp_path}")
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["root_paths"] == [
+        "/: the whole system cannot be a library folder.",
+        "/etc: a system folder cannot be a library folder.",
+        "/proc: a system folder cannot be a library folder.",
+        f"{everything} (which is /): the whole system cannot be a library folder.",
+        f"{tmp_path}: overlaps the renditions folder (RENDITIONS_ROOT), which cannot be part of a library.",
+    ]
+    assert Library.objects.count() == 0
+
+
+def test_a_library_may_not_be_moved_over_another_librarys_folder(admin_client, tmp_path):
+    (tmp_path / "family" / "kids").mkdir(parents=True)
+    (tmp_path / "mine").mkdir()
+    make_library(tmp_path / "family", name="Family")
+    mine = make_library(tmp_path / "mine", name="Mine")
+
+    response = admin_client.post(
+        reverse("admin:library_library_change", args=[mine.pk]),
+        {
+            "name": "Mine",
+            "kind": "music",
+            "root_paths": f"{tmp_path}/family/kids",
+            "scan_interval_minutes": "",
+            "accesses-TOTAL_FORMS": "0",
+            "accesses-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["root_paths"] == [
+        f"{tmp_path}/family/kids: overlaps a folder of the library “Family”; libraries may not share files."
+    ]
+    mine.refresh_from_db()
+    assert mine.root_paths == [str(tmp_path / "mine")]
+
+
+def test_library_form_has_no_raw_settings_box_and_says_which_folders_are_refused(admin_client):
+    page = admin_client.get(reverse("admin:library_library_add"))
+
+    form = page.context["adminform"].form
+    assert list(form.fields) == ["name", "kind", "root_paths", "scan_interval_minutes"]
+    assert 'name="settings"' not in page.content.decode()
+    assert "may not be a system folder (/, /etc, /usr, /var/lib…)" in form.fields["root_paths"].help_text
+
+
+def test_a_scan_job_page_is_titled_with_its_librarys_name(admin_client, tmp_path):
+    (tmp_path / "music").mkdir()
+    make_library(tmp_path / "other", name="Other")  # a library id that differs from the job's
+    library = make_library(tmp_path / "music", name="Jazz")
+    job, _ = scan_request(library=library, dispatch=False)
+
+    page = admin_client.get(reverse("admin:library_scanjob_change", args=[job.pk]))
+
+    assert page.status_code == 200
+    assert f"<title>Scan #{job.pk} of Jazz (queued) | View scan job | Revenge</title>" in page.content.decode()
+    assert str(job) == f"Scan #{job.pk} of Jazz (queued)"

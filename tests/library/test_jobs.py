@@ -24,7 +24,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_one_active_scan_per_library_is_kept_by_the_database(tmp_path):
-    library = make_library(tmp_path)
+    (tmp_path / "music").mkdir()
+    library = make_library(tmp_path / "music")
     first, created = scan_request(library=library, dispatch=False)
     second, created_again = scan_request(library=library, dispatch=False)
 
@@ -70,9 +71,10 @@ def test_periodic_rescans_are_queued_when_due(tmp_path):
 
 
 def test_scan_command_shows_progress_and_a_summary(tmp_path, capsys):
-    make_audio(tmp_path / "a.mp3", seconds=1, tags={"title": "A"})
-    (tmp_path / "bad.mp3").write_bytes(b"")
-    library = make_library(tmp_path, name="Home")
+    # Not tmp_path itself: it holds the test's renditions, media and static folders, refused in a library.
+    make_audio(tmp_path / "music" / "a.mp3", seconds=1, tags={"title": "A"})
+    (tmp_path / "music" / "bad.mp3").write_bytes(b"")
+    library = make_library(tmp_path / "music", name="Home")
 
     call_command("scan", "Home")
 
@@ -89,12 +91,13 @@ def test_scan_command_shows_progress_and_a_summary(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_runs_the_scan_task(tmp_path, process_env, settings):
-    make_audio(tmp_path / "x.mp3", seconds=1, tags={"title": "From the worker"})
+    media = tmp_path / "music"
+    make_audio(media / "x.mp3", seconds=1, tags={"title": "From the worker"})
     # Enough files for the scan to read tags in worker processes forked from the Celery worker's.
-    template = make_audio(tmp_path / "many" / "000.ogg", seconds=1)
+    template = make_audio(media / "many" / "000.ogg", seconds=1)
     for n in range(1, 250):
-        shutil.copyfile(template, tmp_path / "many" / f"{n:03}.ogg")
-    library = make_library(tmp_path)
+        shutil.copyfile(template, media / "many" / f"{n:03}.ogg")
+    library = make_library(media)
     job, _ = scan_request(library=library, dispatch=False)
     queue = f"test-scan-{uuid.uuid4().hex[:8]}"
     env = {**process_env, "DATABASE_URL": child_database_url()}
@@ -136,7 +139,7 @@ def test_scans_are_counted_in_the_metrics_by_outcome_and_file_result(tmp_path):
     def delta(before: dict[str, float]) -> dict[str, float]:
         return {key: count - before[key] for key, count in snapshot().items()}
 
-    media = tmp_path / "media"
+    media = tmp_path / "library"
     make_audio(media / "one.mp3", seconds=0.5)
     make_audio(media / "two.mp3", seconds=0.5)
     (media / "broken.flac").write_bytes(b"fLaC but nothing after it")

@@ -5,11 +5,17 @@ from apps.library.services.jobs import (
     scan_run,
     scans_request_due,
 )
-from apps.library.services.libraries import library_root_paths_clean
+from apps.library.services.libraries import (
+    LibraryFoldersRefused,
+    library_folders_check,
+    library_root_paths_clean,
+)
 from apps.library.services.scan import ScanResult, library_scan, tracks_sync
 
 __all__ = [
+    "LibraryFoldersRefused",
     "ScanResult",
+    "library_folders_check",
     "library_root_paths_clean",
     "library_scan",
     "scan_claim",

@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.library import metrics
 from apps.library.models import ACTIVE_SCAN_STATUSES, Library, ScanJob, ScanStatus, ScanTrigger
 from apps.library.services.handoff import tracks_changed
+from apps.library.services.libraries import LibraryFoldersRefused
 from apps.library.services.scan import ProgressCallback, library_scan
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,12 @@ def scan_run(*, job: ScanJob, progress: ProgressCallback | None = None) -> ScanJ
     started = time.monotonic()
     try:
         result = library_scan(library=job.library, progress=beat)
+    except LibraryFoldersRefused as exc:
+        # Not a crash: recorded on the job (the admin shows why), no traceback, no retry.
+        logger.warning("scan #%s of library %s refused: %s", job.pk, job.library_id, exc)
+        _finish(job, status=ScanStatus.FAILED, failure=f"Refused: {exc}"[:2000])
+        metrics.scans.labels(status=ScanStatus.FAILED).inc()
+        return job
     except Exception as exc:
         # A scan that cannot finish (database gone, root unreadable as a whole) is recorded, not retried
         # here: the next request or the schedule starts a new one, which resumes where this stopped.

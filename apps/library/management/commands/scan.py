@@ -66,6 +66,9 @@ class Command(BaseCommand):
         finally:
             if bar is not None:
                 bar.close()
+        if job.status == ScanStatus.FAILED:  # refused before reading anything (see library_folders_check)
+            self.stderr.write(self.style.ERROR(f"{library.name}: scan #{job.pk} failed: {job.failure}"))
+            return False
         elapsed = time.monotonic() - started
         rate = job.seen / elapsed if elapsed else 0
         style = self.style.SUCCESS if job.status == ScanStatus.SUCCEEDED and not job.errors else self.style.WARNING
