@@ -179,7 +179,11 @@ CACHES = {
         },
     }
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Sessions in PostgreSQL alone, not `cached_db`: with Redis down its cache writes raise (every signed-in
+# page a 500), and a cache that missed a write during an outage (a sign-out, a new key after sign-in) would
+# serve the stale session once Redis is back. A page reads the user's row from PostgreSQL anyway; the
+# session row is one more primary-key read.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 
 def _celery_redis_url(url: str) -> str:

@@ -35,3 +35,24 @@ class ApiToken(models.Model):
     @staticmethod
     def digest(key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()
+
+
+class SignInAttempt(models.Model):
+    """One sign-in attempt counted against TOKEN_LOGIN_RATE (apps.accounts.throttling).
+
+    In PostgreSQL, not Redis: the budget must hold while Redis is down (a throttle that fails open hands a
+    password guesser unlimited tries; one that fails closed locks everybody out). Rows live one rate
+    window; sign-ins are rare and every one already costs a password hash, so a row each is cheap.
+    """
+
+    client = models.CharField(max_length=64, help_text="An IPv4 address or an IPv6 /64.")
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["client", "at"], name="accounts_signin_client_at"),
+            models.Index(fields=["at"], name="accounts_signin_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client} at {self.at:%Y-%m-%d %H:%M:%S}"

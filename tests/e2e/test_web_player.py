@@ -21,6 +21,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.test import override_settings
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from apps.accounts.models import SignInAttempt
 from apps.library.models import Album, Library, LibraryAccess, LibraryKind, Track
 from apps.library.services import library_scan
 from apps.playback.models import Bookmark, PlaybackProgress, PlaybackSession, PlayQueue
@@ -157,8 +158,8 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Worl
 @pytest.fixture(autouse=True)
 def _per_test(world, _transcode_queues, settings, django_db_blocker) -> Iterator[None]:
     """The module's renditions (tests/conftest.py points RENDITIONS_ROOT at each test's own folder), and
-    no open session, queue or bookmark of one test left for the next (progress is in each test's own Redis
-    key space already)."""
+    no open session, queue, bookmark or counted sign-in of one test left for the next (progress is in each
+    test's own Redis key space already)."""
     settings.RENDITIONS_ROOT = world.renditions_root
     yield
     # On a connection of its own: this thread's is inside the test's transaction, which is rolled back.
@@ -171,7 +172,7 @@ def _per_test(world, _transcode_queues, settings, django_db_blocker) -> Iterator
                     "WHERE ended_at IS NULL",
                     ["stopped"],
                 )
-                for model in (PlayQueue, Bookmark, PlaybackProgress):
+                for model in (PlayQueue, Bookmark, PlaybackProgress, SignInAttempt):
                     cursor.execute(f'DELETE FROM "{model._meta.db_table}"')
         finally:
             own.close()
