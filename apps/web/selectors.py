@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
+from django.db.models.functions import Coalesce, Lower
 
 from apps.library import selectors as library_selectors
-from apps.library.models import Album, Library
+from apps.library.models import Album, Library, LibraryKind, Track
 from apps.playback import selectors as playback_selectors
+from apps.playback.rules import ProgressState
 from apps.playback.selectors import ProgressRow
+
+# What "newest" means for a podcast episode, in one place: when it was added. When the scanner stores an
+# episode's publish date (Track.published_at), order by that first:
+#   (F("published_at").desc(nulls_last=True), F("created_at").desc(), F("id").desc())
+EPISODE_NEWEST_FIRST = (F("created_at").desc(), F("id").desc())
+
+# Where a book's narrator is tagged: a NARRATOR tag (ID3 TXXX, Vorbis, MP4 freeform), else the composer
+# field, which is where Audible's and Audiobookshelf's taggers put it (ID3 TCOM, MP4 ©wrt).
+NARRATOR_TAGS = ("narrator", "composer")
 
 
 def continue_listening(*, user, limit: int) -> list[ProgressRow]:
     """What the progress API answers for `?state=in_progress`: started, not finished, newest first."""
     return list(playback_selectors.progress_in_progress(user=user)[0:limit])
-
-
-def albums_recent(*, user, limit: int) -> list[Album]:
-    return list(library_selectors.album_list(user=user).order_by("-created_at", "-id")[:limit])
 
 
 def library_options(*, user) -> list[dict[str, Any]]:
@@ -32,3 +41,83 @@ def genre_options(*, user, library_id: int | None = None) -> list[str]:
 
 def library_albums(*, user, library: Library) -> QuerySet[Album]:
     return library_selectors.album_list(user=user).filter(library=library).order_by("title", "album_artist", "id")
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """A book or an episode as a list shows it: the track (with its album), who reads it, and where the
+    user is in it (None: never started)."""
+
+    track: Track
+    narrators: list[str]
+    progress: ProgressState | None
+
+
+def narrators_of(track: Track) -> list[str]:
+    for key in NARRATOR_TAGS:
+        values = track.tags.get(key) if isinstance(track.tags, dict) else None
+        if values:
+            return [str(value) for value in values]
+    return []
+
+
+def item_rows(*, user, tracks: Any) -> list[ItemRow]:
+    """The rows of one page of books or episodes, with the user's progress in each (one query, plus the
+    progress buffer)."""
+    tracks = list(tracks)
+    progress = playback_selectors.progress_of_tracks(user=user, track_ids=[track.pk for track in tracks])
+    return [ItemRow(track=track, narrators=narrators_of(track), progress=progress.get(track.pk)) for track in tracks]
+
+
+def library_books(*, user, library: Library) -> QuerySet[Track]:
+    """A book library's books, each series together under its title (books by year, then title), the
+    books of no series among them by their own title."""
+    return (
+        library_selectors.track_list(user=user)
+        .filter(library=library)
+        .annotate(shelf_title=Lower(Coalesce("album__title", "title")))
+        .order_by("shelf_title", "album_id", F("year").asc(nulls_last=True), "title", "id")
+    )
+
+
+def library_shows(*, user, library: Library) -> list[Album]:
+    return list(library_albums(user=user, library=library))
+
+
+def library_episodes(*, user, library: Library) -> QuerySet[Track]:
+    return library_selectors.track_list(user=user).filter(library=library).order_by(*EPISODE_NEWEST_FIRST)
+
+
+@dataclass(frozen=True)
+class RecentItem:
+    """One card of Home's "Recently added": a music album, or a book or a podcast episode (a track)."""
+
+    album: Album | None
+    track: Track | None
+    added_at: datetime
+
+    @property
+    def kind(self) -> str:
+        if self.track is None:
+            return "album"
+        return "book" if self.track.library.kind == LibraryKind.AUDIOBOOK else "episode"
+
+
+def recently_added(*, user, limit: int) -> list[RecentItem]:
+    """The newest music albums, books and podcast episodes together, newest first: two queries. Series and
+    shows are not listed themselves (their books and episodes are)."""
+    albums = (
+        library_selectors.album_list(user=user)
+        .filter(library__kind=LibraryKind.MUSIC)
+        .order_by("-created_at", "-id")[:limit]
+    )
+    tracks = (
+        library_selectors.track_list(user=user)
+        .filter(library__kind__in=[LibraryKind.AUDIOBOOK, LibraryKind.PODCAST])
+        .select_related("library")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    items = [RecentItem(album=album, track=None, added_at=album.created_at) for album in albums]
+    items += [RecentItem(album=None, track=track, added_at=track.created_at) for track in tracks]
+    items.sort(key=lambda item: item.added_at, reverse=True)
+    return items[:limit]

@@ -12,6 +12,7 @@ urlpatterns = [
     path("libraries/<int:library_id>/", views.library_detail, name="library-detail"),
     path("albums/", views.album_list, name="album-list"),
     path("albums/<int:album_id>/", views.album_detail, name="album-detail"),
+    path("artists/<path:name>/", views.artist_detail, name="artist-detail"),
     path("tracks/", views.track_list, name="track-list"),
     path("tracks/<int:track_id>/", views.track_detail, name="track-detail"),
     path("history/", views.history, name="history"),

@@ -13,7 +13,7 @@ from typing import Any
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Page, Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET
@@ -81,7 +81,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "web/home.html",
         {
             "continue_rows": selectors.continue_listening(user=user, limit=HOME_ROWS),
-            "recent_albums": selectors.albums_recent(user=user, limit=HOME_ROWS),
+            "recent_items": selectors.recently_added(user=user, limit=HOME_ROWS),
         },
     )
 
@@ -93,9 +93,21 @@ def library_list(request: HttpRequest) -> HttpResponse:
 
 @web_page
 def library_detail(request: HttpRequest, library_id: int) -> HttpResponse:
-    library = library_selectors.library_get(user=request.user, library_id=library_id)
-    albums = _paginate(request, selectors.library_albums(user=request.user, library=library))
-    return render(request, "web/library.html", {"library": library, "albums": albums})
+    """Music: its albums. Audiobooks: its books, each series together. Podcasts: its shows, then its
+    episodes newest first. Books and episodes come with the user's progress."""
+    user = request.user
+    library = library_selectors.library_get(user=user, library_id=library_id)
+    context: dict[str, Any] = {"library": library}
+    if library.kind == LibraryKind.AUDIOBOOK:
+        page = _paginate(request, selectors.library_books(user=user, library=library))
+        context.update(page=page, rows=selectors.item_rows(user=user, tracks=page))
+    elif library.kind == LibraryKind.PODCAST:
+        page = _paginate(request, selectors.library_episodes(user=user, library=library))
+        shows = selectors.library_shows(user=user, library=library) if page.number == 1 else []
+        context.update(page=page, rows=selectors.item_rows(user=user, tracks=page), shows=shows)
+    else:
+        context["page"] = _paginate(request, selectors.library_albums(user=user, library=library))
+    return render(request, "web/library.html", context)
 
 
 @web_page
@@ -126,10 +138,35 @@ def album_detail(request: HttpRequest, album_id: int) -> HttpResponse:
         {
             "album": album,
             "tracks": tracks,
+            "discs": _discs(tracks),
+            "guests": [name for name in album.artists if name not in album.album_artists],
             "queue_ids": ",".join(str(track.pk) for track in tracks),
             "is_books": album.library.kind == LibraryKind.AUDIOBOOK,
         },
     )
+
+
+def _discs(tracks: list[Any]) -> list[dict[str, Any]]:
+    """The album's tracks disc by disc (they come in disc order): a header per disc is shown when there
+    are several, or when a disc has a subtitle."""
+    discs: list[dict[str, Any]] = []
+    for track in tracks:
+        if not discs or discs[-1]["number"] != track.disc_number:
+            discs.append({"number": track.disc_number, "subtitle": "", "tracks": []})
+        discs[-1]["tracks"].append(track)
+        discs[-1]["subtitle"] = discs[-1]["subtitle"] or track.disc_subtitle
+    if len(discs) == 1 and not discs[0]["subtitle"]:
+        return []
+    return discs
+
+
+@web_page
+def artist_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """An artist's albums, and the albums they appear on (compilations, guest tracks)."""
+    own, appears_on = library_selectors.artist_albums(user=request.user, name=name)
+    if not own and not appears_on:
+        raise Http404("No such artist.")
+    return render(request, "web/artist.html", {"name": name, "albums": own, "appears_on": appears_on})
 
 
 @web_page
