@@ -7,7 +7,7 @@ from django import forms
 from django.db.models import CharField, F, Func, Q, QuerySet, Value
 from django_filters.constants import EMPTY_VALUES
 
-from apps.library.models import Album, Track
+from apps.library.models import Album, Library, LibraryKind, Track
 
 
 class IdFilter(django_filters.NumberFilter):
@@ -38,7 +38,9 @@ class StableOrderingFilter(django_filters.OrderingFilter):
 class TrackFilter(django_filters.FilterSet):
     library = IdFilter(field_name="library_id")
     album = IdFilter(field_name="album_id")
-    artist = django_filters.CharFilter(method="filter_artist", help_text="Tracks whose artists include this name.")
+    artist = django_filters.CharFilter(
+        method="filter_artist", help_text="Tracks whose artists or album artists include this name."
+    )
     genre = django_filters.CharFilter(method="filter_genre", help_text="Tracks whose genres include this one.")
     q = django_filters.CharFilter(method="filter_q", help_text="Case-insensitive search in title, artists, album.")
     ordering = StableOrderingFilter(
@@ -48,16 +50,28 @@ class TrackFilter(django_filters.FilterSet):
             ("duration_ms", "duration"),
             ("year", "year"),
             ("updated_at", "updated"),
+            ("published_at", "published"),
         ),
-        help_text="title, added, duration, year or updated; prefix with - for descending.",
+        help_text=(
+            "title, added, duration, year, updated or published; prefix with - for descending. Without it, "
+            "the episodes of a podcast library or show come newest first."
+        ),
     )
 
     class Meta:
         model = Track
         fields: list[str] = []
 
+    def filter_queryset(self, queryset: QuerySet[Track]) -> QuerySet[Track]:
+        queryset = super().filter_queryset(queryset)
+        data = self.form.cleaned_data
+        if not data.get("ordering") and _podcasts(library_id=data.get("library"), album_id=data.get("album")):
+            return queryset.order_by(F("published_at").desc(nulls_last=True), "-id")
+        return queryset
+
     def filter_artist(self, queryset: QuerySet[Track], name: str, value: str) -> QuerySet[Track]:
-        return queryset.filter(artists__contains=[value])  # GIN index on artists
+        # GIN indexes on both
+        return queryset.filter(Q(artists__contains=[value]) | Q(album_artists__contains=[value]))
 
     def filter_genre(self, queryset: QuerySet[Track], name: str, value: str) -> QuerySet[Track]:
         return queryset.filter(genres__contains=[value])
@@ -81,4 +95,16 @@ class AlbumFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def filter_artist(self, queryset: QuerySet[Album], name: str, value: str) -> QuerySet[Album]:
-        return queryset.filter(Q(artists__contains=[value]) | Q(album_artist=value))
+        return queryset.filter(
+            Q(artists__contains=[value]) | Q(album_artists__contains=[value]) | Q(album_artist=value)
+        )
+
+
+def _podcasts(*, library_id: int | None, album_id: int | None) -> bool:
+    """Whether the list is one podcast library's or one show's (then episodes come newest first). Only
+    the order depends on it: the rows are already scoped to what the user may see."""
+    if library_id is not None:
+        return Library.objects.filter(pk=library_id, kind=LibraryKind.PODCAST).exists()
+    if album_id is not None:
+        return Album.objects.filter(pk=album_id, library__kind=LibraryKind.PODCAST).exists()
+    return False

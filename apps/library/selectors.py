@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet, prefetch_related_objects
 from django.shortcuts import get_object_or_404
 
-from apps.library.models import Album, AudioFile, Chapter, Library, ScanJob, Track
+from apps.library.models import Album, AudioFile, Chapter, Library, LibraryKind, ScanJob, Track
 
 
 def library_list(*, user) -> QuerySet[Library]:
@@ -53,8 +53,25 @@ def album_list(*, user) -> QuerySet[Album]:
 
 
 def album_get(*, user, album_id: int) -> Album:
-    tracks = Track.objects.listed().select_related("album").order_by("disc_number", "track_number", "title", "id")
-    return get_object_or_404(album_list(user=user).prefetch_related(Prefetch("tracks", queryset=tracks)), pk=album_id)
+    """The album with its listed tracks: disc by disc in track order, or a show's episodes newest first."""
+    album = get_object_or_404(album_list(user=user).select_related("library"), pk=album_id)
+    if album.library.kind == LibraryKind.PODCAST:
+        order: tuple[Any, ...] = (F("published_at").desc(nulls_last=True), "-id")
+    else:
+        order = ("disc_number", "track_number", "title", "id")
+    tracks = Track.objects.listed().select_related("album").order_by(*order)
+    prefetch_related_objects([album], Prefetch("tracks", queryset=tracks))
+    return album
+
+
+def artist_albums(*, user, name: str) -> tuple[list[Album], list[Album]]:
+    """An artist's page: the albums they are an album artist of, and those they only appear on (a track
+    of theirs on a compilation or someone else's album), each by year then title."""
+    albums = album_list(user=user).filter(Q(album_artists__contains=[name]) | Q(artists__contains=[name]))
+    own, appears_on = [], []
+    for album in albums.order_by(F("year").asc(nulls_last=True), "title", "id"):
+        (own if name in album.album_artists else appears_on).append(album)
+    return own, appears_on
 
 
 _NAME_COUNTS_SQL = """

@@ -46,10 +46,13 @@ class TrackListOutput(serializers.Serializer):
     title = serializers.CharField()
     artists = serializers.ListField(child=serializers.CharField())
     album_artist = serializers.CharField()
+    album_artists = serializers.ListField(child=serializers.CharField())
     genres = serializers.ListField(child=serializers.CharField())
     disc_number = serializers.IntegerField(allow_null=True)
+    disc_subtitle = serializers.CharField()
     track_number = serializers.IntegerField(allow_null=True)
     year = serializers.IntegerField(allow_null=True)
+    published_at = serializers.DateTimeField(allow_null=True, help_text="Podcast episodes: when it was published.")
     duration_ms = serializers.IntegerField()
 
 
@@ -63,6 +66,7 @@ class AudioFileOutput(serializers.Serializer):
     sample_rate_hz = serializers.IntegerField(allow_null=True)
     channels = serializers.IntegerField(allow_null=True)
     duration_ms = serializers.IntegerField()
+    truncated = serializers.BooleanField(help_text="The file holds less audio than its header claims.")
     missing = serializers.BooleanField()
     error = serializers.CharField()
 
@@ -76,6 +80,7 @@ class ChapterOutput(serializers.Serializer):
 
 class TrackDetailOutput(TrackListOutput):
     missing = serializers.BooleanField()
+    description = serializers.CharField()
     tags = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
     files = AudioFileOutput(many=True)
     chapters = ChapterOutput(many=True)
@@ -88,9 +93,13 @@ class AlbumOutput(serializers.Serializer):
     library = serializers.IntegerField(source="library_id")
     title = serializers.CharField()
     album_artist = serializers.CharField()
-    artists = serializers.ListField(child=serializers.CharField())
+    album_artists = serializers.ListField(child=serializers.CharField())
+    artists = serializers.ListField(child=serializers.CharField(), help_text="Everyone credited on its tracks.")
     genres = serializers.ListField(child=serializers.CharField())
     year = serializers.IntegerField(allow_null=True)
+    compilation = serializers.BooleanField()
+    release_type = serializers.CharField()
+    author = serializers.CharField(help_text="A podcast show's author.")
     track_count = serializers.IntegerField()
     duration_ms = serializers.IntegerField()
 

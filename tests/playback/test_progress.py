@@ -326,10 +326,13 @@ def test_continue_listening_is_newest_first_with_tracks_and_no_n_plus_one(world,
         "title": "Book",
         "artists": ["Book artist"],
         "album_artist": "",
+        "album_artists": [],
         "genres": [],
         "disc_number": None,
+        "disc_subtitle": "",
         "track_number": None,
         "year": None,
+        "published_at": None,
         "duration_ms": 3_600_000,
     }
     page = world.client.get("/api/v1/progress?state=in_progress&page_size=1&page=2").json()

@@ -15,6 +15,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
 from apps.library.models import LibraryKind
@@ -24,6 +25,10 @@ _NUMBER = re.compile(r"\d+")
 _ID3_FORMATS = {"mp3", "wav"}
 # The columns' sizes (Track.genres, Album.genres): a longer tag is cut, never an error for the scan.
 GENRE_MAX_CHARS = 200
+# The album artist of a compilation tagged with none (what MusicBrainz and most players call it).
+VARIOUS_ARTISTS = "Various Artists"
+_TRUE = frozenset({"1", "true", "yes"})
+_PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?$")
 
 
 class FileLike(Protocol):
@@ -91,6 +96,13 @@ class TrackSpec:
     album_album_artist: str
     file_ids: list[int] = field(default_factory=list)
     chapters: list[dict[str, Any]] = field(default_factory=list)
+    album_artists: list[str] = field(default_factory=list)
+    disc_subtitle: str = ""
+    published_at: datetime | None = None
+    description: str = ""
+    compilation: bool = False
+    release_type: str = ""
+    author: str = ""  # a podcast show's
 
 
 def build_track(kind: str, group_key: str, files: Sequence[FileRow], *, unsplit: frozenset[str]) -> TrackSpec | None:
@@ -101,10 +113,17 @@ def build_track(kind: str, group_key: str, files: Sequence[FileRow], *, unsplit:
     first = playable[0]
     tags = first.tags
     split_slash = first.format in _ID3_FORMATS
-    artists = _names(tags.get("artist"), split_slash, unsplit) or _names(tags.get("albumartist"), split_slash, unsplit)
-    album_artist = (_names(tags.get("albumartist"), split_slash, unsplit) or artists or [""])[0]
+    tagged_album_artists = _names(tags.get("albumartist"), split_slash, unsplit)
+    artists = _names(tags.get("artist"), split_slash, unsplit) or tagged_album_artists
+    release_type = "; ".join(_names(tags.get("releasetype"), split_slash, frozenset()))[:200]
+    compilation = _first(tags, "compilation").lower() in _TRUE or "compilation" in release_type.lower()
+    # Several tagged album artists are all the album's; without any, a compilation is "Various Artists"
+    # (one album, not one per track artist) and another album its first track artist's.
+    album_artists = tagged_album_artists or ([VARIOUS_ARTISTS] if compilation else artists[:1])
+    album_artist = ", ".join(album_artists)
     genres = _names(tags.get("genre"), split_slash, unsplit, max_chars=GENRE_MAX_CHARS)
     stem = os.path.splitext(os.path.basename(first.path))[0]
+    published_at, description, author = None, "", ""
 
     if kind == LibraryKind.AUDIOBOOK:
         title = _first(tags, "album") or (stem if _is_file_key(group_key, first) else os.path.basename(group_key))
@@ -114,6 +133,9 @@ def build_track(kind: str, group_key: str, files: Sequence[FileRow], *, unsplit:
         title = _first(tags, "title") or stem
         show = _first(tags, "album") or os.path.basename(os.path.dirname(first.path))
         album_title, album_key_artist = (show or None), ""
+        published_at = published(tags, first.mtime_ns)
+        description = _first(tags, "description") or _first(tags, "comment")
+        author = ", ".join(tagged_album_artists or artists)
     else:
         title = _first(tags, "title") or stem
         album_title, album_key_artist = _first(tags, "album"), album_artist
@@ -133,7 +155,41 @@ def build_track(kind: str, group_key: str, files: Sequence[FileRow], *, unsplit:
         album_album_artist=album_key_artist[:500],
         file_ids=[f.id for f in playable],
         chapters=_timeline_chapters(kind, playable),
+        album_artists=[name[:500] for name in album_artists],
+        disc_subtitle=_first(tags, "discsubtitle")[:500],
+        published_at=published_at,
+        description=description,
+        compilation=compilation,
+        release_type=release_type,
+        author=author[:500],
     )
+
+
+def published(tags: dict[str, list[str]], mtime_ns: int) -> datetime:
+    """An episode's publish time: its release date tag (ID3 TDRL), else its date (TDRC, MP4 ©day, Vorbis
+    DATE), else the file's mtime. A date without a time is midnight UTC; a year or month alone is its
+    first day, unless the file's mtime falls inside it (then the mtime, which is more precise)."""
+    mtime = datetime.fromtimestamp(mtime_ns / 1e9, tz=UTC)
+    for key in ("releasedate", "date"):
+        text = _first(tags, key)
+        if not text:
+            continue
+        try:
+            moment = datetime.fromisoformat(text.replace(" ", "T", 1))
+        except ValueError:
+            partial = _PARTIAL_DATE.match(text)
+            if not partial:
+                continue
+            year, month = int(partial[1]), int(partial[2] or 0)
+            try:
+                moment = datetime(year, month or 1, 1, tzinfo=UTC)
+            except ValueError:
+                continue
+            if mtime.year == year and (not month or mtime.month == month):
+                return mtime
+            return moment
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return mtime
 
 
 def _timeline_chapters(kind: str, playable: Sequence[FileRow]) -> list[dict[str, Any]]:

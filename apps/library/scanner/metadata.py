@@ -13,6 +13,7 @@ from typing import Any
 import mutagen
 from mutagen._vorbis import VComment
 from mutagen.id3 import ID3Tags
+from mutagen.mp3 import BitrateMode
 from mutagen.mp4 import MP4, MP4FreeForm, MP4Tags
 
 AUDIO_EXTENSIONS = frozenset({".mp3", ".m4a", ".m4b", ".mp4", ".flac", ".ogg", ".oga", ".opus", ".wav"})
@@ -40,6 +41,10 @@ _ID3_FRAMES = {
     "TPUB": "publisher",
     "TLAN": "language",
     "TIT1": "grouping",
+    "TSST": "discsubtitle",
+    "TCMP": "compilation",
+    "TDRL": "releasedate",
+    "TDES": "description",
 }
 _MP4_ATOMS = {
     "©nam": "title",
@@ -59,8 +64,16 @@ _MP4_ATOMS = {
     "soaa": "albumartistsort",
     "mvnm": "series",
     "©pub": "publisher",
+    "cpil": "compilation",
 }
-_VORBIS_ALIASES = {"album artist": "albumartist", "album_artist": "albumartist", "year": "date"}
+_VORBIS_ALIASES = {
+    "album artist": "albumartist",
+    "album_artist": "albumartist",
+    "year": "date",
+    # MusicBrainz Picard's names for the release type: TXXX/MP4 freeform, and Vorbis.
+    "musicbrainz album type": "releasetype",
+    "musicbrainz_albumtype": "releasetype",
+}
 _CODECS = {
     "MP3": "mp3",
     "FLAC": "flac",
@@ -97,6 +110,8 @@ class FileMetadata:
     channels: int | None
     tags: dict[str, list[str]] = field(default_factory=dict)
     chapters: list[dict[str, Any]] = field(default_factory=list)
+    # Less audio in the file than its header claims (cut short): duration_ms is then what is there.
+    truncated: bool = False
 
 
 def read_metadata(path: str, size_bytes: int) -> FileMetadata:
@@ -117,6 +132,10 @@ def read_metadata(path: str, size_bytes: int) -> FileMetadata:
         raise UnreadableFile("no audio in the file (duration 0)")
     duration_ms = round(length_s * 1000)
     kind = type(audio).__name__
+    present_ms = _cbr_mp3_present_ms(info, size_bytes) if kind == "MP3" else None
+    truncated = present_ms is not None and present_ms < duration_ms - truncation_tolerance_ms(duration_ms)
+    if truncated:
+        duration_ms = max(present_ms, 1)
     bitrate = getattr(info, "bitrate", None) or round(size_bytes * 8 / length_s)
     tags = _normalise_tags(audio.tags)
     return FileMetadata(
@@ -128,7 +147,24 @@ def read_metadata(path: str, size_bytes: int) -> FileMetadata:
         channels=getattr(info, "channels", None) or None,
         tags=tags,
         chapters=_clean_chapters(_chapters(audio, tags), duration_ms),
+        truncated=truncated,
     )
+
+
+def truncation_tolerance_ms(duration_ms: int) -> int:
+    """How far a measured duration may fall short of the claimed one before the file counts as cut short:
+    a second, or 0.1 % of a long file (encoder delay and padding are a few dozen milliseconds)."""
+    return max(1000, duration_ms // 1000)
+
+
+def _cbr_mp3_present_ms(info: Any, size_bytes: int) -> int | None:
+    """The duration of a constant-bitrate MP3 from the bytes after its first frame (every frame of a CBR
+    stream has the same size). mutagen takes the length from the Xing/Info header's frame count when there
+    is one, which a file cut short still carries; None when the stream is not CBR."""
+    if getattr(info, "bitrate_mode", None) != BitrateMode.CBR or not getattr(info, "bitrate", 0):
+        return None
+    audio_bytes = size_bytes - int(getattr(info, "frame_offset", 0) or 0)
+    return round(max(audio_bytes, 0) * 8 * 1000 / info.bitrate)
 
 
 def _describe(exc: Exception) -> str:

@@ -32,6 +32,7 @@ _UNREADABLE: dict[str, Any] = {
     "duration_ms": 0,
     "tags": "{}",
     "chapters": "[]",
+    "truncated": False,
 }
 
 
@@ -56,6 +57,7 @@ def file_columns(job: tuple[str, int]) -> dict[str, Any] | None:
         "duration_ms": metadata.duration_ms,
         "tags": json.dumps(metadata.tags, ensure_ascii=False),
         "chapters": json.dumps(metadata.chapters, ensure_ascii=False),
+        "truncated": metadata.truncated,
         "error": "",
     }
 

@@ -33,6 +33,7 @@ from apps.library.models import Album, Library, Track
 from apps.library.scanner.grouping import FileRow, TrackSpec, build_track, fingerprint, group_keys, join_path
 from apps.library.scanner.reader import read_all
 from apps.library.scanner.walk import FoundFile, walk_roots
+from apps.library.services.libraries import library_folders_assert_safe
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,11 @@ _ID, _SIZE, _MTIME, _MISSING, _GROUP, _ERROR = 2, 3, 4, 5, 6, 7
 
 
 def library_scan(*, library: Library, progress: ProgressCallback | None = None) -> ScanResult:
-    """Bring the database in line with the library's folders. Safe to repeat; never stops on a bad file."""
+    """Bring the database in line with the library's folders. Safe to repeat; never stops on a bad file.
+
+    Raises LibraryFoldersRefused, before reading anything, if a folder is one no library may have (it was
+    saved before the rule existed, or a symlink now leads elsewhere)."""
+    library_folders_assert_safe(library=library)
     report = progress or (lambda phase, done, total: None)
     result = ScanResult()
     # The walk runs in a thread while this one loads what is known: the walk spends its time in
@@ -185,27 +190,29 @@ def _mark_files(*, restored_ids: list[int], gone_ids: list[int], regrouped: list
 _UPSERT_FILES_SQL = """
 INSERT INTO library_audiofile (
     library_id, root, path, group_key, size_bytes, mtime_ns, format, codec, bitrate_kbps, sample_rate_hz,
-    channels, duration_ms, tags, embedded_chapters, error, missing, scanned_at, created_at, updated_at
+    channels, duration_ms, truncated, tags, embedded_chapters, error, missing, scanned_at, created_at, updated_at
 )
 SELECT %(library)s, r.root, r.path, r.group_key, r.size_bytes, r.mtime_ns, r.format, r.codec, r.bitrate_kbps,
-       r.sample_rate_hz, r.channels, r.duration_ms, r.tags::jsonb, r.chapters::jsonb, r.error, false,
+       r.sample_rate_hz, r.channels, r.duration_ms, r.truncated, r.tags::jsonb, r.chapters::jsonb, r.error, false,
        %(now)s, %(now)s, %(now)s
 FROM unnest(
     %(root)b::text[], %(path)b::text[], %(group_key)b::text[], %(size_bytes)b::bigint[], %(mtime_ns)b::bigint[],
     %(format)b::text[], %(codec)b::text[], %(bitrate_kbps)b::integer[], %(sample_rate_hz)b::integer[],
-    %(channels)b::smallint[], %(duration_ms)b::bigint[], %(tags)b::text[], %(chapters)b::text[], %(error)b::text[]
+    %(channels)b::smallint[], %(duration_ms)b::bigint[], %(truncated)b::boolean[], %(tags)b::text[],
+    %(chapters)b::text[], %(error)b::text[]
 ) AS r(root, path, group_key, size_bytes, mtime_ns, format, codec, bitrate_kbps, sample_rate_hz, channels,
-       duration_ms, tags, chapters, error)
+       duration_ms, truncated, tags, chapters, error)
 ON CONFLICT (library_id, root, path) DO UPDATE SET
     group_key = EXCLUDED.group_key, size_bytes = EXCLUDED.size_bytes, mtime_ns = EXCLUDED.mtime_ns,
     format = EXCLUDED.format, codec = EXCLUDED.codec, bitrate_kbps = EXCLUDED.bitrate_kbps,
     sample_rate_hz = EXCLUDED.sample_rate_hz, channels = EXCLUDED.channels, duration_ms = EXCLUDED.duration_ms,
-    tags = EXCLUDED.tags, embedded_chapters = EXCLUDED.embedded_chapters, error = EXCLUDED.error,
+    truncated = EXCLUDED.truncated, tags = EXCLUDED.tags, embedded_chapters = EXCLUDED.embedded_chapters,
+    error = EXCLUDED.error,
     missing = false, scanned_at = EXCLUDED.scanned_at, updated_at = EXCLUDED.updated_at
 """
 _FILE_COLUMNS = (
     "root", "path", "group_key", "size_bytes", "mtime_ns", "format", "codec", "bitrate_kbps", "sample_rate_hz",
-    "channels", "duration_ms", "tags", "chapters", "error",
+    "channels", "duration_ms", "truncated", "tags", "chapters", "error",
 )  # fmt: skip
 
 
@@ -296,22 +303,27 @@ FROM library_audiofile WHERE library_id = %s AND group_key = ANY(%s)
 """
 _UPSERT_TRACKS_SQL = """
 INSERT INTO library_track (
-    library_id, group_key, album_id, title, artists, album_artist, genres, disc_number, track_number, year,
-    duration_ms, tags, source_fingerprint, missing, created_at, updated_at
+    library_id, group_key, album_id, title, artists, album_artist, album_artists, genres, disc_number,
+    disc_subtitle, track_number, year, published_at, description, duration_ms, tags, source_fingerprint, missing,
+    created_at, updated_at
 )
 SELECT %(library)s, r.group_key, r.album_id, r.title,
-       r.artists::text[], r.album_artist, r.genres::text[], r.disc_number, r.track_number, r.year,
+       r.artists::text[], r.album_artist, r.album_artists::text[], r.genres::text[], r.disc_number,
+       r.disc_subtitle, r.track_number, r.year, r.published_at, r.description,
        r.duration_ms, r.tags::jsonb, r.fingerprint, false, %(now)s, %(now)s
 FROM unnest(
     %(group_key)b::text[], %(album_id)b::bigint[], %(title)b::text[], %(artists)b::text[], %(album_artist)b::text[],
-    %(genres)b::text[], %(disc_number)b::smallint[], %(track_number)b::integer[], %(year)b::smallint[],
+    %(album_artists)b::text[], %(genres)b::text[], %(disc_number)b::smallint[], %(disc_subtitle)b::text[],
+    %(track_number)b::integer[], %(year)b::smallint[], %(published_at)b::timestamptz[], %(description)b::text[],
     %(duration_ms)b::bigint[], %(tags)b::text[], %(fingerprint)b::text[]
-) AS r(group_key, album_id, title, artists, album_artist, genres, disc_number, track_number, year, duration_ms,
-       tags, fingerprint)
+) AS r(group_key, album_id, title, artists, album_artist, album_artists, genres, disc_number, disc_subtitle,
+       track_number, year, published_at, description, duration_ms, tags, fingerprint)
 ON CONFLICT (library_id, group_key) DO UPDATE SET
     album_id = EXCLUDED.album_id, title = EXCLUDED.title, artists = EXCLUDED.artists,
-    album_artist = EXCLUDED.album_artist, genres = EXCLUDED.genres, disc_number = EXCLUDED.disc_number,
-    track_number = EXCLUDED.track_number, year = EXCLUDED.year, duration_ms = EXCLUDED.duration_ms,
+    album_artist = EXCLUDED.album_artist, album_artists = EXCLUDED.album_artists, genres = EXCLUDED.genres,
+    disc_number = EXCLUDED.disc_number, disc_subtitle = EXCLUDED.disc_subtitle,
+    track_number = EXCLUDED.track_number, year = EXCLUDED.year, published_at = EXCLUDED.published_at,
+    description = EXCLUDED.description, duration_ms = EXCLUDED.duration_ms,
     tags = EXCLUDED.tags, source_fingerprint = EXCLUDED.source_fingerprint, missing = false,
     updated_at = EXCLUDED.updated_at
 RETURNING id, group_key
@@ -370,6 +382,10 @@ def _rebuild_groups(library: Library, group_keys_: Sequence[str], unsplit: froze
             columns["title"].append(spec.title)
             columns["artists"].append(_array_literal(spec.artists))
             columns["album_artist"].append(spec.album_artist)
+            columns["album_artists"].append(_array_literal(spec.album_artists))
+            columns["disc_subtitle"].append(spec.disc_subtitle)
+            columns["published_at"].append(spec.published_at)
+            columns["description"].append(spec.description)
             columns["genres"].append(_array_literal(spec.genres))
             columns["disc_number"].append(spec.disc_number)
             columns["track_number"].append(spec.track_number)
@@ -417,16 +433,28 @@ def _upsert_albums(library: Library, specs: Sequence[TrackSpec]) -> dict[tuple[s
     wanted: dict[tuple[str, str], Album] = {}
     for spec in specs:
         key = (spec.album_title, spec.album_album_artist)
-        if spec.album_title and key not in wanted:
-            wanted[key] = Album(library=library, title=spec.album_title, album_artist=spec.album_album_artist)
-        if spec.album_title and wanted[key].year is None:
-            wanted[key].year = spec.year
+        if not spec.album_title:
+            continue
+        if key not in wanted:
+            wanted[key] = Album(
+                library=library,
+                title=spec.album_title,
+                album_artist=spec.album_album_artist,
+                album_artists=spec.album_artists if spec.album_album_artist else [],
+                release_type=spec.release_type,
+                author=spec.author,
+            )
+        album = wanted[key]
+        album.year = album.year or spec.year
+        album.compilation = album.compilation or spec.compilation
+        album.release_type = album.release_type or spec.release_type
+        album.author = album.author or spec.author
     if wanted:
         Album.objects.bulk_create(
             list(wanted.values()),
             update_conflicts=True,
             unique_fields=["library", "title", "album_artist"],
-            update_fields=["year", "updated_at"],
+            update_fields=["year", "album_artists", "compilation", "release_type", "author", "updated_at"],
         )
     return wanted
 
