@@ -13,6 +13,7 @@ Keys carry the cache KEY_PREFIX, so instances (and tests) sharing one Redis stay
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from django_redis import get_redis_connection
 from redis.commands.core import Script
 
 from apps.playback.rules import PendingListen, ProgressState, Result, Update
+
+logger = logging.getLogger(__name__)
 
 # What makes the buffer unusable for this write, so that the service writes to PostgreSQL instead.
 # ReadOnlyError: a failover left us on a replica. A script error is a bug and is not caught.
@@ -184,9 +187,12 @@ def buffer_usable() -> bool:
     return time.monotonic() >= _down_until
 
 
-def buffer_failed() -> None:
+def buffer_failed(error: Exception) -> None:
+    """Leave Redis alone for RETRY_AFTER_S and say so in one line: an outage is an expected state with a
+    fallback, not a bug, so no traceback (one per request filled the log while Redis was down)."""
     global _down_until
     _down_until = time.monotonic() + RETRY_AFTER_S
+    logger.warning("progress buffer unavailable (%s), using PostgreSQL only for %.0f s", error, RETRY_AFTER_S)
 
 
 def buffer_reset_breaker() -> None:

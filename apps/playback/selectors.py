@@ -7,7 +7,6 @@ client time. A buffer that cannot be reached is left out: PostgreSQL alone answe
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,8 +21,6 @@ from apps.library.models import Library, LibraryAccess, Track
 from apps.playback import buffer
 from apps.playback.models import Bookmark, Listen, PlaybackProgress, PlaybackSession, PlayQueue
 from apps.playback.rules import ProgressState, from_us, newest, to_us
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,11 +58,6 @@ def progress_state_of(row: PlaybackProgress) -> ProgressState:
 
 def _buffered() -> bool:
     return settings.PROGRESS_WRITE_MODE == "buffered" and buffer.buffer_usable()
-
-
-def _unavailable() -> None:
-    buffer.buffer_failed()
-    logger.warning("progress buffer unavailable, reading PostgreSQL only", exc_info=True)
 
 
 # `Track.objects.visible_to(user)` as one hand-written statement: the progress PUT is the hottest request
@@ -121,8 +113,8 @@ def progress_get(*, user, track_id: int) -> tuple[ProgressTarget, ProgressState 
     if _buffered():
         try:
             buffered = buffer.buffer_get(user_id=user.pk, track_id=track_id)
-        except buffer.UNAVAILABLE:
-            _unavailable()
+        except buffer.UNAVAILABLE as error:
+            buffer.buffer_failed(error)
     return target, newest(buffered, target.stored)
 
 
@@ -135,8 +127,8 @@ def _buffer_entries(user) -> list[buffer.BufferedEntry]:
         return []
     try:
         return buffer.buffer_user_dirty(user_id=user.pk)
-    except buffer.UNAVAILABLE:
-        _unavailable()
+    except buffer.UNAVAILABLE as error:
+        buffer.buffer_failed(error)
         return []
 
 

@@ -204,6 +204,21 @@ def test_redis_unreachable_writes_go_straight_to_postgresql_and_lose_nothing(wor
     assert buffer.buffer_dirty_count() == 0
 
 
+def test_an_unreachable_buffer_is_one_warning_line_not_a_traceback_per_request(world, redis_server, caplog):
+    redis_server.kill()
+    with caplog.at_level("WARNING", logger="apps.playback"):
+        assert put(world.client, world.song, 10_000).status_code == 200
+        assert world.client.get(f"/api/v1/progress/{world.song.pk}").status_code == 200
+        assert world.client.get("/api/v1/progress?state=in_progress").status_code == 200
+        buffer.buffer_reset_breaker()  # RETRY_AFTER_S later: tried again, failed again, one more line
+        assert world.client.get(f"/api/v1/progress/{world.song.pk}").status_code == 200
+
+    lines = [(record.name, record.exc_info, record.getMessage()) for record in caplog.records]
+    assert [(name, exc_info) for name, exc_info, _ in lines] == [("apps.playback.buffer", None)] * 2
+    assert lines[0][2].startswith("progress buffer unavailable (") and "PostgreSQL only for 5 s" in lines[0][2]
+    assert "Traceback" not in caplog.text
+
+
 def test_after_a_failure_redis_is_left_alone_for_a_few_seconds(world, redis_server):
     redis_server.kill()
     assert put(world.client, world.song, 10_000).status_code == 200  # tries Redis, fails, writes direct

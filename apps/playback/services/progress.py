@@ -7,7 +7,6 @@ direct mode or when Redis cannot be reached. An acknowledged write is therefore 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,8 +31,6 @@ from apps.playback.rules import (
     to_us,
 )
 from apps.playback.selectors import ProgressTarget, progress_state_of, progress_target
-
-logger = logging.getLogger(__name__)
 
 SERVER_DEVICE_ID = "server"
 _NOW_SORT_KEY = datetime.max.replace(tzinfo=UTC)
@@ -173,11 +170,10 @@ def _apply(update: Update, *, stored: ProgressState | None) -> ProgressOutcome:
     if settings.PROGRESS_WRITE_MODE == "buffered" and buffer.buffer_usable():
         try:
             return _apply_buffered(update, stored)
-        except buffer.UNAVAILABLE:
+        except buffer.UNAVAILABLE as error:
             # Nothing is lost: this write goes to PostgreSQL, and what Redis held is flushed when it is
             # back (a newer write made here wins over it there, by client time).
-            buffer.buffer_failed()
-            logger.warning("progress buffer unavailable, writing to PostgreSQL", exc_info=True)
+            buffer.buffer_failed(error)
     return _apply_direct(update)
 
 
