@@ -8,6 +8,7 @@ from django.db.models import CharField, F, Func, Q, QuerySet, Value
 from django_filters.constants import EMPTY_VALUES
 
 from apps.library.models import Album, Library, LibraryKind, Track
+from apps.library.selectors import EPISODE_NEWEST_FIRST
 
 
 class IdFilter(django_filters.NumberFilter):
@@ -66,7 +67,7 @@ class TrackFilter(django_filters.FilterSet):
         queryset = super().filter_queryset(queryset)
         data = self.form.cleaned_data
         if not data.get("ordering") and _podcasts(library_id=data.get("library"), album_id=data.get("album")):
-            return queryset.order_by(F("published_at").desc(nulls_last=True), "-id")
+            return queryset.order_by(*EPISODE_NEWEST_FIRST)
         return queryset
 
     def filter_artist(self, queryset: QuerySet[Track], name: str, value: str) -> QuerySet[Track]:

@@ -11,6 +11,10 @@ from django.shortcuts import get_object_or_404
 
 from apps.library.models import Album, AudioFile, Chapter, Library, LibraryKind, ScanJob, Track
 
+# What "newest" means for podcast episodes, wherever they are listed (a show, a podcast library, the API):
+# by publish date (the scanner falls back to the file's mtime), then when added, for rows that have none.
+EPISODE_NEWEST_FIRST = (F("published_at").desc(nulls_last=True), F("created_at").desc(), F("id").desc())
+
 
 def library_list(*, user) -> QuerySet[Library]:
     return (
@@ -56,7 +60,7 @@ def album_get(*, user, album_id: int) -> Album:
     """The album with its listed tracks: disc by disc in track order, or a show's episodes newest first."""
     album = get_object_or_404(album_list(user=user).select_related("library"), pk=album_id)
     if album.library.kind == LibraryKind.PODCAST:
-        order: tuple[Any, ...] = (F("published_at").desc(nulls_last=True), "-id")
+        order: tuple[Any, ...] = EPISODE_NEWEST_FIRST
     else:
         order = ("disc_number", "track_number", "title", "id")
     tracks = Track.objects.listed().select_related("album").order_by(*order)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce, Lower
 
 from apps.library import selectors as library_selectors
@@ -14,11 +14,6 @@ from apps.library.models import Album, Library, LibraryKind, Track
 from apps.playback import selectors as playback_selectors
 from apps.playback.rules import ProgressState
 from apps.playback.selectors import ProgressRow
-
-# What "newest" means for a podcast episode, in one place: when it was added. When the scanner stores an
-# episode's publish date (Track.published_at), order by that first:
-#   (F("published_at").desc(nulls_last=True), F("created_at").desc(), F("id").desc())
-EPISODE_NEWEST_FIRST = (F("created_at").desc(), F("id").desc())
 
 # Where a book's narrator is tagged: a NARRATOR tag (ID3 TXXX, Vorbis, MP4 freeform), else the composer
 # field, which is where Audible's and Audiobookshelf's taggers put it (ID3 TCOM, MP4 ©wrt).
@@ -37,6 +32,15 @@ def library_options(*, user) -> list[dict[str, Any]]:
 
 def genre_options(*, user, library_id: int | None = None) -> list[str]:
     return [row["name"] for row in library_selectors.name_counts(user=user, column="genres", library_id=library_id)]
+
+
+def artist_has_tracks(*, user, name: str) -> bool:
+    """Whether any visible track credits this artist (as `?artist=` finds them: track or album artist)."""
+    return (
+        library_selectors.track_list(user=user)
+        .filter(Q(artists__contains=[name]) | Q(album_artists__contains=[name]))
+        .exists()
+    )
 
 
 def library_albums(*, user, library: Library) -> QuerySet[Album]:
@@ -85,7 +89,8 @@ def library_shows(*, user, library: Library) -> list[Album]:
 
 
 def library_episodes(*, user, library: Library) -> QuerySet[Track]:
-    return library_selectors.track_list(user=user).filter(library=library).order_by(*EPISODE_NEWEST_FIRST)
+    episodes = library_selectors.track_list(user=user).filter(library=library)
+    return episodes.order_by(*library_selectors.EPISODE_NEWEST_FIRST)
 
 
 @dataclass(frozen=True)

@@ -130,8 +130,11 @@ def album_list(request: HttpRequest) -> HttpResponse:
 
 @web_page
 def album_detail(request: HttpRequest, album_id: int) -> HttpResponse:
+    """A music album disc by disc, a book series, or a podcast show: its author, then its episodes newest
+    first, each with its publish date, a short description and the user's progress (as in a library)."""
     album = library_selectors.album_get(user=request.user, album_id=album_id)
     tracks = list(album.tracks.all())
+    is_show = album.library.kind == LibraryKind.PODCAST
     return render(
         request,
         "web/album.html",
@@ -139,9 +142,11 @@ def album_detail(request: HttpRequest, album_id: int) -> HttpResponse:
             "album": album,
             "tracks": tracks,
             "discs": _discs(tracks),
+            "rows": selectors.item_rows(user=request.user, tracks=tracks) if is_show else [],
             "guests": [name for name in album.artists if name not in album.album_artists],
             "queue_ids": ",".join(str(track.pk) for track in tracks),
             "is_books": album.library.kind == LibraryKind.AUDIOBOOK,
+            "is_show": is_show,
         },
     )
 
@@ -164,7 +169,8 @@ def _discs(tracks: list[Any]) -> list[dict[str, Any]]:
 def artist_detail(request: HttpRequest, name: str) -> HttpResponse:
     """An artist's albums, and the albums they appear on (compilations, guest tracks)."""
     own, appears_on = library_selectors.artist_albums(user=request.user, name=name)
-    if not own and not appears_on:
+    # Tracks without an album tag belong to no album: their artist's page still exists, with its tracks link.
+    if not own and not appears_on and not selectors.artist_has_tracks(user=request.user, name=name):
         raise Http404("No such artist.")
     return render(request, "web/artist.html", {"name": name, "albums": own, "appears_on": appears_on})
 
