@@ -5,11 +5,13 @@ Used for direct play of originals and for downloading an HLS fMP4 rendition as a
 
 What is implemented (RFC 9110):
 - ``Accept-Ranges: bytes`` on every representation response.
-- One range: ``bytes=a-b``, ``bytes=a-``, ``bytes=-n`` → 206 with ``Content-Range``; an end past the
-  representation is clamped; a range that names no byte → 416 with ``Content-Range: bytes */size``.
-- Invalid syntax (unknown unit, garbage, signs, ``a > b``) → the header is ignored: 200 with the full body.
-- Several ranges (``bytes=0-1,5-6``) → also ignored: 200 with the full body. RFC 9110 §14.2 lets a server
-  ignore Range; players ask for one range, and ``multipart/byteranges`` would be code nobody exercises.
+- Range answers are nginx's, case for case (see :func:`parse_range`; tests/e2e holds the two to one table):
+  ``bytes=a-b``, ``bytes=a-``, ``bytes=-n`` → 206 with ``Content-Range``, an end past the representation
+  clamped; another unit → the header is ignored (200); malformed ranges (``a > b``, ``abc``, ``-``, a
+  trailing ``,``) and ranges that name no byte → 416 with ``Content-Range: bytes */size``.
+- Several ranges (``bytes=0-1,5-6``) → ignored: 200 with the full body, as nginx with ``max_ranges 1``
+  (deploy/nginx). RFC 9110 §14.2 lets a server ignore Range; players ask for one range, and
+  ``multipart/byteranges`` would be code nobody exercises.
 - ``If-Range`` (strong ETag comparison, or an HTTP-date equal to Last-Modified) gates the range.
 - ``If-Match``/``If-Unmodified-Since`` (412) and ``If-None-Match``/``If-Modified-Since`` (304) through
   :func:`django.utils.cache.get_conditional_response`, which follows the §13.2.2 order.
@@ -21,7 +23,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
-import re
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -47,11 +48,8 @@ __all__ = [
 # streams stay cheap; memory per stream is one chunk whatever the file size.
 CHUNK_BYTES: Final = 256 * 1024
 
-_INT_RANGE: Final = re.compile(r"([0-9]+)-([0-9]*)")  # [0-9], not \d: \d also matches non-ASCII digits
-_SUFFIX_RANGE: Final = re.compile(r"-([0-9]+)")
-# int() refuses strings of more than 4,300 digits (CVE-2020-10735 guard). A position that long is valid
-# syntax and lies past any file, so it is capped instead of being treated as garbage.
-_MAX_POSITION_DIGITS: Final = 30
+# nginx parses positions into an off_t and answers 416 past its maximum.
+_MAX_OFF_T: Final = 2**63 - 1
 
 
 class ByteRange(NamedTuple):
@@ -83,40 +81,91 @@ class RepresentationChanged(OSError):
 
 
 def parse_range(header: str | None, size: int) -> ByteRange | Unsatisfiable | None:
-    """The byte range a ``Range`` header asks of a ``size``-byte representation.
+    """The byte range a ``Range`` header asks of a ``size``-byte representation, exactly as nginx answers it.
 
-    None means "ignore the header, send 200": absent, invalid syntax, another unit, or several ranges.
+    nginx is the oracle (tests/e2e runs the shipped site on the same table as tests/streaming/test_ranges.py),
+    because the same server answers with and without it: nginx's ``ngx_http_range_parse`` with
+    ``max_ranges 1`` (deploy/nginx). None means "ignore the header, send 200", ``UNSATISFIABLE`` 416:
+
+    - a header that does not start with ``bytes=`` (any case) or is only that: ignored;
+    - each range-spec: spaces (not tabs) may surround the numbers and the ``-``; anything else that is not
+      ``first-``, ``first-last`` or ``-suffix`` (``abc``, ``-``, ``+5-10``, an empty element as in
+      ``5-10,`` or ``5-10, ``, a number past 2**63-1) makes the whole header 416;
+    - a range that names no byte (``500-400``, a first byte at or past the end, ``-0``) is skipped; if none is
+      left: 416. But a range starting at byte 0 that names nothing (any range of an empty file) means "ignore";
+    - a second range that names bytes: ignored (``max_ranges 1``: no ``multipart/byteranges``; players ask
+      for one range), even if a later element is garbage.
     """
-    if not header:
+    if header is None:
         return None
-    unit, equals, range_set = header.strip().partition("=")
-    if not equals or unit.lower() != "bytes":  # range units are case-insensitive (§14.1)
+    # What the WSGI server hands over has its surrounding spaces and tabs removed already (gunicorn strips
+    # both); nginx drops leading spaces only. A tab at the edge of the header is the one case where the two
+    # HTTP parsers themselves differ, before this function is reached.
+    value = header.strip(" \t")
+    if len(value) < 7 or value[:6].lower() != "bytes=":
         return None
-    # Lists accept empty elements and whitespace around commas (§5.6.1): "bytes=0-5," is one range.
-    specs = [spec for spec in (element.strip(" \t") for element in range_set.split(",")) if spec]
-    if len(specs) != 1:
-        return None
-    if match := _INT_RANGE.fullmatch(specs[0]):
-        first = _position(match[1])
-        last = _position(match[2]) if match[2] else None
-        if last is not None and last < first:
+    end_of_value = len(value)
+    chosen: ByteRange | None = None
+    p = 6
+    while True:
+        p = _skip_spaces(value, p)
+        if p < end_of_value and value[p] == "-":
+            suffix, p = _number(value, p + 1)
+            if suffix is None:
+                return UNSATISFIABLE
+            p = _skip_spaces(value, p)
+            if p < end_of_value and value[p] != ",":
+                return UNSATISFIABLE
+            start, stop = (size - suffix if suffix < size else 0), size  # stop: exclusive
+        else:
+            start, p = _number(value, p)
+            if start is None:
+                return UNSATISFIABLE
+            p = _skip_spaces(value, p)
+            if p >= end_of_value or value[p] != "-":
+                return UNSATISFIABLE
+            p = _skip_spaces(value, p + 1)
+            if p >= end_of_value or value[p] == ",":
+                stop = size
+            else:
+                last, p = _number(value, p)
+                if last is None:
+                    return UNSATISFIABLE
+                p = _skip_spaces(value, p)
+                if p < end_of_value and value[p] != ",":
+                    return UNSATISFIABLE
+                stop = size if last >= size else last + 1
+        if start < stop:
+            if chosen is not None:
+                return None
+            chosen = ByteRange(start, stop - 1)
+        elif start == 0:
             return None
-        if first >= size:  # also every int-range of an empty representation
-            return UNSATISFIABLE
-        return ByteRange(first, size - 1 if last is None else min(last, size - 1))
-    if match := _SUFFIX_RANGE.fullmatch(specs[0]):
-        suffix_bytes = _position(match[1])
-        # An empty representation has no last byte to name, so "bytes=-5" of it cannot be expressed in a
-        # Content-Range either: 416 rather than a 206 of nothing.
-        if suffix_bytes == 0 or size == 0:
-            return UNSATISFIABLE
-        return ByteRange(max(0, size - suffix_bytes), size - 1)
-    return None
+        if p >= end_of_value:
+            break
+        p += 1  # the ","
+    return chosen if chosen is not None else UNSATISFIABLE
 
 
-def _position(digits: str) -> int:
-    significant = digits.lstrip("0") or "0"
-    return int(significant) if len(significant) <= _MAX_POSITION_DIGITS else 10**_MAX_POSITION_DIGITS
+def _skip_spaces(value: str, p: int) -> int:
+    while p < len(value) and value[p] == " ":
+        p += 1
+    return p
+
+
+def _number(value: str, p: int) -> tuple[int | None, int]:
+    """The ASCII digits at ``p`` (``[0-9]``: str.isdigit also takes "²" and other scripts' digits) and the
+    position after them; None when there is none, or when the number passes off_t (nginx: 416)."""
+    first = p
+    while p < len(value) and "0" <= value[p] <= "9":
+        p += 1
+    if p == first:
+        return None, p
+    # Checked on the length first: int() refuses strings of more than 4,300 digits (CVE-2020-10735 guard).
+    digits = value[first:p].lstrip("0") or "0"
+    if len(digits) > len(str(_MAX_OFF_T)) or int(digits) > _MAX_OFF_T:
+        return None, p
+    return int(digits), p
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from tests.audio import make_audio
 from tests.conftest import wait_for
 from tests.e2e.nginx import nginx_available
 from tests.e2e.stack import HLS_SECRET, Client, Stack
+from tests.streaming.test_ranges import EMPTY_RANGE_TABLE, RANGE_TABLE, range_case
 
 pytestmark = [
     pytest.mark.slow,
@@ -278,6 +279,48 @@ def test_direct_play_bytes_come_from_nginx_through_x_accel_redirect(stack, range
     assert entry["bytes"] == end - start + 1  # ...bytes by nginx; gunicorn sent an empty body:
     line = [x for x in stack.gunicorn_log.read_text().splitlines() if urlsplit(url).path in x][-1]
     assert re.search(r'" 200 0 ', line), line
+
+
+def test_range_answers_are_the_same_from_nginx_and_from_django(stack):
+    """nginx's static module is the oracle (issue 13, finding 8): one table of Range headers, sent to nginx
+    (/hls/ served by itself, an original through X-Accel-Redirect) and to Django without nginx (/hls/ straight
+    to gunicorn), must get the status and Content-Range the table says from each."""
+    track = stack.tracks["Ouverture"]
+    folder = next((stack.renditions / str(track["id"])).iterdir())
+    with override_settings(HLS_SIGNING_SECRET=HLS_SECRET):
+        expires = int(time.time()) + 3600
+        signature = hls_signature(expires=expires, track_id=track["id"], rendition_key=folder.name)
+    base = f"/hls/{expires}/{signature}/{track['id']}/{folder.name}/aac-128"
+    segment = folder / "aac-128" / "seg00000.m4s"
+    empty = folder / "aac-128" / "seg99998.m4s"
+    original = stack.media / "Artist" / "Album" / "01 Ouverture été.mp3"
+    via_nginx, via_django = stack.client(), stack.direct_client()
+    https = {"X-Forwarded-Proto": "https"}  # from a trusted address: no redirect to HTTPS first
+
+    def answer(client: Client, path: str, header: str | None, extra: dict | None = None) -> tuple:
+        reply = client.get(path, headers={**({"Range": header} if header is not None else {}), **(extra or {})})
+        return reply.status, reply.headers.get("Content-Range")
+
+    empty.write_bytes(b"")
+    try:
+        rows = []
+        for what, path, size, table, answers_django in [
+            ("segment", f"{base}/{segment.name}", segment.stat().st_size, RANGE_TABLE, True),
+            ("empty file", f"{base}/{empty.name}", 0, EMPTY_RANGE_TABLE, True),
+            # Django answers X-Accel-Redirect here; its own answer without nginx is the segment's, above.
+            ("original", _direct_url(stack, "Ouverture"), original.stat().st_size, RANGE_TABLE, False),
+        ]:
+            for row in table:
+                header, status, content_range = range_case(row, size)
+                answers = {"nginx": answer(via_nginx, path, header)}
+                if answers_django:
+                    answers["django"] = answer(via_django, path, header, https)
+                rows.append((what, header, answers, (status, content_range)))
+    finally:
+        empty.unlink()
+    assert len(rows) == 2 * len(RANGE_TABLE) + len(EMPTY_RANGE_TABLE)
+    mismatched = [row for row in rows if any(got != row[3] for got in row[2].values())]
+    assert not mismatched, "(what, Range, answers, expected):\n" + "\n".join(map(str, mismatched))
 
 
 def test_direct_play_if_range(stack):
