@@ -1,12 +1,15 @@
 """Helpers for the browser tests: a live Django server in a thread, Debian's Chromium through Playwright,
-a watch on each page (Content-Security-Policy violations, script errors, the network log), and the
-generated library the web player is tested against.
+a watch on each page (Content-Security-Policy violations, script and console errors, the network log),
+screenshots into the test output folder, and the generated library the web player is tested against. The
+fixtures that use them (`browser`, `watch`, `open_page`) are in tests/e2e/conftest.py.
 
 Never `playwright install`: the tests drive /usr/bin/chromium (`apt-get install -y chromium`).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +20,9 @@ from django.test.testcases import LiveServerThread
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, Response
 
 CHROMIUM = "/usr/bin/chromium"
+# The test output folder (gitignored; CI keeps it as an artifact): REVENGE_TEST_OUTPUT, else test-output/.
+TEST_OUTPUT = Path(os.environ.get("REVENGE_TEST_OUTPUT") or Path(__file__).resolve().parents[2] / "test-output")
+SCREENSHOTS = TEST_OUTPUT / "screenshots"
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
@@ -29,6 +35,8 @@ CHROMIUM_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 PASSWORD = "correct horse battery staple"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 812}
 
 # Runs in every page before its own scripts (through the DevTools protocol, so the page's CSP does not
 # apply to it): violations of the policy become console errors the watch below collects.
@@ -73,22 +81,33 @@ class NetworkEntry:
 
 @dataclass
 class PageWatch:
-    """What a page did: CSP violations and uncaught errors (both fail the test) and every response."""
+    """What every page of a test did: CSP violations, uncaught script errors and console errors (a request
+    answered 4xx/5xx, such as a missing favicon, is a console error in Chromium) all fail the test at its
+    end, unless the test said it provokes that one on purpose (`expect_error`); and every response."""
 
     csp_violations: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
     network: list[NetworkEntry] = field(default_factory=list)
+    expected: list[re.Pattern[str]] = field(default_factory=list)
 
     def attach(self, page: Page) -> Page:
-        page.on("console", self._console)
-        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on("console", lambda message: self._console(page, message))
+        page.on("pageerror", lambda error: self.page_errors.append(f"{error} (page {page.url})"))
         page.on("response", self._response)
         return page
 
-    def _console(self, message: ConsoleMessage) -> None:
+    def expect_error(self, pattern: str) -> None:
+        """A console error the test causes and checks itself (a 409 from the server, a 404 page): matched
+        by `re.search` against "<text> (<resource URL>, page <page URL>)"."""
+        self.expected.append(re.compile(pattern))
+
+    def _console(self, page: Page, message: ConsoleMessage) -> None:
         text = message.text
         if "CSP violation" in text or "Content Security Policy" in text:
-            self.csp_violations.append(text)
+            self.csp_violations.append(f"{text} (page {page.url})")
+        elif message.type == "error":
+            self.console_errors.append(f"{text} ({message.location.get('url') or '?'}, page {page.url})")
 
     def _response(self, response: Response) -> None:
         request: Request = response.request
@@ -97,9 +116,23 @@ class PageWatch:
     def urls(self, fragment: str) -> list[NetworkEntry]:
         return [entry for entry in self.network if fragment in entry.url]
 
+    def unexpected_console_errors(self) -> list[str]:
+        return [error for error in self.console_errors if not any(p.search(error) for p in self.expected)]
+
     def assert_clean(self) -> None:
         assert not self.csp_violations, f"Content-Security-Policy violations: {self.csp_violations}"
         assert not self.page_errors, f"uncaught errors in the page: {self.page_errors}"
+        unexpected = self.unexpected_console_errors()
+        assert not unexpected, f"errors in the browser console: {unexpected}"
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Saves what the page shows under the test output folder, which CI keeps as an artifact (never into
+    docs/: the README's screenshots are committed images, and a test run leaves the checkout clean)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
+    page.screenshot(path=str(path))
+    return path
 
 
 def new_page(context: BrowserContext, watch: PageWatch) -> Page:

@@ -5,7 +5,15 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+import pytest
+from django.db import connections
+from playwright.sync_api import Browser as PlaywrightBrowser
+from playwright.sync_api import Page, sync_playwright
+
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PageWatch, new_page, screenshot
 
 
 @dataclass
@@ -39,3 +47,54 @@ class Browser:
             data={"csrfmiddlewaretoken": token, "username": username, "password": password, "next": "/admin/"},
             headers={"Referer": self.base_url + "/admin/login/"},
         )
+
+
+# --- Chromium (Playwright) -------------------------------------------------------------------------------------
+# A module using these defines a module-scoped `world` fixture that serves the site (its `base_url`); the
+# browser is opened after it and closed before it.
+
+
+@pytest.fixture(scope="module")
+def browser(world, django_db_blocker) -> Iterator[PlaywrightBrowser]:
+    with sync_playwright() as playwright:
+        # headless=False: "--headless=new" is in the arguments already (Chromium's own headless mode).
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=False)
+        yield launched
+        launched.close()
+        # While Playwright's event loop is current, Django (asgiref) gives this thread other connection
+        # objects than outside it: the ones the tests used are closed here, or the test database could
+        # not be dropped at the end of the run ("being accessed by other users").
+        with django_db_blocker.unblock():
+            connections.close_all()
+
+
+@pytest.fixture
+def watch() -> Iterator[PageWatch]:
+    """Watches every page `open_page` gives the test; at its end, any CSP violation, uncaught error or
+    console error the test did not declare with `watch.expect_error` fails it."""
+    watcher = PageWatch()
+    yield watcher
+    watcher.assert_clean()
+
+
+@pytest.fixture
+def open_page(browser, watch, request) -> Iterator[Callable[..., Page]]:
+    """A page in a new browser context: a new device (its own localStorage, so its own device id). At the
+    end of the test, each page's last state is saved as a screenshot (the test output folder, a CI
+    artifact) and the watch is asserted clean."""
+    contexts = []
+
+    def make(viewport: dict[str, int] = DESKTOP, **options) -> Page:
+        context = browser.new_context(viewport=viewport, **options)
+        contexts.append(context)
+        return new_page(context, watch)
+
+    yield make
+    for number, context in enumerate(contexts, start=1):
+        # The player stores its last position and ends its session now, while this test's settings hold,
+        # rather than in keepalive requests that could land during the next test.
+        for tab, page in enumerate(context.pages, start=1):
+            if not page.is_closed():
+                screenshot(page, f"{request.node.name}-{number}" + (f"-{tab}" if tab > 1 else ""))
+                page.evaluate("() => window.revengePlayer && window.revengePlayer.release()")
+        context.close()
