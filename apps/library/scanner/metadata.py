@@ -213,7 +213,9 @@ def _normalise_tags(raw: Any) -> dict[str, list[str]]:
             elif frame_id == "TXXX" and frame.desc:
                 key = frame.desc.strip().lower()
                 _add(tags, _VORBIS_ALIASES.get(key, key), [str(text) for text in frame.text])
-            elif frame_id == "COMM" and frame.text:
+            elif frame_id == "COMM" and frame.text and not frame.desc.startswith("iTun"):
+                # Not iTunes' own: its volume and gapless figures (iTunNORM, iTunSMPB...) would become an
+                # episode's description.
                 _add(tags, "comment", [str(text) for text in frame.text])
     elif isinstance(raw, MP4Tags):
         for atom, values in raw.items():
