@@ -281,6 +281,60 @@ def test_seek_pause_store_and_resume_after_reload(open_page, world):
     assert abs(audio_time(page) - stored["position_ms"] / 1000) < 1.5  # resumed there, not from the start
 
 
+def clock_s(text: str) -> int:
+    """The first m:ss clock in a text, in seconds."""
+    minutes, seconds = re.search(r"(\d+):(\d\d)", text).groups()
+    return int(minutes) * 60 + int(seconds)
+
+
+def wait_clock_at_least(page: Page, selector: str, seconds: int) -> None:
+    page.wait_for_function(
+        "([selector, s]) => { const node = document.querySelector(selector);"
+        " const m = node && node.textContent.match(/(\\d+):(\\d\\d)/); return m && m[1] * 60 + Number(m[2]) >= s; }",
+        arg=[selector, seconds],
+    )
+
+
+def test_pages_show_the_freshest_position_after_a_reload(open_page, world):
+    # The server's last save lags the player: by up to 10 s while playing, and across a reload the page is
+    # rendered before the old page's last save (sent on pagehide) leaves. The page shows the player's own.
+    page = open_page()
+    sign_in(page, world.base_url, "listener", next_path=f"/tracks/{world.long_tone}/")
+    play_this(page)
+    wait_playing_past(page, 0.5)
+    page.locator("#player-seek").fill("60")  # stored at once; the next periodic save is 10 s later
+    wait_playing_past(page, 63)
+    note = page.locator(f'main .resume-note[data-progress-of="{world.long_tone}"] [data-progress-text]')
+    expect(note).to_have_text(re.compile(r"^Playing at 1:0\d on this device$"))  # not "Stopped at 1:00"
+
+    at_reload = audio_time(page)
+    page.reload()
+    page.wait_for_function("(id) => window.revengePlayer && window.revengePlayer.trackId === id", arg=world.long_tone)
+    expect(note).to_have_text(re.compile(r"^Stopped at \d+:\d\d on this device$"))
+    shown = note.text_content()
+    assert clock_s(shown) >= int(at_reload), (shown, at_reload)
+    expect(page.locator("[data-elapsed]")).to_have_text(re.search(r"\d+:\d\d", shown).group())  # bar agrees
+    screenshot(page, "track-after-reload")
+
+    # Home, reloaded while playing: the continue card says where the player is, as the bar does.
+    player_button(page, "Play").click()
+    wait_playing_past(page, at_reload + 1)
+    page.locator(".site-nav").get_by_role("link", name="Home").click()
+    card_text = f'main .continue-card[data-progress-of="{world.long_tone}"] [data-progress-text]'
+    wait_playing_past(page, at_reload + 4)
+    at_reload = audio_time(page)
+    page.reload()
+    page.wait_for_function("(id) => window.revengePlayer && window.revengePlayer.trackId === id", arg=world.long_tone)
+    wait_clock_at_least(page, card_text, int(at_reload))
+    elapsed = page.locator("[data-elapsed]").text_content()
+    expect(page.locator(card_text)).to_have_text(f"{elapsed} of 5:00")
+    assert clock_s(elapsed) >= int(at_reload)
+
+    # What every other device reads: the reload's last save, landed.
+    stored = wait_progress(page, world, world.long_tone, lambda p: p["position_ms"] >= at_reload * 1000, "last save")
+    assert stored["device_id"] == page.evaluate("() => window.revengePlayer.deviceId")
+
+
 # --- 3. Another device is ahead: 409, offered jump ------------------------------------------------------------------
 
 

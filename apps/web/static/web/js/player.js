@@ -94,6 +94,10 @@
     offer: null,
     sending: false,
     pending: [],
+    // The update being sent now (a normal request, which the browser cancels when the page goes away).
+    inFlight: null,
+    // Where the position the player starts from was true: this device, another one, or nowhere yet.
+    resumedFrom: null,
     // The page is going away: no more banners, only keepalive requests.
     leaving: false,
     loadToken: 0,
@@ -265,11 +269,23 @@
     renderQueue();
     state.retries = 0;
     let resumeMs = 0;
-    const stored = progress.ok ? progress.data : null;
+    let stored = progress.ok ? progress.data : null;
+    const own = ownLastSave(trackId);
+    if (own && (!stored || !stored.client_updated_at || Date.parse(own.client_updated_at) > Date.parse(stored.client_updated_at))) {
+      // This device's last save is newer than the server's: the keepalive request that carried it, sent as
+      // the previous page went away, has not landed yet (or was lost). It is the freshest position there
+      // is; sent again, it is stored (or, if it landed meanwhile, answered as a replay).
+      stored = { ...own, duration_ms: detail.data.duration_ms, completed: own.state === "stopped", device_id: state.device };
+      queueUpdate(own);
+    }
     if (startMs !== null) {
       resumeMs = startMs;
+      state.resumedFrom = state.device;
     } else if (stored && !stored.completed && stored.position_ms > 0 && stored.position_ms < stored.duration_ms * RESUME_LIMIT) {
       resumeMs = stored.position_ms;
+      state.resumedFrom = stored.device_id;
+    } else {
+      state.resumedFrom = null;
     }
     state.startAt = resumeMs / 1000;
     state.settled = true;
@@ -496,13 +512,18 @@
       client_updated_at: new Date(playState === "playing" && !resuming ? Date.now() : state.basisMs ?? Date.now()).toISOString(),
     };
     if (resuming) state.resumePending = false;
+    rememberSave(update);
     if (keepalive) {
       send(update, { keepalive: true });
       return;
     }
-    // One request at a time, newest last: two in flight could land in the wrong order and the older
-    // one would be refused as stale against our own newer one. A newer update of a track replaces the
-    // one still waiting; the last update of the track we just left is kept.
+    queueUpdate(update);
+  }
+
+  // One request at a time, newest last: two in flight could land in the wrong order and the older
+  // one would be refused as stale against our own newer one. A newer update of a track replaces the
+  // one still waiting; the last update of the track we just left is kept.
+  function queueUpdate(update) {
     state.pending = state.pending.filter((waiting) => waiting.trackId !== update.trackId);
     state.pending.push(update);
     if (!state.sending) drain();
@@ -511,9 +532,28 @@
   async function drain() {
     state.sending = true;
     while (state.pending.length) {
-      await send(state.pending.shift());
+      state.inFlight = state.pending.shift();
+      await send(state.inFlight);
+      state.inFlight = null;
     }
     state.sending = false;
+  }
+
+  // This device's last save, kept in the browser too: a page loaded while the previous one's last save is
+  // still on its way (a reload: the new page is rendered before the old one's pagehide) reads it back.
+  function rememberSave(update) {
+    store("last-save", JSON.stringify({ ...update, device: state.device }));
+  }
+
+  function ownLastSave(trackId) {
+    try {
+      const saved = JSON.parse(stored("last-save"));
+      if (!saved || saved.trackId !== trackId || saved.device !== state.device) return null;
+      if (!Number.isInteger(saved.position_ms) || Number.isNaN(Date.parse(saved.client_updated_at))) return null;
+      return { trackId, position_ms: saved.position_ms, state: saved.state, client_updated_at: saved.client_updated_at };
+    } catch {
+      return null;
+    }
   }
 
   async function send(update, { keepalive = false } = {}) {
@@ -821,6 +861,7 @@
     el.total.textContent = clock(total);
     el.seek.setAttribute("aria-valuetext", `${clock(at)} of ${clock(total)}`);
     el.bookmarkTime.textContent = clock(at);
+    renderPageProgress(at);
     const chapter = chapterIndexAt(at);
     if (chapter !== lastChapter) {
       lastChapter = chapter;
@@ -837,6 +878,39 @@
     el.toggleIcon.setAttribute("href", isPlaying ? "#i-pause" : "#i-play");
     root.classList.toggle("is-playing", isPlaying);
     if ("mediaSession" in navigator) navigator.mediaSession.playbackState = isPlaying ? "playing" : "paused";
+    renderPageProgress(position());
+  }
+
+  // The page's progress of the track the player has ([data-progress-of]) was rendered by the server from
+  // the last save it had, which is up to PROGRESS_EVERY_MS behind while playing, and older still after a
+  // reload (the page is rendered before the old one's last save is sent). The player's own position is
+  // the freshest one there is: it replaces what the page says, and says where it is true.
+  function renderPageProgress(atS) {
+    const track = state.track;
+    if (!track || !(state.attached || state.startAt > 0)) return;
+    const holders = document.querySelectorAll(`[data-progress-of="${track.id}"]`);
+    if (!holders.length) return;
+    const total = durationS();
+    const percent = total > 0 ? Math.min(100, Math.round((atS / total) * 100)) : 0;
+    const here = state.attached || state.resumedFrom === state.device;
+    const where = here ? "this device" : state.resumedFrom;
+    for (const holder of holders) {
+      holder.hidden = false;
+      const bar = holder.querySelector("[data-progress-bar]");
+      if (bar) {
+        bar.value = percent;
+        bar.textContent = `${percent} %`;
+        bar.setAttribute("aria-label", `${percent} % listened`);
+        bar.hidden = false;
+      }
+      const text = holder.querySelector("[data-progress-text]");
+      if (!text) continue;
+      if (text.hasAttribute("data-progress-note")) {
+        text.textContent = `${playing() ? "Playing" : "Stopped"} at ${clock(atS)}${where ? ` on ${where}` : ""}`;
+      } else {
+        text.textContent = `${clock(atS)} of ${clock(total)}`;
+      }
+    }
   }
 
   function renderChapters() {
@@ -1103,11 +1177,19 @@
       refreshSessions();
     }
   });
+  // The last save goes out with keepalive: the position now if playing, and whatever normal request was
+  // still waiting or on its way (the browser cancels those with the page; a copy that lands twice is
+  // answered as a replay).
   window.addEventListener("pagehide", () => {
     state.leaving = true;
+    const unsent = [state.inFlight, ...state.pending].filter(Boolean);
+    state.pending = [];
     if (state.track && state.attached && playing() && !state.offer) {
       state.basisMs = Date.now();
       sync("paused", { keepalive: true });
+      for (const update of unsent) if (update.trackId !== state.track.id) send(update, { keepalive: true });
+    } else {
+      for (const update of unsent) send(update, { keepalive: true });
     }
     closeSession({ keepalive: true });
   });
@@ -1134,7 +1216,10 @@
     }
   }
 
-  document.addEventListener("revenge:navigated", highlightRows);
+  document.addEventListener("revenge:navigated", () => {
+    highlightRows();
+    renderPageProgress(position());
+  });
 
   // Settings kept per browser.
   const speed = stored("speed");
