@@ -367,3 +367,23 @@ def test_a_truncated_file_is_shown_as_such_until_it_is_whole_again(media, api):
 
     assert shown() == {"Whole": (False, 10, 10), "Partial": (False, 10, 10)}
     assert not AudioFile.objects.filter(truncated=True).exists()
+
+
+def test_a_date_out_of_range_in_utc_falls_back_to_the_file_time(media, api):
+    """A date at the edge of the calendar whose offset takes it past year 9999 or before year 1 in UTC
+    cannot be stored and read back: the next source counts, and the library still lists."""
+    show = media / "Show"
+    late = make_audio(show / "late.ogg", seconds=1, tags={"title": "Late"})
+    vorbis(late, DATE=["9999-12-31T23:00:00-05:00"])
+    early = make_audio(show / "early.flac", seconds=1, tags={"title": "Early"})
+    vorbis(early, RELEASEDATE=["0001-01-01T01:00:00+05:00"], DATE=["2022-02-02"])
+    set_mtime(late, utc(2025, 1, 1))
+    library = make_library(media, kind=LibraryKind.PODCAST)
+    scan(library)
+
+    listed = rows(api, "/api/v1/tracks", library=library.pk)
+
+    assert [(t["title"], instant(t["published_at"])) for t in listed] == [
+        ("Late", utc(2025, 1, 1)),
+        ("Early", utc(2022, 2, 2)),
+    ]

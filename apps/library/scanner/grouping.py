@@ -188,7 +188,10 @@ def published(tags: dict[str, list[str]], mtime_ns: int) -> datetime:
             if mtime.year == year and (not month or mtime.month == month):
                 return mtime
             return moment
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        try:
+            return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        except OverflowError:  # its offset takes it past year 9999 or before year 1: no datetime can hold it
+            continue
     return mtime
 
 
