@@ -132,10 +132,15 @@ def test_a_compilation_is_one_various_artists_album_whichever_format_flags_it(me
         mp4(various(media / "mp4", name, f"Singer {name[0]}", "Now MP4"), {"cpil": True})
     for name in ("1.ogg", "2.flac"):
         vorbis(various(media / "vorbis", name, f"Singer {name[0]}", "Now Vorbis"), COMPILATION=["1"])
-    # MusicBrainz Picard: the release type, as a TXXX frame (ID3v2.3 joins values with "/") or a Vorbis field.
+    # MusicBrainz Picard's release type: a TXXX frame (ID3v2.3 joins values with "/"), an MP4 freeform atom,
+    # a Vorbis field (RELEASETYPE, MUSICBRAINZ_ALBUMTYPE before Picard 1.0).
+    release_type = ["album", "compilation"]
     picard = various(media / "mb", "1.mp3", "Singer 1", "Now MB")
-    id3(picard, TXXX(encoding=3, desc="MusicBrainz Album Type", text=["album", "compilation"]), v2_version=3)
-    vorbis(various(media / "mb", "2.flac", "Singer 2", "Now MB"), MUSICBRAINZ_ALBUMTYPE=["album", "compilation"])
+    id3(picard, TXXX(encoding=3, desc="MusicBrainz Album Type", text=release_type), v2_version=3)
+    vorbis(various(media / "mb", "2.flac", "Singer 2", "Now MB"), MUSICBRAINZ_ALBUMTYPE=release_type)
+    vorbis(various(media / "mb", "3.ogg", "Singer 3", "Now MB"), RELEASETYPE=release_type)
+    freeform = {"----:com.apple.iTunes:MusicBrainz Album Type": [b"album", b"compilation"]}
+    mp4(various(media / "mb", "4.m4a", "Singer 4", "Now MB"), freeform)
     # A compilation with its album artist tagged keeps it; an album that is no compilation stays one per artist.
     for number in (1, 2):
         tags = {"title": f"Mix {number}", "artist": f"Singer {number}", "album": "Mixed", "album_artist": "DJ Kay"}
@@ -149,7 +154,7 @@ def test_a_compilation_is_one_various_artists_album_whichever_format_flags_it(me
         ("Now ID3", "Various Artists", True, 2),
         ("Now MP4", "Various Artists", True, 2),
         ("Now Vorbis", "Various Artists", True, 2),
-        ("Now MB", "Various Artists", True, 2),
+        ("Now MB", "Various Artists", True, 4),
         ("Mixed", "DJ Kay", True, 2),
         ("Split", "Singer 1", False, 1),
         ("Split", "Singer 2", False, 1),
@@ -158,10 +163,10 @@ def test_a_compilation_is_one_various_artists_album_whichever_format_flags_it(me
     assert (mb["album_artists"], mb["release_type"], sorted(mb["artists"])) == (
         ["Various Artists"],
         "album; compilation",
-        ["Singer 1", "Singer 2"],
+        ["Singer 1", "Singer 2", "Singer 3", "Singer 4"],
     )
     compiled = rows(api, "/api/v1/tracks", artist="Various Artists")
-    assert len(compiled) == 8 and {t["album_artists"][0] for t in compiled} == {"Various Artists"}
+    assert len(compiled) == 10 and {t["album_artists"][0] for t in compiled} == {"Various Artists"}
 
 
 def test_an_artist_finds_what_they_are_album_artist_of_and_what_they_only_appear_on(media, api, staff):
