@@ -221,6 +221,7 @@ CELERY_TASK_QUEUES = [
 CELERY_TASK_ROUTES = {
     "apps.library.tasks.library_scan_task": {"queue": "scan"},
     "apps.streaming.tasks.renditions_housekeeping_task": {"queue": "default"},
+    "apps.streaming.tasks.renditions_reclaim_task": {"queue": "default"},
     "apps.streaming.tasks.renditions_after_scan_task": {"queue": "default"},
     "apps.streaming.tasks.*": {"queue": "transcode.bulk"},
 }
@@ -244,6 +245,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "clear-expired-sessions": {"task": "apps.ops.tasks.ops_clear_sessions_task", "schedule": 24 * 3600},
     "library-scans-due": {"task": "apps.library.tasks.library_scans_due_task", "schedule": 60},
     "renditions-housekeeping": {"task": "apps.streaming.tasks.renditions_housekeeping_task", "schedule": 15 * 60},
+    # Transcodes of a worker that died are queued again within this (see services.renditions_reclaim); a
+    # check that finds nothing is one index probe. A late one is worthless once the next is due.
+    "renditions-reclaim": {
+        "task": "apps.streaming.tasks.renditions_reclaim_task",
+        "schedule": 30,
+        "options": {"expires": 30},
+    },
 }
 
 # --- Files ------------------------------------------------------------------------------------------

@@ -345,7 +345,7 @@ class HousekeepingResult:
 
 def renditions_housekeeping(*, stale_after: timedelta = timedelta(minutes=30)) -> HousekeepingResult:
     """Beat: drop rows and folders no longer referenced (old keys, deleted tracks, leftovers of killed runs)
-    and queue again the tracks whose rendition stayed pending or running with nobody working on it."""
+    and queue again the tracks whose rendition stayed pending with nobody working on it."""
     result = HousekeepingResult()
     current: dict[int, str] = {}
     for track in Track.objects.filter(renditions__isnull=False).distinct().prefetch_related("files"):
@@ -377,19 +377,73 @@ def renditions_housekeeping(*, stale_after: timedelta = timedelta(minutes=30)) -
                     result.folders_removed += 1
             if not any(track_dir.iterdir()):
                 track_dir.rmdir()
+    # Rows left `running` by a dead worker are renditions_reclaim's (every 30 s); here, rows whose message
+    # was lost before any worker took it.
     cutoff = timezone.now() - stale_after
     waiting = set(
-        Rendition.objects.filter(
-            status__in=[RenditionStatus.PENDING, RenditionStatus.RUNNING], updated_at__lt=cutoff
-        ).values_list("track_id", flat=True)
+        Rendition.objects.filter(status=RenditionStatus.PENDING, updated_at__lt=cutoff).values_list(
+            "track_id", flat=True
+        )
     )
     orphaned = [track_id for track_id in waiting if track_lock_free(track_id)]
     if orphaned:
-        Rendition.objects.filter(track_id__in=orphaned, status=RenditionStatus.RUNNING).update(
-            status=RenditionStatus.PENDING, updated_at=timezone.now()
-        )
         result.requeued = renditions_request(track_ids=orphaned)
     return result
+
+
+# A `running` row whose track lock no live session holds was left by a worker that died: the lock lives
+# and dies with the worker's database session (a process killed with SIGKILL closes its socket, and the
+# server ends the session and frees the lock at once), so reading pg_locks tells a live claim from a dead
+# one without a heartbeat written while ffmpeg runs. One statement: nothing can take the claim between
+# the check and the update, and with nothing running it is an index probe and nothing more.
+_RECLAIM_SQL = """
+UPDATE streaming_rendition AS r
+SET status = CASE WHEN r.attempts >= %(max_attempts)s THEN %(failed)s ELSE %(pending)s END,
+    error = CASE WHEN r.attempts >= %(max_attempts)s THEN %(error)s ELSE r.error END,
+    finished_at = CASE WHEN r.attempts >= %(max_attempts)s THEN %(now)s END,
+    updated_at = %(now)s
+WHERE r.status = %(running)s
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_locks AS l
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND ((l.classid::bigint << 32) | l.objid::bigint) = (%(namespace)s | r.track_id)
+  )
+RETURNING r.track_id, r.status
+"""
+
+
+def renditions_reclaim() -> int:
+    """Beat, every 30 s: renditions left `running` by a worker that died (its whole process group killed, its
+    machine rebooted) are queued again at once instead of after housekeeping or the broker's visibility
+    timeout (an hour). Returns the tracks queued.
+
+    They go on the interactive queue: the work was already started and may be what a listener waits for;
+    at most one track per dead pool process jumps ahead of bulk work. A track whose transcode kept killing
+    its worker (TRANSCODE_MAX_ATTEMPTS times) is marked failed instead of being retried for ever.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RECLAIM_SQL,
+            {
+                "max_attempts": settings.TRANSCODE_MAX_ATTEMPTS,
+                "failed": RenditionStatus.FAILED,
+                "pending": RenditionStatus.PENDING,
+                "running": RenditionStatus.RUNNING,
+                "error": "The worker running this transcode died, every attempt.",
+                "now": timezone.now(),
+                "namespace": _LOCK_NAMESPACE,
+            },
+        )
+        reclaimed = cursor.fetchall()
+    if not reclaimed:
+        return 0
+    track_ids = sorted({track_id for track_id, status in reclaimed if status == RenditionStatus.PENDING})
+    logger.warning(
+        "transcodes of tracks %s were left running by a dead worker; queued again",
+        ", ".join(map(str, sorted({track_id for track_id, _ in reclaimed}))),
+    )
+    return renditions_request(track_ids=track_ids, interactive=True) if track_ids else 0
 
 
 def stream_start(*, user, track: Track, codecs: list[str] | None, max_bitrate_kbps: int | None) -> StreamDecision:

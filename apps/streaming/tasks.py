@@ -3,7 +3,12 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from apps.streaming.services import rendition_transcode, renditions_after_scan, renditions_housekeeping
+from apps.streaming.services import (
+    rendition_transcode,
+    renditions_after_scan,
+    renditions_housekeeping,
+    renditions_reclaim,
+)
 
 
 # Time limits are set per message by renditions_request (they grow with the track's duration). A message
@@ -26,6 +31,11 @@ def rendition_transcode_task(track_id: int) -> dict[str, object]:
 def renditions_housekeeping_task() -> dict[str, int]:
     result = renditions_housekeeping()
     return {"rows_deleted": result.rows_deleted, "folders_removed": result.folders_removed, "requeued": result.requeued}
+
+
+@shared_task(name="apps.streaming.tasks.renditions_reclaim_task")
+def renditions_reclaim_task() -> dict[str, int]:
+    return {"requeued": renditions_reclaim()}
 
 
 # Sent by name by the library after a scan (apps/library/services/handoff.py): queueing is quick, the

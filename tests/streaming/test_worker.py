@@ -23,7 +23,9 @@ from tests.streaming.conftest import check_media_playlist
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def start_worker(process_env: dict[str, str], *, concurrency: int = 1) -> subprocess.Popen:
+def start_worker(process_env: dict[str, str], *, concurrency: int = 1, own_group: bool = False) -> subprocess.Popen:
+    """A worker on this test's transcode queues; `own_group`: in a process group of its own (to be killed
+    whole, as a service manager or an OOM kill of the group would)."""
     env = {
         **process_env,
         "DATABASE_URL": child_database_url(),
@@ -34,6 +36,7 @@ def start_worker(process_env: dict[str, str], *, concurrency: int = 1) -> subpro
         [sys.executable, "-m", "celery", "-A", "revenge", "worker", "-Q", queues, "--pool=prefork"]
         + [f"--concurrency={concurrency}", "-l", "WARNING"],
         env=env,
+        process_group=0 if own_group else None,
     )
 
 
@@ -112,5 +115,53 @@ def test_worker_killed_mid_transcode_is_redelivered_and_never_half_published(
     assert list(tmp_root.iterdir()) == []
     rows = list(Rendition.objects.filter(track=track))
     assert {r.attempts for r in rows} == {2}
+    for row in rows:
+        check_media_playlist(settings.RENDITIONS_ROOT / row.folder_name, fmp4=True, source_ms=900_000)
+
+
+def test_worker_process_group_killed_mid_transcode_is_reclaimed_and_finishes(
+    tmp_path: Path, process_env, settings, django_capture_on_commit_callbacks
+):
+    media = tmp_path / "library"
+    make_audio(media / "long.flac", seconds=900, tags={"title": "long"})
+    library = make_library(media)
+    scan_job(library)
+    track = library.tracks.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.renditions_request(track_ids=[track.pk])
+    tmp_root = settings.RENDITIONS_ROOT / TMP_DIR_NAME
+    final = settings.RENDITIONS_ROOT / str(track.pk)
+    worker = start_worker(process_env, own_group=True)
+    replacement = None
+    try:
+
+        def transcoding() -> bool:
+            return tmp_root.is_dir() and any(tmp_root.glob(f"{track.pk}-*/*/aac-64/seg00001.m4s"))
+
+        wait_for(transcoding, timeout_s=60, what="a transcode under way", process=worker)
+        group = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
+        ffmpeg = [p for p in group if "ffmpeg" in p.name()]
+        assert ffmpeg, "ffmpeg runs in the worker's process group"
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker, its pool and ffmpeg: nobody left to requeue
+        worker.wait(timeout=10)
+        psutil.wait_procs(group, timeout=10)
+        assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in group)
+        assert not final.exists()  # nothing published
+        assert set(Rendition.objects.filter(track=track).values_list("status", flat=True)) == {"running"}
+        # The message stays unacknowledged in the broker until its visibility timeout (an hour): a new worker
+        # gets nothing until the reclaim (beat, every 30 s; run here) sees the dead claim and queues it again.
+        replacement = start_worker(process_env)
+        wait_for(lambda: services.renditions_reclaim() == 1, timeout_s=30, what="the dead claim reclaimed")
+        wait_for(lambda: all_ready([track.pk]), timeout_s=180, what="renditions ready", process=replacement)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        if replacement is not None:
+            stop(replacement)
+    assert services.renditions_reclaim() == 0
+    assert list(tmp_root.iterdir()) == []
+    rows = list(Rendition.objects.filter(track=track))
+    assert {(r.status, r.attempts) for r in rows} == {("ready", 2)}
     for row in rows:
         check_media_playlist(settings.RENDITIONS_ROOT / row.folder_name, fmp4=True, source_ms=900_000)
