@@ -136,10 +136,12 @@ def screenshot(page: Page, name: str) -> Path:
 
 
 def new_page(context: BrowserContext, watch: PageWatch) -> Page:
+    """The first page of a new context; it and every page the context opens later (a link to a new tab)
+    are watched."""
     context.add_init_script(CSP_REPORTER)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    return watch.attach(page)
+    context.set_default_timeout(30_000)
+    context.on("page", watch.attach)
+    return context.new_page()
 
 
 def sign_in(page: Page, base_url: str, username: str, next_path: str = "/") -> None:
