@@ -33,11 +33,13 @@ def make_audio(
     frequency: int = 440,
     channels: int = 2,
     codec: str | None = None,
+    codec_args: tuple[str, ...] = (),
 ) -> Path:
     """Write a sine tone to `path` (format from its extension), with ffmpeg's standard tag names
     (title, artist, album, album_artist, genre, track, disc, date) and chapters (title, start_ms, end_ms)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     key = (path.suffix, seconds, tuple(sorted((tags or {}).items())), tuple(chapters or ()), frequency, channels, codec)
+    key += codec_args
     if key in _cache and _cache[key].exists():
         shutil.copyfile(_cache[key], path)
         return path
@@ -54,6 +56,7 @@ def make_audio(
     for name, value in (tags or {}).items():
         command += ["-metadata", f"{name}={value}"]
     command += ["-c:a", codec] if codec else CODEC_ARGS[path.suffix.lower()]
+    command += codec_args  # after the defaults, so they win: e.g. ("-q:a", "4") for a VBR MP3
     command.append(str(path))
     subprocess.run(command, check=True, timeout=60)
     if chapters:

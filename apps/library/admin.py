@@ -163,7 +163,7 @@ class ChapterInline(admin.TabularInline):
 class AudioFileInline(admin.TabularInline):
     model = AudioFile
     extra = 0
-    fields = ("path", "codec", "bitrate_kbps", "duration_ms", "missing", "error")
+    fields = ("path", "codec", "bitrate_kbps", "duration_ms", "truncated", "missing", "error")
     readonly_fields = fields
     can_delete = False
     show_change_link = True
@@ -197,8 +197,20 @@ class TrackAdmin(admin.ModelAdmin):
 
 @admin.register(AudioFile)
 class AudioFileAdmin(admin.ModelAdmin):
-    list_display = ("path", "library", "format", "codec", "bitrate_kbps", "duration_ms", "missing", "error")
-    list_filter = ("library", "format", "missing", HasErrorFilter)
+    list_display = (
+        "path",
+        "library",
+        "format",
+        "codec",
+        "bitrate_kbps",
+        "duration_ms",
+        "truncated",
+        "missing",
+        "error",
+    )
+    # Truncated: less audio than the header claims (cut short by a failed copy or download); the duration is
+    # what is really there, from the file's size (scanner) or from the transcoder's decode.
+    list_filter = ("library", "format", "truncated", "missing", HasErrorFilter)
     search_fields = ("path", "error")
     list_select_related = ("library",)
     raw_id_fields = ("track",)

@@ -27,7 +27,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.library.models import AudioFile, ScanTrigger, Track
-from apps.library.services import scan_request
+from apps.library.services import scan_request, track_duration_measured
 from apps.streaming import metrics
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.profiles import Ladder
@@ -249,6 +249,8 @@ def rendition_transcode(*, track_id: int, progress: Callable[[float], None] | No
                     error="",
                     updated_at=now,
                 )
+            # A file cut short after its header was written decodes to less than the header claims.
+            track_duration_measured(track=track, measured_ms=max(m.duration_ms for m in measured))
     seconds = time.monotonic() - started
     metrics.transcode_jobs.labels(status=Outcome.PUBLISHED).inc()
     metrics.transcode_seconds.observe(seconds)

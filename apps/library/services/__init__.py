@@ -1,3 +1,4 @@
+from apps.library.services.durations import track_duration_measured
 from apps.library.services.jobs import (
     scan_claim,
     scan_jobs_expire,
@@ -23,5 +24,6 @@ __all__ = [
     "scan_request",
     "scan_run",
     "scans_request_due",
+    "track_duration_measured",
     "tracks_sync",
 ]
