@@ -86,3 +86,17 @@ def test_a_book_cut_short_gets_its_chapters_clipped(media: Path):
     assert AudioFile.objects.get(track=book).truncated
     # Within the tolerance of what is stored now: nothing to correct.
     assert not track_duration_measured(track=book, measured_ms=15_000 - truncation_tolerance_ms(15_000) + 1)
+
+
+def test_the_one_file_decoded_is_the_one_flagged(media: Path):
+    make_audio(media / "Author" / "Book" / "01.mp3", seconds=30)
+    (media / "Author" / "Book" / "02.mp3").write_bytes(b"not audio" * 100)  # kept with its error, not played
+    library = make_library(media, kind=LibraryKind.AUDIOBOOK)
+    scan(library)
+    book = Track.objects.get(library=library)
+    assert AudioFile.objects.filter(track=book).exclude(error="").count() == 1
+    assert track_duration_measured(track=book, measured_ms=12_000)
+    assert list(AudioFile.objects.filter(track=book).values_list("path", "truncated").order_by("path")) == [
+        ("Author/Book/01.mp3", True),
+        ("Author/Book/02.mp3", False),
+    ]

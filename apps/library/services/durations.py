@@ -36,7 +36,7 @@ def track_duration_measured(*, track: Track, measured_ms: int) -> bool:
     now = timezone.now()
     with transaction.atomic():
         Track.objects.filter(pk=track.pk).update(duration_ms=measured_ms, updated_at=now)
-        files = AudioFile.objects.filter(track_id=track.pk, missing=False)
+        files = AudioFile.objects.filter(track_id=track.pk, missing=False, error="")  # what was decoded
         if len(files) == 1:
             files.update(duration_ms=measured_ms, truncated=True, updated_at=now)
         chapters = Chapter.objects.filter(track_id=track.pk)
