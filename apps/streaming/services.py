@@ -67,6 +67,7 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     SOURCE_CHANGED = "source_changed"
     GONE = "gone"  # the track was deleted, or has no playable file any more
+    WORKER_LOST = "worker_lost"  # its worker died mid-run (found by renditions_reclaim)
 
 
 @dataclass(frozen=True)
@@ -440,11 +441,10 @@ def renditions_reclaim() -> int:
         reclaimed = cursor.fetchall()
     if not reclaimed:
         return 0
+    lost = sorted({track_id for track_id, _ in reclaimed})
+    metrics.transcode_jobs.labels(status=Outcome.WORKER_LOST).inc(len(lost))
+    logger.warning("transcodes of tracks %s were left running by a dead worker", ", ".join(map(str, lost)))
     track_ids = sorted({track_id for track_id, status in reclaimed if status == RenditionStatus.PENDING})
-    logger.warning(
-        "transcodes of tracks %s were left running by a dead worker; queued again",
-        ", ".join(map(str, sorted({track_id for track_id, _ in reclaimed}))),
-    )
     return renditions_request(track_ids=track_ids, interactive=True) if track_ids else 0
 
 

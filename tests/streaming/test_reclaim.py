@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from celery import current_app
 from django.db import connection
+from prometheus_client import REGISTRY
 
 from apps.streaming import services
 from apps.streaming.models import Rendition, RenditionStatus
@@ -43,6 +44,10 @@ def session_alive(backend_pid: int) -> bool:
         return cursor.fetchone() is not None
 
 
+def worker_lost_count() -> float:
+    return REGISTRY.get_sample_value("revenge_transcode_jobs_total", {"status": "worker_lost"}) or 0.0
+
+
 def test_nothing_running_costs_one_query(django_assert_num_queries):
     with django_assert_num_queries(1):
         assert services.renditions_reclaim() == 0
@@ -61,8 +66,10 @@ def test_a_live_claim_is_left_alone_and_a_dead_one_queued_again(media: Path, dja
     finally:
         worker_session.close()  # the worker's session ends: its lock goes with it
     wait_for(lambda: not session_alive(backend_pid), timeout_s=10, what="the session ended on the server")
+    lost_before = worker_lost_count()
     with django_capture_on_commit_callbacks(execute=True):
         assert services.renditions_reclaim() == 1
+    assert worker_lost_count() == lost_before + 1
     rows = list(Rendition.objects.filter(track=track))
     assert len(rows) == 3
     assert {(r.status, r.attempts, r.error) for r in rows} == {("pending", 1, "")}
