@@ -292,7 +292,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["apps.ops.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "apps.ops.pagination.PageNumberPagination",
     "PAGE_SIZE": API_PAGE_SIZE,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.ops.schema.AutoSchema",
     "EXCEPTION_HANDLER": "apps.ops.errors.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {"token_login": TOKEN_LOGIN_RATE},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -308,6 +308,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Self-hosted audio server: libraries, HLS streaming and playback progress.",
     "VERSION": "1",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # PATCH views here parse with the full serializer (required fields stay required, e.g. a session
+    # heartbeat's `state`): no "Patched" copy with every field optional.
+    "COMPONENT_SPLIT_PATCH": False,
     "SERVE_INCLUDE_SCHEMA": False,
     # Docs UI assets served by Revenge itself, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

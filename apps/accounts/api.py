@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -14,6 +14,7 @@ from apps.accounts.selectors import api_token_list
 from apps.accounts.serializers import TokenCreateInput, TokenCreateOutput, TokenOutput, UserOutput
 from apps.accounts.services import api_token_login, api_token_revoke
 from apps.accounts.throttling import TokenLoginThrottle
+from apps.ops.errors import ErrorOutput
 
 
 class TokenView(APIView):
@@ -38,7 +39,11 @@ class TokenView(APIView):
     def get_throttles(self) -> list[BaseThrottle]:
         return [TokenLoginThrottle()] if self.request.method == "POST" else []
 
-    @extend_schema(request=TokenCreateInput, responses={201: TokenCreateOutput}, auth=[])
+    @extend_schema(
+        request=TokenCreateInput,
+        responses={201: TokenCreateOutput, 429: OpenApiResponse(ErrorOutput, description="Too many sign-ins.")},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         data = TokenCreateInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -100,12 +99,7 @@ class _NameCountView(generics.GenericAPIView):
     column = ""
     serializer_class = NameCountOutput
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("library", OpenApiTypes.INT, description="Only this library."),
-            OpenApiParameter("q", OpenApiTypes.STR, description="Case-insensitive part of the name."),
-        ]
-    )
+    @extend_schema(parameters=[NameCountFilterInput], responses=NameCountOutput(many=True))
     def get(self, request: Request) -> Response:
         filters = NameCountFilterInput(data=request.query_params)
         filters.is_valid(raise_exception=True)

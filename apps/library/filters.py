@@ -6,11 +6,13 @@ import django_filters
 from django import forms
 from django.db.models import CharField, F, Func, Q, QuerySet, Value
 from django_filters.constants import EMPTY_VALUES
+from drf_spectacular.utils import extend_schema_field
 
 from apps.library.models import Album, Library, LibraryKind, Track
 from apps.library.selectors import EPISODE_NEWEST_FIRST
 
 
+@extend_schema_field({"type": "integer", "minimum": 1})
 class IdFilter(django_filters.NumberFilter):
     """A whole, positive id (NumberFilter alone would take 1.5)."""
 

@@ -31,7 +31,8 @@ class LibraryOutput(serializers.Serializer):
 
 
 class LibraryStaffOutput(LibraryOutput):
-    root_paths = serializers.ListField(child=serializers.CharField())
+    # Optional in the schema: the one documented answer is this serializer, and non-staff get no folders.
+    root_paths = serializers.ListField(child=serializers.CharField(), required=False, help_text="Staff only.")
 
 
 class AlbumRef(serializers.Serializer):
@@ -115,5 +116,7 @@ class NameCountOutput(serializers.Serializer):
 
 
 class NameCountFilterInput(serializers.Serializer):
-    library = serializers.IntegerField(required=False, min_value=1)
-    q = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    library = serializers.IntegerField(required=False, min_value=1, help_text="Only this library.")
+    q = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="Case-insensitive part of the name."
+    )

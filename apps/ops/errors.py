@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -30,6 +30,18 @@ class DomainError(Exception):
         if code is not None:
             self.code = code
         self.fields = fields
+
+
+class ErrorDetailOutput(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(required=False, help_text="Validation errors only: the messages of each input.")
+
+
+class ErrorOutput(serializers.Serializer):
+    """The body of every 4xx/5xx answer under /api/ (apps.ops.schema documents it on every operation)."""
+
+    error = ErrorDetailOutput()
 
 
 def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:

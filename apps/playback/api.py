@@ -6,14 +6,15 @@ from typing import Any
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
-from apps.ops.errors import DomainError, error_body
+from apps.ops.errors import DomainError, ErrorOutput, error_body
+from apps.ops.pagination import PageInput
 from apps.playback import selectors, services
 from apps.playback.metrics import progress_updates
 from apps.playback.rules import ProgressState
@@ -26,11 +27,13 @@ from apps.playback.serializers import (
     ListenOutput,
     ProgressBatchInput,
     ProgressBatchItemInput,
-    ProgressBatchResultOutput,
+    ProgressBatchOutput,
     ProgressInput,
     ProgressListInput,
     ProgressOutput,
+    ProgressPageOutput,
     ProgressRowOutput,
+    ProgressStaleOutput,
     ProgressSyncOutput,
     QueueInput,
     QueueOutput,
@@ -42,6 +45,9 @@ from apps.playback.serializers import (
 )
 
 DEVICE_PARAMETER = OpenApiParameter("device_id", OpenApiTypes.STR, description="The device (1–64 characters).")
+DEVICE_REQUIRED_PARAMETER = OpenApiParameter(
+    "device_id", OpenApiTypes.STR, required=True, description="The device (1–64 characters)."
+)
 STALE_MESSAGE = "A newer update is stored: this device is behind. `current` is the stored state."
 
 
@@ -87,14 +93,14 @@ class ProgressDetailView(APIView):
         target, state = selectors.progress_get(user=request.user, track_id=track_id)
         return Response(_progress_body(target, state))
 
-    @extend_schema(request=ProgressInput, responses={200: ProgressOutput, 409: ProgressOutput})
+    @extend_schema(request=ProgressInput, responses={200: ProgressOutput, 409: ProgressStaleOutput})
     def put(self, request: Request, track_id: int) -> Response:
         """Store this device's position. 409 (with `current`) when a newer update is already stored."""
         data = _parse(ProgressInput, request.data, counts_as_progress=True)
         outcome = services.progress_record(user=request.user, track_id=track_id, **data)
         return _outcome_response(outcome)
 
-    @extend_schema(parameters=[DEVICE_PARAMETER], responses=ProgressOutput)
+    @extend_schema(parameters=[DEVICE_PARAMETER], responses={200: ProgressOutput})
     def delete(self, request: Request, track_id: int) -> Response:
         """Reset: back to the start, not completed (the play count and listens stay)."""
         device = _parse(DeviceQueryInput, request.query_params).get("device_id")
@@ -108,7 +114,9 @@ def _device(device_id: str | None) -> dict[str, str]:
 
 class ProgressListView(generics.GenericAPIView):
     @extend_schema(
+        operation_id="progress_list",
         parameters=[
+            PageInput,  # the answer is not a plain list (see `since`), so the pagination is not implied
             OpenApiParameter(
                 "state",
                 OpenApiTypes.STR,
@@ -122,7 +130,12 @@ class ProgressListView(generics.GenericAPIView):
                 "oldest first, unpaginated, with `next_since` for the next call.",
             ),
         ],  # fmt: skip
-        responses=ProgressRowOutput(many=True),
+        responses=PolymorphicProxySerializer(
+            component_name="ProgressListOutput",
+            serializers=[ProgressPageOutput, ProgressSyncOutput],
+            resource_type_field_name=None,
+            many=False,
+        ),
     )
     def get(self, request: Request) -> Response:
         params = _parse(ProgressListInput, request.query_params)
@@ -139,7 +152,7 @@ class ProgressListView(generics.GenericAPIView):
 
 
 class ProgressBatchView(APIView):
-    @extend_schema(request=ProgressBatchInput, responses=ProgressBatchResultOutput(many=True))
+    @extend_schema(request=ProgressBatchInput, responses={200: ProgressBatchOutput})
     def post(self, request: Request) -> Response:
         """Many updates (an offline device), each judged like a PUT; one result per update, in order."""
         items = _parse(ProgressBatchInput, request.data)["updates"]
@@ -186,14 +199,14 @@ def _batch_result(outcome: services.ProgressOutcome | Exception) -> dict[str, An
 
 
 class TrackPlayedView(APIView):
-    @extend_schema(request=None, parameters=[DEVICE_PARAMETER], responses=ProgressOutput)
+    @extend_schema(request=None, parameters=[DEVICE_PARAMETER], responses={200: ProgressOutput})
     def post(self, request: Request, track_id: int) -> Response:
         """Mark played: completed, and one more play unless the current play-through already counted."""
         device = _parse(DeviceQueryInput, request.query_params).get("device_id")
         state = services.progress_mark_played(user=request.user, track_id=track_id, **_device(device))
         return Response(progress_output(state))
 
-    @extend_schema(parameters=[DEVICE_PARAMETER], responses=ProgressOutput)
+    @extend_schema(parameters=[DEVICE_PARAMETER], responses={200: ProgressOutput})
     def delete(self, request: Request, track_id: int) -> Response:
         """Mark unplayed: back to the start, not completed."""
         device = _parse(DeviceQueryInput, request.query_params).get("device_id")
@@ -209,7 +222,10 @@ class SessionListView(generics.ListAPIView):
     def get_queryset(self):
         return selectors.session_open_list(user=self.request.user)
 
-    @extend_schema(request=SessionStartInput, responses={201: SessionStartOutput})
+    @extend_schema(
+        request=SessionStartInput,
+        responses={201: SessionStartOutput, 404: OpenApiResponse(ErrorOutput, description="No such track.")},
+    )
     def post(self, request: Request) -> Response:
         data = _parse(SessionStartInput, request.data)
         started = services.session_start(
@@ -227,7 +243,7 @@ class SessionDetailView(APIView):
     def get(self, request: Request, session_id: int) -> Response:
         return Response(SessionOutput(selectors.session_get(user=request.user, session_id=session_id)).data)
 
-    @extend_schema(request=SessionHeartbeatInput, responses={200: SessionOutput, 409: ProgressOutput})
+    @extend_schema(request=SessionHeartbeatInput, responses={200: SessionOutput, 409: ProgressStaleOutput})
     def patch(self, request: Request, session_id: int) -> Response:
         """Heartbeat: the position (stored like a progress PUT) and the state."""
         session = selectors.session_get(user=request.user, session_id=session_id)
@@ -277,7 +293,7 @@ class QueueView(APIView):
         device = _parse(DeviceQueryInput, request.query_params).get("device_id")
         return Response(QueueOutput(selectors.play_queue_get(user=request.user, device_id=device)).data)
 
-    @extend_schema(parameters=[DEVICE_PARAMETER], request=QueueInput, responses=QueueOutput)
+    @extend_schema(parameters=[DEVICE_REQUIRED_PARAMETER], request=QueueInput, responses=QueueOutput)
     def put(self, request: Request) -> Response:
         device = _parse(DeviceQueryInput, request.query_params).get("device_id")
         if not device:

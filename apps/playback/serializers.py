@@ -8,9 +8,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.library.serializers import ChapterOutput, TrackListOutput
+from apps.ops.errors import ErrorDetailOutput
 from apps.playback.models import DEVICE_ID_MAX_LENGTH, MAX_QUEUE_TRACKS, PlaybackState, RepeatMode
 from apps.playback.rules import EPOCH, ProgressState
-from apps.streaming.serializers import client_codecs
+from apps.streaming.serializers import CodecField, client_codecs
 
 BIGINT_MAX = 2**63 - 1
 # Client times before this are a device whose clock was never set: refused rather than stored as stale.
@@ -155,23 +156,46 @@ class ProgressRowOutput(serializers.Serializer):
 
 
 class ProgressSyncOutput(serializers.Serializer):
+    """`?since=`: every change after it, unpaginated."""
+
     results = ProgressRowOutput(many=True)
     next_since = serializers.DateTimeField()
 
 
+class ProgressPageOutput(serializers.Serializer):
+    """Without `since`: one page of rows."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ProgressRowOutput(many=True)
+
+
+class ProgressStaleOutput(serializers.Serializer):
+    """409: a newer update is stored; `current` is the stored state."""
+
+    error = ErrorDetailOutput()
+    current = ProgressOutput()
+
+
 class ProgressBatchResultOutput(serializers.Serializer):
+    """One update's outcome: `progress` (200), `error` and `current` (409), or `error` (400, 404)."""
+
     track = serializers.IntegerField(allow_null=True)
     status = serializers.IntegerField()
     progress = ProgressOutput(required=False)
-    error = serializers.DictField(required=False)
+    error = ErrorDetailOutput(required=False)
+    current = ProgressOutput(required=False)
+
+
+class ProgressBatchOutput(serializers.Serializer):
+    results = ProgressBatchResultOutput(many=True, help_text="One per update, in order.")
 
 
 class SessionStartInput(serializers.Serializer):
     track = StrictIntegerField(min_value=1)
     device_id = DeviceIdField()
-    codecs = serializers.ListField(
-        child=serializers.CharField(max_length=32), required=False, allow_null=True, max_length=20
-    )
+    codecs = serializers.ListField(child=CodecField(max_length=32), required=False, allow_null=True, max_length=20)
     # The same limits as the stream decision (StreamInput), whose URL the session hands out.
     max_bitrate = StrictIntegerField(min_value=16, max_value=100_000, required=False, allow_null=True)
 
@@ -245,7 +269,7 @@ class QueueOutput(serializers.Serializer):
 
 
 class ListenOutput(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = serializers.IntegerField(allow_null=True, help_text="null while the listen is still in the write buffer.")
     track = TrackListOutput()
     play_number = serializers.IntegerField()
     device_id = serializers.CharField()

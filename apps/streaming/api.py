@@ -21,7 +21,13 @@ from apps.streaming import selectors
 from apps.streaming.playlists import master_playlist
 from apps.streaming.profiles import PROFILES
 from apps.streaming.ranges import file_response
-from apps.streaming.serializers import DownloadInput, NotReadyOutput, StreamDecisionOutput, StreamInput
+from apps.streaming.serializers import (
+    CODECS_PARAMETER,
+    DownloadInput,
+    NotReadyOutput,
+    StreamDecisionOutput,
+    StreamInput,
+)
 from apps.streaming.services import rendition_folder_lost, renditions_for_playback, stream_start
 
 RETRY_AFTER_S = 5
@@ -37,6 +43,10 @@ MEDIA_TYPES = {
 TOKEN_PARAMETER = OpenApiParameter(
     "token", OpenApiTypes.STR, description="The signed token of a URL from /stream (instead of auth headers)."
 )
+RANGE_RESPONSES = {
+    (206, "audio/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The range asked for (`Range`)."),
+    416: OpenApiResponse(description="A malformed or unsatisfiable `Range`: `Content-Range: bytes */size`."),
+}
 
 
 def _track(request: Request, track_id: int) -> Track:
@@ -85,7 +95,7 @@ class StreamOpenView(APIView):
 
 
 class StreamDecisionView(APIView):
-    @extend_schema(parameters=[StreamInput], responses=StreamDecisionOutput)
+    @extend_schema(parameters=[StreamInput, CODECS_PARAMETER], responses=StreamDecisionOutput)
     def get(self, request: Request, track_id: int) -> Response:
         params = StreamInput(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -101,7 +111,7 @@ class StreamDecisionView(APIView):
 
 class MasterPlaylistView(StreamOpenView):
     @extend_schema(
-        parameters=[StreamInput, TOKEN_PARAMETER],
+        parameters=[StreamInput, CODECS_PARAMETER, TOKEN_PARAMETER],
         responses={
             (200, "application/vnd.apple.mpegurl"): OpenApiResponse(OpenApiTypes.STR, description="HLS master"),
             202: NotReadyOutput,
@@ -143,7 +153,7 @@ def _original(request: Request, track: Track, index: int) -> HttpResponseBase:
 
 
 class TrackFileView(StreamOpenView):
-    @extend_schema(parameters=[TOKEN_PARAMETER], responses={(200, "audio/*"): OpenApiTypes.BINARY})
+    @extend_schema(parameters=[TOKEN_PARAMETER], responses={(200, "audio/*"): OpenApiTypes.BINARY, **RANGE_RESPONSES})
     def get(self, request: Request, track_id: int) -> HttpResponseBase:
         track = _track(request, track_id)
         files = selectors.track_source_files(track=track)
@@ -153,7 +163,7 @@ class TrackFileView(StreamOpenView):
 
 
 class TrackFileIndexView(StreamOpenView):
-    @extend_schema(parameters=[TOKEN_PARAMETER], responses={(200, "audio/*"): OpenApiTypes.BINARY})
+    @extend_schema(parameters=[TOKEN_PARAMETER], responses={(200, "audio/*"): OpenApiTypes.BINARY, **RANGE_RESPONSES})
     def get(self, request: Request, track_id: int, index: int) -> HttpResponseBase:
         return _original(request, _track(request, track_id), index)
 
@@ -161,7 +171,7 @@ class TrackFileIndexView(StreamOpenView):
 class TrackDownloadView(StreamOpenView):
     @extend_schema(
         parameters=[DownloadInput, TOKEN_PARAMETER],
-        responses={(200, "audio/mp4"): OpenApiTypes.BINARY, 202: NotReadyOutput},
+        responses={(200, "audio/mp4"): OpenApiTypes.BINARY, 202: NotReadyOutput, **RANGE_RESPONSES},
     )
     def get(self, request: Request, track_id: int) -> HttpResponseBase:
         params = DownloadInput(data=request.query_params)

@@ -1,10 +1,26 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
 from apps.streaming.profiles import PROFILES
 
 CLIENT_CODECS = ("mp3", "aac", "alac", "flac", "opus", "vorbis", "pcm")
+# `?codecs=mp3,aac`: in OpenAPI terms a form-style array that is not exploded. It replaces the string
+# parameter StreamInput would give, so the schema lists the codecs. At most 20 of them: any list the
+# schema allows also fits StreamInput's 200 characters.
+CODECS_PARAMETER = OpenApiParameter(
+    "codecs",
+    {"type": "array", "items": {"type": "string", "enum": list(CLIENT_CODECS)}, "minItems": 1, "maxItems": 20},
+    style="form",
+    explode=False,
+    description="The codecs the client plays, comma-separated (case and spaces are ignored).",
+)
+
+
+@extend_schema_field({"type": "string", "enum": list(CLIENT_CODECS)})
+class CodecField(serializers.CharField):
+    """One codec a client plays; checked (and normalised) by client_codecs."""
 
 
 class StreamInput(serializers.Serializer):
