@@ -416,12 +416,28 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
+    "filters": {
+        "one_line_when_unreachable": {"()": "apps.ops.logfilters.OneLineWhenUnreachable"},
+        # Celery warns at every broker connection loss, in 9 lines, that this setting will default to True
+        # in Celery 6. We keep False: a transcode running through a Redis restart finishes, and its
+        # redelivery finds the rendition ready and does nothing.
+        "celery_6_notice": {
+            "()": "apps.ops.logfilters.DropContaining",
+            "text": "worker_cancel_long_running_tasks_on_connection_loss",
+        },
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Request logs come from gunicorn's access log; keep Django's to warnings and errors.
         "django.request": {"level": "WARNING"},
         "django.server": {"level": "WARNING"},
+        # While Redis or PostgreSQL is down: each scheduled send beat cannot make, each task that fails for
+        # it, each worker step that cannot restart, in one line.
+        "celery.beat": {"filters": ["one_line_when_unreachable"]},
+        "celery.app.trace": {"filters": ["one_line_when_unreachable"]},
+        "celery.bootsteps": {"filters": ["one_line_when_unreachable"]},
+        "py.warnings": {"filters": ["celery_6_notice"]},
     },
 }
 
