@@ -16,7 +16,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * multiprocessing.cpu_c
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
-graceful_timeout = 20
+# On stop, the arbiter and each worker wait this long for requests in flight. Well inside the 30 s that
+# systemd (TimeoutStopSec) and `make run`'s launcher give before SIGKILL: without nginx, a player holding a
+# direct-play stream open keeps its request in flight for as long as they would wait.
+graceful_timeout = 10
 # nginx keeps idle upstream connections for 60 s (keepalive_timeout in deploy/nginx): gunicorn must hold
 # them longer, or it closes one just as nginx reuses it (a 502 now and then).
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "75"))

