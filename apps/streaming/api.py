@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.library.models import Track
+from apps.library.services.originals import OriginalRefused, audio_file_open
 from apps.streaming import selectors
 from apps.streaming.playlists import master_playlist
 from apps.streaming.profiles import PROFILES
@@ -139,17 +140,21 @@ def _original(request: Request, track: Track, index: int) -> HttpResponseBase:
     if not 0 <= index < len(files):
         raise exceptions.NotFound("No such file in this track.")
     audio_file = files[index]
-    path = selectors.file_path(audio_file)
     content_type = MEDIA_TYPES.get(audio_file.codec, "application/octet-stream")
     if audio_file.format == "mp4" and audio_file.codec in ("aac", "alac"):
         content_type = "audio/mp4"
-    accel = None
-    if settings.USE_X_ACCEL_REDIRECT:
-        accel = settings.X_ACCEL_REDIRECT_PREFIX + quote(str(path))
     try:
-        return file_response(request, parts=[path], content_type=content_type, accel_redirect=accel)
+        original = audio_file_open(audio_file=audio_file)
     except FileNotFoundError:
         raise exceptions.NotFound("The file is missing on disk; a rescan will update the library.") from None
+    except OriginalRefused:
+        raise exceptions.NotFound("The file changed on disk since the scan; a rescan will update it.") from None
+    if settings.USE_X_ACCEL_REDIRECT:
+        # The real path, checked above: nginx's location follows no symlink (disable_symlinks, deploy/nginx),
+        # so a link swapped in from now on is refused there too.
+        accel = settings.X_ACCEL_REDIRECT_PREFIX + quote(str(original.real_path))
+        return file_response(request, parts=[original.file], content_type=content_type, accel_redirect=accel)
+    return file_response(request, parts=[original.file], content_type=content_type)
 
 
 class TrackFileView(StreamOpenView):

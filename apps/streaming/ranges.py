@@ -25,7 +25,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final, NamedTuple
 
@@ -175,23 +175,30 @@ class _Part:
     mtime_ns: int
     inode: int
     device: int
+    # A file the caller opened (and checked): served as it is, never opened again by path.
+    opened: BinaryIO | None = field(default=None, compare=False)
 
     @classmethod
-    def from_stat(cls, path: Path, st: os.stat_result) -> _Part:
-        return cls(path=path, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, device=st.st_dev)
+    def from_stat(cls, path: Path, st: os.stat_result, opened: BinaryIO | None = None) -> _Part:
+        return cls(path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, opened)
 
 
-def _stat_part(path: Path) -> _Part:
-    st = path.stat()  # follows symlinks, as open() will
+def _stat_part(part: Path | BinaryIO) -> _Part:
+    if isinstance(part, Path):
+        st = part.stat()  # follows symlinks, as open() will
+        path, opened = part, None
+    else:
+        st = os.fstat(part.fileno())
+        path, opened = Path(str(part.name)), part
     # A FIFO or a device would block or never end; a directory would fail mid-body. Say so before any header.
     if not stat.S_ISREG(st.st_mode):
         raise ValueError(f"{path} is not a regular file")
-    return _Part.from_stat(path, st)
+    return _Part.from_stat(path, st, opened)
 
 
 def _open_part(part: _Part) -> BinaryIO:
     """Open a part, checking it is still the file whose size and mtime went into the headers."""
-    file = part.path.open("rb")
+    file = part.opened if part.opened is not None else part.path.open("rb")
     try:
         if _Part.from_stat(part.path, os.fstat(file.fileno())) != part:
             raise RepresentationChanged(f"{part.path} changed while being served")
@@ -252,7 +259,7 @@ def _stream_part(part: _Part, offset: int, length_bytes: int) -> Iterator[bytes]
 def file_response(
     request: HttpRequest,
     *,
-    parts: Sequence[Path],
+    parts: Sequence[Path | BinaryIO],
     content_type: str,
     etag: str | None = None,
     filename: str | None = None,
@@ -260,6 +267,10 @@ def file_response(
     cache_control: str = "private, max-age=0",
 ) -> HttpResponseBase:
     """Serve ``parts`` (absolute paths, already authorized) as one representation, with Range support.
+
+    A part may also be a file the caller opened for reading (an original it checked on that descriptor:
+    apps.library.services.audio_file_open): its bytes are sent from that descriptor, and it is closed with
+    the response, whatever the answer.
 
     Size is the sum of the parts, Last-Modified the latest mtime. ``etag`` (quoted if it is not) replaces
     the default strong ETag derived from (size, mtime_ns, inode) of every part.
@@ -277,7 +288,14 @@ def file_response(
         raise ValueError("file_response needs at least one part")
     disposition = content_disposition_header(True, filename) if filename else None
 
+    opened = [part for part in parts if not isinstance(part, (str, os.PathLike))]
+
+    def close_opened() -> None:
+        for file in opened:
+            file.close()
+
     if accel_redirect is not None:
+        close_opened()  # nginx opens the file itself
         if len(parts) != 1:
             raise ValueError("X-Accel-Redirect serves one file; a sequence of parts is streamed by Django")
         accel = HttpResponse(content_type=content_type)
@@ -287,7 +305,11 @@ def file_response(
             accel["Content-Disposition"] = disposition
         return accel
 
-    stats = [_stat_part(Path(path)) for path in parts]
+    try:
+        stats = [_stat_part(Path(part) if isinstance(part, (str, os.PathLike)) else part) for part in parts]
+    except BaseException:
+        close_opened()
+        raise
     size = sum(part.size_bytes for part in stats)
     last_modified_s = max(part.mtime_ns for part in stats) // 1_000_000_000
     etag = quote_etag(etag) if etag is not None else _derive_etag(stats)
@@ -303,6 +325,7 @@ def file_response(
     probe = HttpResponse(headers=headers)
     conditional = get_conditional_response(request, etag=etag, last_modified=last_modified_s, response=probe)
     if conditional is not probe:
+        close_opened()
         return conditional
 
     # Range is only defined for GET (§14.2); HEAD mirrors GET so a client can probe what it would get.
@@ -311,6 +334,7 @@ def file_response(
         byte_range = parse_range(request.headers.get("Range"), size)
 
     if byte_range is UNSATISFIABLE:
+        close_opened()
         unsatisfiable = HttpResponse(status=416, headers=headers)
         unsatisfiable["Content-Range"] = f"bytes */{size}"
         unsatisfiable["Content-Length"] = "0"
@@ -324,6 +348,7 @@ def file_response(
 
     response: HttpResponseBase
     if request.method == "HEAD":
+        close_opened()
         response = HttpResponse(status=status, content_type=content_type)
     elif status == 200 and len(stats) == 1:
         # wsgi.file_wrapper lets gunicorn sendfile() the whole file. Only for 200: a wrapper may read to EOF.
@@ -331,6 +356,9 @@ def file_response(
         response.block_size = CHUNK_BYTES
     else:
         response = StreamingHttpResponse(_stream(stats, body_range), status=status, content_type=content_type)
+        # The body closes each file it reaches; these are for the ones it never reaches (a range that ends
+        # before them, a client gone before the first byte). Django's own FileResponse closes its file so.
+        response._resource_closers.extend(file.close for file in opened)
 
     # FileResponse names the on-disk file in an inline Content-Disposition: the caller decides the name, and
     # both paths must send the same headers.

@@ -28,12 +28,12 @@ from django.utils import timezone
 
 from apps.library.models import AudioFile, ScanTrigger, Track
 from apps.library.services import scan_request, track_duration_measured
+from apps.library.services.originals import OriginalRefused, audio_file_open
 from apps.streaming import metrics
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.profiles import Ladder
 from apps.streaming.selectors import (
     StreamDecision,
-    file_path,
     rendition_folder,
     renditions_ready,
     stream_decide,
@@ -151,17 +151,20 @@ def track_lock_free(track_id: int) -> bool:
         return acquired
 
 
-def _source_changed(files: list[AudioFile]) -> bool:
-    """Whether any file differs on disk from what the scan recorded (then the result would not match the
-    rendition key, which is derived from the recorded fingerprint)."""
+def _sources_checked(files: list[AudioFile]) -> list[Path] | None:
+    """The real paths of the track's files, each checked as direct play checks it (audio_file_open: inside
+    its library, the file the scan read), or None when one is not: a link swapped in must not be transcoded
+    into a rendition anyone may download, and a changed file would not match the rendition key (derived
+    from the recorded fingerprint)."""
+    real_paths = []
     for f in files:
         try:
-            stat = file_path(f).stat()
-        except OSError:
-            return True
-        if stat.st_size != f.size_bytes or stat.st_mtime_ns != f.mtime_ns:
-            return True
-    return False
+            original = audio_file_open(audio_file=f)
+        except (OSError, OriginalRefused):
+            return None
+        original.file.close()
+        real_paths.append(original.real_path)
+    return real_paths
 
 
 def rendition_transcode(*, track_id: int, progress: Callable[[float], None] | None = None) -> TranscodeResult:
@@ -193,7 +196,8 @@ def rendition_transcode(*, track_id: int, progress: Callable[[float], None] | No
         work = tmp_root / f"{track.pk}-{key}-{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
         try:
-            if _source_changed(files):
+            sources = _sources_checked(files)
+            if sources is None:
                 raise _SourceChanged
             out = work / key
             for profile in ladder.profiles:
@@ -201,9 +205,9 @@ def rendition_transcode(*, track_id: int, progress: Callable[[float], None] | No
             concat_list = None
             if len(files) > 1:
                 concat_list = work / "sources.ffconcat"
-                concat_list.write_text(concat_list_text([file_path(f) for f in files]))
+                concat_list.write_text(concat_list_text(sources))
             command = ffmpeg_command(
-                sources=[file_path(f) for f in files],
+                sources=sources,
                 concat_list=concat_list,
                 folder=out,
                 ladder=ladder,
@@ -215,7 +219,7 @@ def rendition_transcode(*, track_id: int, progress: Callable[[float], None] | No
             for profile in ladder.profiles:
                 playlist_finish(out / profile.name / "index.m3u8")
                 measured.append(rendition_measure(out / profile.name, profile.name))
-            if _source_changed(files):
+            if _sources_checked(files) != sources:
                 raise _SourceChanged
             _publish(out, final)
         except _SourceChanged:

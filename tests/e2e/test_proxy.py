@@ -12,8 +12,11 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
-from urllib.parse import urlsplit
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import m3u8
 import pytest
@@ -22,9 +25,9 @@ from django.test import override_settings
 
 from apps.streaming.signing import hls_signature
 from tests.audio import make_audio
-from tests.conftest import wait_for
-from tests.e2e.nginx import nginx_available
-from tests.e2e.stack import HLS_SECRET, Client, Stack
+from tests.conftest import free_port, wait_for
+from tests.e2e.nginx import NginxSite, nginx_available, stop
+from tests.e2e.stack import HLS_SECRET, Client, Reply, Stack
 from tests.streaming.test_ranges import EMPTY_RANGE_TABLE, RANGE_TABLE, range_case
 
 pytestmark = [
@@ -449,3 +452,82 @@ def test_shipped_config_passes_nginx_t(stack):
     result = stack.site.check()
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
+
+
+# Last in the module: they add a library to the shared deployment.
+def test_a_symlink_swapped_in_after_the_scan_is_not_served_through_nginx(stack):
+    """Issue 13, finding 1, as deployed: the app refuses the swapped file before any X-Accel-Redirect."""
+    secret = stack.folder / "data" / "secret_key"
+    secret.write_bytes(b"SECRET_KEY=e2e-do-not-leak\n")
+    folder = stack.folder / "swap-library"
+    make_audio(folder / "Swapped.mp3", seconds=2, tags={"title": "Swapped", "artist": "Swap"})
+    library_id = stack.create_library("Swap", folder)
+    track = next(t for t in stack.scan_and_wait(stack.token, library_id) if t["title"] == "Swapped")
+    url = stack.client(token=stack.token).get(f"/api/v1/tracks/{track['id']}/stream").json()["url"]
+    assert stack.client().get(url).status == 200
+    (folder / "Swapped.mp3").unlink()
+    (folder / "Swapped.mp3").symlink_to(secret)
+
+    reply = stack.client().get(url)
+
+    assert reply.status == 404
+    assert b"SECRET_KEY" not in reply.body
+    entry = logged(stack, reply)
+    assert entry["upstream_addr"] == f"127.0.0.1:{stack.gunicorn_port}" and entry["status"] == 404
+
+
+class _AccelStub(BaseHTTPRequestHandler):
+    """An app that sends nginx wherever it is asked: `?to=<path>` → `X-Accel-Redirect: /_originals<path>`.
+    It stands for a link swapped in after the app's own check, the one case only nginx can still catch."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        target = parse_qs(urlsplit(self.path).query)["to"][0]
+        self.send_response(200)
+        self.send_header("X-Accel-Redirect", "/_originals" + quote(target))
+        self.send_header("Content-Type", "audio/mpeg")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_the_originals_location_follows_no_symlink(tmp_path):
+    """The shipped /_originals/ location (disable_symlinks on): a symlink on the way to the file, a swapped
+    file or a linked folder, is refused, whatever the app answered."""
+    library, outside = tmp_path / "library", tmp_path / "outside"
+    library.mkdir()
+    outside.mkdir()
+    secret = outside / "secret_key"
+    secret.write_bytes(b"SECRET_KEY=e2e-do-not-leak\n")
+    (library / "song.mp3").write_bytes(b"ID3 the scanned file")
+    (library / "swapped.mp3").symlink_to(secret)
+    (library / "Linked").symlink_to(outside, target_is_directory=True)
+    # The links work: only nginx's rule can refuse them.
+    assert (library / "swapped.mp3").read_bytes() == (library / "Linked" / "secret_key").read_bytes()
+
+    app = ThreadingHTTPServer(("127.0.0.1", free_port()), _AccelStub)
+    threading.Thread(target=app.serve_forever, daemon=True).start()
+    site = NginxSite(
+        folder=tmp_path / "nginx", http_port=free_port(), https_port=free_port(),
+        upstream=f"127.0.0.1:{app.server_address[1]}", renditions_root=tmp_path, static_root=tmp_path,
+        hls_secret="unused",
+    )  # fmt: skip
+    site.render()
+    nginx = site.start()
+    try:
+        client = Client(site.https_port)
+
+        def get(path: Path) -> Reply:
+            return client.get("/api/v1/tracks/1/file?" + urlencode({"to": str(path)}))
+
+        regular, swapped = get(library / "song.mp3"), get(library / "swapped.mp3")
+        linked = get(library / "Linked" / "secret_key")
+    finally:
+        stop(nginx)
+        app.shutdown()
+        app.server_close()
+
+    assert (regular.status, regular.body) == (200, b"ID3 the scanned file")
+    assert swapped.status == 403 and b"SECRET_KEY" not in swapped.body
+    assert linked.status == 404 and b"SECRET_KEY" not in linked.body

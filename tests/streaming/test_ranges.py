@@ -540,6 +540,42 @@ def test_a_part_replaced_after_the_headers_aborts_the_body(three_parts: list[Pat
     response.close()
 
 
+@pytest.mark.parametrize(
+    ("method", "headers", "status", "expected"),
+    [
+        ("GET", None, 200, slice(0, SIZE)),
+        ("GET", {"Range": "bytes=10-"}, 206, slice(10, SIZE)),
+        ("GET", {"Range": "bytes=abc"}, 416, slice(0, 0)),
+        ("GET", {"If-None-Match": "*"}, 304, slice(0, 0)),
+        ("HEAD", None, 200, slice(0, 0)),
+    ],
+)
+def test_an_opened_file_is_served_from_its_descriptor_and_closed_with_any_answer(
+    tmp_path: Path, data: bytes, method: str, headers: dict | None, status: int, expected: slice
+) -> None:
+    path = write(tmp_path / "track.flac", data)
+    file = path.open("rb")
+    path.unlink()  # only the descriptor is left: the bytes can come from nowhere else
+
+    response = serve([file], method, headers=headers)
+
+    assert response.status_code == status
+    assert body(response) == data[expected]
+    assert file.closed
+
+
+def test_an_opened_file_is_closed_when_the_answer_is_dropped_unread_or_handed_to_nginx(
+    tmp_path: Path, data: bytes
+) -> None:
+    path = write(tmp_path / "track.flac", data)
+    unread, accel = path.open("rb"), path.open("rb")
+
+    serve([unread], headers={"Range": "bytes=10-"}).close()  # the client left before the first byte
+    serve([accel], accel_redirect="/_originals/track.flac")
+
+    assert unread.closed and accel.closed
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 

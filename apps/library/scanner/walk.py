@@ -20,7 +20,9 @@ class FoundFile(NamedTuple):
     mtime_ns: int
 
 
-def _inside(real_path: str, real_roots: list[str]) -> bool:
+def inside_roots(real_path: str, real_roots: list[str]) -> bool:
+    """Whether a resolved path is one of the resolved roots or lies under one (the scan's rule for a symlink,
+    and serving's for an original: apps.library.services.originals)."""
     return any(real_path == root or real_path.startswith(root.rstrip("/") + "/") for root in real_roots)
 
 
@@ -63,7 +65,7 @@ def walk_roots(roots: list[str], *, on_problem: Callable[[str, str], None]) -> I
                     )
                     continue
                 try:
-                    if entry.is_symlink() and not _inside(os.path.realpath(entry.path), real_roots):
+                    if entry.is_symlink() and not inside_roots(os.path.realpath(entry.path), real_roots):
                         continue
                     if entry.is_dir():
                         stack.append((entry.path, f"{relative}{name}/"))
