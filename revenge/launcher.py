@@ -174,8 +174,10 @@ class Supervisor:
         self.stop_signal = signum
 
     def _start(self, child: Supervised) -> None:
-        # Own process group: Ctrl-C reaches the launcher only, which stops the processes in order; and a
-        # dead process's leftovers (pool processes, gunicorn workers) can be cleared by group.
+        # `exec`: the signals go to the command itself, not to a shell waiting on it (so a Procfile line is
+        # one command, as ours are). Own process group: Ctrl-C reaches the launcher only, which stops the
+        # processes in order; and a dead process's leftovers (pool processes, gunicorn workers) can be
+        # cleared by group.
         child.process = subprocess.Popen(
             ["/bin/sh", "-c", f"exec {child.command}"],
             env=self.env,

@@ -7,6 +7,7 @@ DATABASE_URL / REDIS_URL, in a fresh data folder, then again on the same folder.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -126,6 +127,11 @@ def test_make_run_serves_with_embedded_services_and_stops_everything(process_env
         names = " ".join(" ".join(p.cmdline()) for p in started)
         assert "gunicorn" in names and "worker" in names and "beat" in names
         assert "postgres" in names and "redis-server" in names
+
+        # A browser keeps its connection open after a page: Ctrl-C must not wait on it (issue 14 item 4).
+        kept_alive = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        kept_alive.request("GET", "/healthz")
+        assert kept_alive.getresponse().read() and kept_alive.sock is not None  # kept open
     finally:
         code = ctrl_c(launcher) if launcher.poll() is None else launcher.returncode
 
