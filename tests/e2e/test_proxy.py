@@ -280,8 +280,11 @@ def test_direct_play_bytes_come_from_nginx_through_x_accel_redirect(stack, range
     entry = logged(stack, reply)
     assert entry["upstream_addr"] == f"127.0.0.1:{stack.gunicorn_port}"  # authorized by the app...
     assert entry["bytes"] == end - start + 1  # ...bytes by nginx; gunicorn sent an empty body:
-    line = [x for x in stack.gunicorn_log.read_text().splitlines() if urlsplit(url).path in x][-1]
-    assert re.search(r'" 200 0 ', line), line
+    # gunicorn writes its access line once the answer is sent, which may be just after nginx's.
+    lines: list[str] = []
+    wait_for(lambda: lines.extend(x for x in stack.gunicorn_log.read_text().splitlines() if urlsplit(url).path in x)
+             or lines, timeout_s=5, what="gunicorn's access log line")  # fmt: skip
+    assert re.search(r'" 200 0 ', lines[-1]), lines[-1]
 
 
 def test_range_answers_are_the_same_from_nginx_and_from_django(stack):
