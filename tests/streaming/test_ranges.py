@@ -8,6 +8,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.http import FileResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.test import RequestFactory
@@ -31,6 +32,14 @@ HUGE = "9" * 5_000  # more digits than int() accepts by default
 CONTENT_TYPE = "audio/mp4"
 
 rf = RequestFactory()
+
+
+@pytest.fixture(autouse=True)
+def _no_database_connection() -> None:
+    """These tests use no database, but closing a response sends request_finished, whose handler checks every
+    open connection, and one left open by an earlier database test (pytest-django runs those first) would be
+    touched from a test without database access: closed first, there is nothing to check."""
+    connections.close_all()
 
 
 @pytest.fixture(scope="module")
