@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from apps.library.models import Album, AudioFile, Chapter, Library, LibraryAccess, ScanJob, Track
+from apps.library.models import Album, AudioFile, Chapter, Library, LibraryAccess, ScanJob, ScanStatus, Track
 from apps.library.services import scan_request
 
 
@@ -47,7 +47,9 @@ def scan_now(modeladmin: LibraryAdmin, request: HttpRequest, queryset: QuerySet[
     for library in queryset:
         job, created = scan_request(library=library, requested_by=request.user)
         link = format_html('<a href="{}">scan #{}</a>', reverse("admin:library_scanjob_change", args=[job.pk]), job.pk)
-        if created:
+        if job.status == ScanStatus.FAILED:  # the broker could not take it
+            modeladmin.message_user(request, format_html("{}: {}: {}", library.name, link, job.failure), messages.ERROR)
+        elif created:
             modeladmin.message_user(request, format_html("{}: {} queued.", library.name, link), messages.SUCCESS)
         else:
             modeladmin.message_user(

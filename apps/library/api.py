@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from apps.library import selectors
 from apps.library.filters import AlbumFilter, TrackFilter
-from apps.library.models import ScanTrigger
+from apps.library.models import ScanStatus, ScanTrigger
 from apps.library.serializers import (
     AlbumDetailOutput,
     AlbumOutput,
@@ -22,6 +22,7 @@ from apps.library.serializers import (
     TrackListOutput,
 )
 from apps.library.services import scan_request
+from apps.ops.errors import ErrorOutput
 
 
 def _library_serializer(request: Request) -> type[LibraryOutput]:
@@ -48,14 +49,27 @@ class LibraryDetailView(APIView):
         return Response(_library_serializer(request)(library).data)
 
 
+class ScanNotQueued(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "queue_unavailable"
+
+
 class LibraryScanView(APIView):
-    @extend_schema(request=None, responses={202: ScanJobOutput})
+    @extend_schema(
+        request=None,
+        responses={
+            202: ScanJobOutput,
+            503: OpenApiResponse(ErrorOutput, description="The task queue is unreachable: nothing was queued."),
+        },
+    )
     def post(self, request: Request, library_id: int) -> Response:
         """Queue a scan (staff). If one is already queued or running, that one is returned."""
         library = selectors.library_get(user=request.user, library_id=library_id)
         if not request.user.is_staff:
             raise exceptions.PermissionDenied("Only staff can start a scan.")
         job, _created = scan_request(library=library, trigger=ScanTrigger.MANUAL, requested_by=request.user)
+        if job.status == ScanStatus.FAILED:  # the broker could not take it (see scan_request)
+            raise ScanNotQueued(job.failure)
         return Response(ScanJobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 

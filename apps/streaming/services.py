@@ -117,9 +117,15 @@ def renditions_request(*, track_ids: Iterable[int], interactive: bool = False, r
     def send() -> None:
         for track_id, duration_ms in to_send:
             soft = transcode_time_limit_s(duration_ms)
-            current_app.send_task(
-                TRANSCODE_TASK, args=[track_id], queue=queue, soft_time_limit=soft, time_limit=soft + 60
-            )
+            try:
+                current_app.send_task(
+                    TRANSCODE_TASK, args=[track_id], queue=queue, soft_time_limit=soft, time_limit=soft + 60
+                )
+            except Exception as exc:  # kombu's OperationalError, redis' ConnectionError: the broker is away
+                # The rows stay pending: the next request for the track sends again, housekeeping re-queues
+                # pending rows nobody works on. The request that asked goes on (HLS "not ready yet").
+                logger.warning("transcodes not queued, broker unreachable (%s): tracks %s", exc, to_send)
+                return
 
     if to_send:
         transaction.on_commit(send)

@@ -12,12 +12,14 @@ from celery import Celery
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from prometheus_client import REGISTRY
+from rest_framework.test import APIClient
 
 from apps.library.models import Library, ScanJob, ScanStatus, ScanTrigger, Track
 from apps.library.services import scan_claim, scan_jobs_expire, scan_request, scan_run, scans_request_due
 from apps.library.services.jobs import SCAN_TASK
 from tests.audio import make_audio
-from tests.conftest import child_database_url
+from tests.conftest import child_database_url, free_port
+from tests.factories import UserFactory
 from tests.library.conftest import make_library, scan_job
 
 pytestmark = pytest.mark.django_db
@@ -177,3 +179,32 @@ def test_scans_are_counted_in_the_metrics_by_outcome_and_file_result(tmp_path):
     before = snapshot()
     assert scan_jobs_expire() == 1
     assert delta(before)["failed"] == 1
+
+
+@pytest.mark.django_db(transaction=True)  # no test transaction: the send runs at once, as in a request
+def test_a_scan_asked_for_while_the_broker_is_down_fails_at_once_with_why(tmp_path, monkeypatch, admin_client):
+    """Redis (the broker) down: the API answers 503 and the admin says why, the job is failed with the
+    reason rather than left queued without a message (which blocked the library's scans for 6 hours), so the
+    next request is a new job."""
+    from apps.library.services import jobs
+
+    library = make_library(tmp_path)
+    api = APIClient()
+    api.force_authenticate(UserFactory(is_staff=True))
+    dead = Celery("dead-broker", broker=f"redis://127.0.0.1:{free_port()}/0", set_as_current=False)
+    monkeypatch.setattr(jobs, "current_app", dead)
+
+    refused = api.post(f"/api/v1/libraries/{library.pk}/scan")
+    page = admin_client.post(
+        "/admin/library/library/", {"action": "scan_now", "_selected_action": [library.pk]}, follow=True
+    )
+
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "queue_unavailable"
+    assert "could not be reached" in refused.json()["error"]["message"]
+    assert [str(m) for m in page.context["messages"]][0].endswith(jobs.NOT_QUEUED)
+    assert list(ScanJob.objects.values_list("status", "failure")) == [(ScanStatus.FAILED, jobs.NOT_QUEUED)] * 2
+
+    # Nothing left queued: the next request (the broker back) gets a new job of its own.
+    job, created = scan_request(library=library, dispatch=False)
+    assert created and job.status == ScanStatus.QUEUED

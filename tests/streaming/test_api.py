@@ -11,13 +11,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import m3u8
 import pytest
+from celery import Celery, current_app
 from django.conf import settings
 from rest_framework.test import APIClient
 
 from apps.streaming import services
 from apps.streaming.models import Rendition
 from apps.streaming.signing import hls_prefix, hls_signature
-from tests.conftest import broker_queue_messages
+from tests.conftest import broker_queue_messages, free_port
 from tests.streaming.conftest import book_track, decoded_seconds, grant, music_track, ready
 
 pytestmark = pytest.mark.django_db
@@ -304,3 +305,23 @@ def test_download_is_one_playable_m4a(listener, user, media: Path):
     bad = listener.get(f"/api/v1/tracks/{track.pk}/download", {"profile": "mp3-9000"})
     assert bad.status_code == 400 and "profile" in bad.json()["error"]["fields"]
     assert listener.get(f"/api/v1/tracks/{track.pk}/download", {"profile": "flac"}).status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)  # no test transaction: the send runs at once, as in a request
+def test_a_stream_start_while_the_broker_is_down_answers_and_sends_again_later(listener, user, media, monkeypatch):
+    """Redis (the broker) down: the decision is answered (HLS, not ready yet) rather than a 500, the rows
+    stay pending, and the next start once the broker is back queues the transcode."""
+    track = music_track(media)
+    grant(user, track.library)
+    dead = Celery("dead-broker", broker=f"redis://127.0.0.1:{free_port()}/0", set_as_current=False)
+    monkeypatch.setattr(services, "current_app", dead)
+
+    response = listener.get(f"/api/v1/tracks/{track.pk}/stream", {"codecs": "aac"})
+
+    assert response.status_code == 200
+    assert response.json()["mode"] == "hls" and response.json()["ready"] is False
+    assert set(Rendition.objects.filter(track=track).values_list("status", flat=True)) == {"pending"}
+    assert broker_queue_messages(services.INTERACTIVE_QUEUE) == []
+    monkeypatch.setattr(services, "current_app", current_app)
+    assert listener.get(f"/api/v1/tracks/{track.pk}/stream", {"codecs": "aac"}).status_code == 200
+    assert [m["headers"]["argsrepr"] for m in broker_queue_messages(services.INTERACTIVE_QUEUE)] == [f"[{track.pk}]"]

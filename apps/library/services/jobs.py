@@ -38,7 +38,9 @@ def scan_request(
 ) -> tuple[ScanJob, bool]:
     """Queue a scan of `library`; if one is already queued or running, return that one instead.
 
-    Returns (job, created). The task is sent only once the job row is committed.
+    Returns (job, created). The task is sent only once the job row is committed. When the broker cannot
+    take it (Redis down), the job is failed at once with the reason (see _dispatch), so it neither blocks the
+    library's next scan for hours nor claims to be queued: callers check `job.status`.
     """
     try:
         with transaction.atomic():
@@ -50,8 +52,23 @@ def scan_request(
         # The active job finished between our insert and this read: try once more.
         job = ScanJob.objects.create(library=library, trigger=trigger, requested_by=requested_by)
     if dispatch:
-        transaction.on_commit(lambda: current_app.send_task(SCAN_TASK, args=[job.pk]))
+        transaction.on_commit(lambda: _dispatch(job))
     return job, True
+
+
+NOT_QUEUED = "Not queued: the task queue (the Celery broker) could not be reached. Scan again once it is back."
+
+
+def _dispatch(job: ScanJob) -> None:
+    try:
+        current_app.send_task(SCAN_TASK, args=[job.pk])
+    except Exception as exc:  # kombu's OperationalError, redis' ConnectionError, OSError: the broker is away
+        logger.warning("scan #%s of library %s not queued: broker unreachable (%s)", job.pk, job.library_id, exc)
+        ScanJob.objects.filter(pk=job.pk, status=ScanStatus.QUEUED).update(
+            status=ScanStatus.FAILED, finished_at=timezone.now(), failure=NOT_QUEUED
+        )
+        metrics.scans.labels(status=ScanStatus.FAILED).inc()
+        job.refresh_from_db()
 
 
 def scan_claim(*, job_id: int) -> ScanJob | None:
