@@ -88,7 +88,9 @@ def test_the_sign_in_budget_still_limits_while_redis_is_down(redis_down, user):
     browser = Client()
 
     api_codes = [token_sign_in(api, user.username, "wrong").status_code for _ in range(5)]
-    web_codes = [browser.post("/login/", {"username": user.username, "password": "wrong"}).status_code for _ in range(5)]
+    web_codes = [
+        browser.post("/login/", {"username": user.username, "password": "wrong"}).status_code for _ in range(5)
+    ]
     refused_api = token_sign_in(api, user.username)
     refused_web = browser.post("/login/", {"username": user.username, "password": PASSWORD})
     refused_admin = browser.post("/admin/login/", {"username": user.username, "password": PASSWORD})
