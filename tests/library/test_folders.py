@@ -77,9 +77,7 @@ def test_a_symlink_to_the_root_is_the_root(tmp_path: Path):
     assert refusal(str(link)) == [f"{link} (which is /): the whole system cannot be a library folder."]
     etc = tmp_path / "books"
     etc.symlink_to("/etc")
-    assert refusal(str(etc)) == [
-        f"{etc} (which is /etc): a system folder cannot be a library folder."
-    ]
+    assert refusal(str(etc)) == [f"{etc} (which is /etc): a system folder cannot be a library folder."]
     assert Library.objects.count() == 0
 
 
