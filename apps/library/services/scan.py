@@ -24,7 +24,6 @@ from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -34,6 +33,7 @@ from apps.library.scanner.grouping import FileRow, TrackSpec, build_track, finge
 from apps.library.scanner.reader import read_all
 from apps.library.scanner.walk import FoundFile, walk_roots
 from apps.library.services.libraries import library_folders_assert_safe
+from apps.ops.db import bulk_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -78,17 +78,6 @@ class ScanResult:
         }
 
 
-def _bulk_cursor() -> psycopg.Cursor:
-    """A cursor that sends parameters apart from the SQL (server-side binding).
-
-    Django's default psycopg cursor inlines parameters into the SQL text, quoting every element of our
-    500-row arrays in Python; binding them lets psycopg's C dumpers do it (the scan's DB time halves).
-    It shares Django's connection, so it is inside the same transaction.
-    """
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
-
-
 _KNOWN_SQL = """
 SELECT root, path, id, size_bytes, mtime_ns, missing, group_key, NULLIF(error, '')
 FROM library_audiofile WHERE library_id = %s
@@ -113,7 +102,7 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
     found: list[FoundFile] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-walk") as walker:
         walking = walker.submit(found.extend, walk_roots(list(library.root_paths), on_problem=result.problem))
-        with _bulk_cursor() as cursor:
+        with bulk_cursor() as cursor:
             cursor.execute(_KNOWN_SQL, [library.pk], binary=True)
             known = {(row[0], row[1]): row for row in cursor.fetchall()}
         while True:
@@ -170,7 +159,7 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
 def _mark_files(*, restored_ids: list[int], gone_ids: list[int], regrouped: list[tuple[int, str]]) -> None:
     """Files back on disk, files gone, files now in another group: one transaction, no file re-read."""
     now = timezone.now()
-    with transaction.atomic(), _bulk_cursor() as cursor:
+    with transaction.atomic(), bulk_cursor() as cursor:
         if restored_ids:
             cursor.execute(
                 "UPDATE library_audiofile SET missing = false, updated_at = %s WHERE id = ANY(%s)", [now, restored_ids]
@@ -246,7 +235,7 @@ def _read_and_store(
             for name in _FILE_COLUMNS:
                 columns[name].append(values[name])
         if columns["path"]:
-            with _bulk_cursor() as cursor:
+            with bulk_cursor() as cursor:
                 cursor.execute(_UPSERT_FILES_SQL, {"library": library.pk, "now": timezone.now(), **columns})
         done += len(batch)
         report("read", done, len(to_read))
@@ -372,7 +361,7 @@ def _rebuild_groups(library: Library, group_keys_: Sequence[str], unsplit: froze
     }
 
     now = timezone.now()
-    with transaction.atomic(), _bulk_cursor() as cursor:
+    with transaction.atomic(), bulk_cursor() as cursor:
         albums = _upsert_albums(library, specs)
         columns: dict[str, list[Any]] = defaultdict(list)
         for spec in specs:
@@ -432,9 +421,9 @@ def _upsert_albums(library: Library, specs: Sequence[TrackSpec]) -> dict[tuple[s
     """One row per (title, album artist); counts, artists and genres are filled by _refresh_albums."""
     wanted: dict[tuple[str, str], Album] = {}
     for spec in specs:
-        key = (spec.album_title, spec.album_album_artist)
         if not spec.album_title:
             continue
+        key = (spec.album_title, spec.album_album_artist)
         if key not in wanted:
             wanted[key] = Album(
                 library=library,
