@@ -25,7 +25,8 @@ from apps.accounts.models import SignInAttempt
 from apps.library.models import Album, Library, LibraryAccess, LibraryKind, ScanJob
 from tests.audio import make_audio
 from tests.e2e.browser import CHROMIUM, PASSWORD, LiveServer, screenshot, sign_in
-from tests.library.conftest import scan_job
+from tests.factories import LibraryFactory
+from tests.pipeline import scan_job
 
 pytestmark = [
     pytest.mark.slow,
@@ -72,8 +73,8 @@ def _build_library(root: Path) -> dict[str, int]:
         if comment:
             tags["comment"] = comment
         make_audio(pods_dir / "Tone Talk" / f"{title}.mp3", seconds=1, frequency=400, tags=tags)
-    music = Library.objects.create(name="Music", kind=LibraryKind.MUSIC, root_paths=[str(music_dir)])
-    pods = Library.objects.create(name="Podcasts", kind=LibraryKind.PODCAST, root_paths=[str(pods_dir)])
+    music = LibraryFactory(name="Music", kind=LibraryKind.MUSIC, root=music_dir)
+    pods = LibraryFactory(name="Podcasts", kind=LibraryKind.PODCAST, root=pods_dir)
     scan_job(music)
     scan_job(pods)
     return {

@@ -40,6 +40,7 @@ from tests.e2e.browser import (
     sign_in,
     wait_playing_past,
 )
+from tests.factories import LibraryFactory
 
 pytestmark = [
     pytest.mark.slow,
@@ -82,8 +83,8 @@ def _build_library(root: Path) -> dict[str, int | list[int]]:
         make_audio(books_dir / "A. Writer" / "The First Wave" / f"{part:02d}.mp3", seconds=8, frequency=300 + 60 * part,
                    tags={"title": f"Part {part}", "album": "The First Wave", "artist": "A. Writer",
                          "grouping": "Sine Saga"})  # fmt: skip
-    music = Library.objects.create(name="Music", kind=LibraryKind.MUSIC, root_paths=[str(music_dir)])
-    books = Library.objects.create(name="Audiobooks", kind=LibraryKind.AUDIOBOOK, root_paths=[str(books_dir)])
+    music = LibraryFactory(name="Music", kind=LibraryKind.MUSIC, root=music_dir)
+    books = LibraryFactory(name="Audiobooks", kind=LibraryKind.AUDIOBOOK, root=books_dir)
     for library in (music, books):
         library_scan(library=library)
     tracks = {track.title: track for track in Track.objects.all()}

@@ -7,8 +7,8 @@ from django.urls import reverse
 from apps.library.models import AudioFile, Library, LibraryAccess, LibraryKind, ScanJob
 from apps.library.services import library_scan, scan_request
 from tests.audio import make_audio
-from tests.factories import UserFactory
-from tests.library.conftest import make_library, scan_job
+from tests.factories import LibraryFactory, UserFactory
+from tests.pipeline import scan_job
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +66,7 @@ def test_library_created_with_normalised_roots_and_grants(admin_client, tmp_path
 
 def test_scan_now_queues_a_job_and_links_to_it(admin_client, tmp_path, django_capture_on_commit_callbacks):
     (tmp_path / "music").mkdir()
-    library = make_library(tmp_path / "music")
+    library = LibraryFactory(root=tmp_path / "music")
 
     with django_capture_on_commit_callbacks() as callbacks:
         response = admin_client.post(
@@ -87,7 +87,7 @@ def test_scan_now_queues_a_job_and_links_to_it(admin_client, tmp_path, django_ca
 def test_admin_lists_do_not_grow_queries_with_rows(admin_client, tmp_path, django_assert_max_num_queries):
     pages = ["library", "track", "audiofile", "scanjob", "album"]
     make_audio(tmp_path / "one" / "a.mp3", seconds=1, tags={"album": "A", "genre": "Rock"})
-    scan_job(make_library(tmp_path / "one", name="one"))
+    scan_job(LibraryFactory(root=tmp_path / "one", name="one"))
     counts = {}
     for page in pages:
         with django_assert_max_num_queries(30) as queries:
@@ -97,7 +97,7 @@ def test_admin_lists_do_not_grow_queries_with_rows(admin_client, tmp_path, djang
     for n in range(8):
         make_audio(tmp_path / f"lib{n}" / "x.mp3", seconds=1, tags={"album": f"B{n}", "genre": "Jazz"})
         (tmp_path / f"lib{n}" / "bad.mp3").write_bytes(b"")
-        scan_job(make_library(tmp_path / f"lib{n}", name=f"lib{n}"))
+        scan_job(LibraryFactory(root=tmp_path / f"lib{n}", name=f"lib{n}"))
     for page in pages:
         with django_assert_max_num_queries(counts[page]):
             response = admin_client.get(reverse(f"admin:library_{page}_changelist"))
@@ -109,7 +109,7 @@ def test_filters_on_track_and_file_lists(admin_client, tmp_path):
     make_audio(media / "a.mp3", seconds=1, tags={"title": "Rocky", "genre": "Rock", "artist": "Stone"})
     make_audio(media / "b.mp3", seconds=1, tags={"title": "Smooth", "genre": "Jazz"})
     (media / "broken.mp3").write_bytes(b"")
-    scan_job(make_library(media))
+    scan_job(LibraryFactory(root=media))
     tracks = reverse("admin:library_track_changelist")
     files = reverse("admin:library_audiofile_changelist")
 
@@ -129,7 +129,7 @@ def test_has_error_lists_a_book_with_one_unreadable_file_among_good_ones(admin_c
     make_audio(media / "Book" / "02.mp3", seconds=1)
     (media / "Book" / "03.mp3").write_bytes(b"not audio at all" * 100)
     make_audio(media / "Fine" / "01.mp3", seconds=1, tags={"album": "Fine"})
-    library = Library.objects.create(name="books", kind=LibraryKind.AUDIOBOOK, root_paths=[str(media)])
+    library = LibraryFactory(name="books", kind=LibraryKind.AUDIOBOOK, root=media)
     library_scan(library=library)
 
     def listed(value: str) -> list[str]:
@@ -160,8 +160,8 @@ def test_dangerous_folders_are_refused_with_why_and_nothing_is_saved(admin_clien
 def test_a_library_may_not_be_moved_over_another_librarys_folder(admin_client, tmp_path):
     (tmp_path / "family" / "kids").mkdir(parents=True)
     (tmp_path / "mine").mkdir()
-    make_library(tmp_path / "family", name="Family")
-    mine = make_library(tmp_path / "mine", name="Mine")
+    LibraryFactory(root=tmp_path / "family", name="Family")
+    mine = LibraryFactory(root=tmp_path / "mine", name="Mine")
 
     response = admin_client.post(
         reverse("admin:library_library_change", args=[mine.pk]),
@@ -194,8 +194,8 @@ def test_library_form_has_no_raw_settings_box_and_says_which_folders_are_refused
 
 def test_a_scan_job_page_is_titled_with_its_librarys_name(admin_client, tmp_path):
     (tmp_path / "music").mkdir()
-    make_library(tmp_path / "other", name="Other")  # a library id that differs from the job's
-    library = make_library(tmp_path / "music", name="Jazz")
+    LibraryFactory(root=tmp_path / "other", name="Other")  # a library id that differs from the job's
+    library = LibraryFactory(root=tmp_path / "music", name="Jazz")
     job, _ = scan_request(library=library, dispatch=False)
 
     page = admin_client.get(reverse("admin:library_scanjob_change", args=[job.pk]))

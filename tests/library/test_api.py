@@ -7,8 +7,8 @@ from rest_framework.test import APIClient
 
 from apps.library.models import LibraryKind, ScanJob, ScanStatus, Track
 from tests.audio import make_audio
-from tests.factories import UserFactory
-from tests.library.conftest import grant, make_library, scan, scan_job
+from tests.factories import LibraryAccessFactory, LibraryFactory, UserFactory
+from tests.pipeline import scan, scan_job
 
 pytestmark = pytest.mark.django_db
 
@@ -33,12 +33,12 @@ def world(tmp_path):
         )
     private = tmp_path / "private"
     make_audio(private / "Secret Show" / "ep.mp3", seconds=1, tags={"title": "Secret episode", "album": "Secret Show"})
-    shared = make_library(music, name="Shared music")
-    hidden = make_library(private, kind=LibraryKind.PODCAST, name="Private podcasts")
+    shared = LibraryFactory(root=music, name="Shared music")
+    hidden = LibraryFactory(root=private, kind=LibraryKind.PODCAST, name="Private podcasts")
     scan_job(shared)
     scan_job(hidden)
     listener = UserFactory()
-    grant(listener, shared)
+    LibraryAccessFactory(user=listener, library=shared)
     client = APIClient()
     client.force_authenticate(listener)
     staff = APIClient()

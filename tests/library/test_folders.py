@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from apps.library.models import AudioFile, Library, ScanJob, ScanStatus
 from apps.library.services import scan_claim, scan_request, scan_run
 from tests.audio import make_audio
-from tests.library.conftest import make_library
+from tests.factories import LibraryFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +84,7 @@ def test_a_symlink_to_the_root_is_the_root(tmp_path: Path):
 def test_a_folder_inside_around_or_equal_to_another_librarys_is_refused_and_names_it(tmp_path: Path):
     shared = tmp_path / "shared" / "music"
     (shared / "rock").mkdir(parents=True)
-    make_library(shared, name="Family music")
+    LibraryFactory(root=shared, name="Family music")
     expected = "overlaps a folder of the library “Family music”; libraries may not share files."
     assert refusal(str(shared)) == [f"{shared}: {expected}"]
     assert refusal(str(shared / "rock")) == [f"{shared / 'rock'}: {expected}"]
@@ -109,7 +109,7 @@ def test_two_folders_of_one_library_may_not_overlap(tmp_path: Path):
 def test_a_library_keeps_its_own_folders_and_a_sibling_folder_is_fine(tmp_path: Path):
     (tmp_path / "music").mkdir()
     (tmp_path / "books").mkdir()
-    music = make_library(tmp_path / "music", name="Music")
+    music = LibraryFactory(root=tmp_path / "music", name="Music")
     music.full_clean()  # its own folder is no overlap
     books = Library(name="Books", kind="audiobook", root_paths=[f"{tmp_path}/books/"])
     books.full_clean()
@@ -133,7 +133,7 @@ def test_a_scan_refuses_a_library_saved_over_a_system_folder(tmp_path: Path):
 def test_a_scan_refuses_a_symlink_swapped_to_another_librarys_folder(tmp_path: Path):
     private = tmp_path / "private"
     make_audio(private / "secret.mp3", seconds=1)
-    make_library(private, name="Private")
+    LibraryFactory(root=private, name="Private")
     mine = tmp_path / "mine"
     make_audio(mine / "song.mp3", seconds=1)
     link = tmp_path / "link"

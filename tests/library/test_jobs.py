@@ -19,15 +19,15 @@ from apps.library.services import scan_claim, scan_jobs_expire, scan_request, sc
 from apps.library.services.jobs import SCAN_TASK
 from tests.audio import make_audio
 from tests.conftest import child_database_url, free_port
-from tests.factories import UserFactory
-from tests.library.conftest import make_library, scan_job
+from tests.factories import LibraryFactory, UserFactory
+from tests.pipeline import scan_job
 
 pytestmark = pytest.mark.django_db
 
 
 def test_one_active_scan_per_library_is_kept_by_the_database(tmp_path):
     (tmp_path / "music").mkdir()
-    library = make_library(tmp_path / "music")
+    library = LibraryFactory(root=tmp_path / "music")
     first, created = scan_request(library=library, dispatch=False)
     second, created_again = scan_request(library=library, dispatch=False)
 
@@ -41,7 +41,7 @@ def test_one_active_scan_per_library_is_kept_by_the_database(tmp_path):
 
 
 def test_a_running_scan_whose_worker_died_is_reclaimed_or_expired(tmp_path):
-    library = make_library(tmp_path)
+    library = LibraryFactory(root=tmp_path)
     job, _ = scan_request(library=library, dispatch=False)
     scan_claim(job_id=job.pk)
     ScanJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
@@ -55,9 +55,9 @@ def test_a_running_scan_whose_worker_died_is_reclaimed_or_expired(tmp_path):
 
 
 def test_periodic_rescans_are_queued_when_due(tmp_path):
-    due = make_library(tmp_path / "a", name="due", scan_interval_minutes=60)
-    not_due = make_library(tmp_path / "b", name="fresh", scan_interval_minutes=60)
-    make_library(tmp_path / "c", name="manual only")
+    due = LibraryFactory(root=tmp_path / "a", name="due", scan_interval_minutes=60)
+    not_due = LibraryFactory(root=tmp_path / "b", name="fresh", scan_interval_minutes=60)
+    LibraryFactory(root=tmp_path / "c", name="manual only")
     old, _ = scan_request(library=due, dispatch=False)
     ScanJob.objects.filter(pk=old.pk).update(
         status=ScanStatus.SUCCEEDED, created_at=timezone.now() - timedelta(hours=2)
@@ -76,7 +76,7 @@ def test_scan_command_shows_progress_and_a_summary(tmp_path, capsys):
     # Not tmp_path itself: it holds the test's renditions, media and static folders, refused in a library.
     make_audio(tmp_path / "music" / "a.mp3", seconds=1, tags={"title": "A"})
     (tmp_path / "music" / "bad.mp3").write_bytes(b"")
-    library = make_library(tmp_path / "music", name="Home")
+    library = LibraryFactory(root=tmp_path / "music", name="Home")
 
     call_command("scan", "Home")
 
@@ -99,7 +99,7 @@ def test_a_real_worker_runs_the_scan_task(tmp_path, process_env, settings):
     template = make_audio(media / "many" / "000.ogg", seconds=1)
     for n in range(1, 250):
         shutil.copyfile(template, media / "many" / f"{n:03}.ogg")
-    library = make_library(media)
+    library = LibraryFactory(root=media)
     job, _ = scan_request(library=library, dispatch=False)
     queue = f"test-scan-{uuid.uuid4().hex[:8]}"
     env = {**process_env, "DATABASE_URL": child_database_url()}
@@ -145,7 +145,7 @@ def test_scans_are_counted_in_the_metrics_by_outcome_and_file_result(tmp_path):
     make_audio(media / "one.mp3", seconds=0.5)
     make_audio(media / "two.mp3", seconds=0.5)
     (media / "broken.flac").write_bytes(b"fLaC but nothing after it")
-    library = make_library(media)
+    library = LibraryFactory(root=media)
 
     before = snapshot()
     scan_job(library)
@@ -188,7 +188,7 @@ def test_a_scan_asked_for_while_the_broker_is_down_fails_at_once_with_why(tmp_pa
     next request is a new job."""
     from apps.library.services import jobs
 
-    library = make_library(tmp_path)
+    library = LibraryFactory(root=tmp_path)
     api = APIClient()
     api.force_authenticate(UserFactory(is_staff=True))
     dead = Celery("dead-broker", broker=f"redis://127.0.0.1:{free_port()}/0", set_as_current=False)

@@ -12,7 +12,8 @@ from apps.library.models import Album, AudioFile, Chapter, LibraryKind, Track
 from apps.library.services import library_scan
 from apps.library.services import scan as scan_module
 from tests.audio import make_audio, touch_later
-from tests.library.conftest import make_library, scan
+from tests.factories import LibraryFactory
+from tests.pipeline import scan
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,7 @@ def test_music_groups_albums_by_title_and_album_artist(media):
     song(media / "A", "02.mp3", title="Two", artist="Alice; Bob", album="Greatest", album_artist="Alice", track="2")
     song(media / "B", "01.flac", title="Other", artist="Carol", album="Greatest", album_artist="Carol", genre="Jazz")
     song(media, "loose single.ogg")  # no tags at all
-    library = make_library(media)
+    library = LibraryFactory(root=media)
 
     result = scan(library)
 
@@ -48,7 +49,7 @@ def test_podcast_show_is_the_album_and_each_file_an_episode(media):
     song(media / "Tech Talk", "ep1.mp3", title="Episode 1", album="Tech Talk", artist="Host")
     song(media / "Tech Talk", "ep2.mp3", title="Episode 2", album="Tech Talk", artist="Guest")
     song(media / "Untagged Show", "pilot.mp3")
-    library = make_library(media, kind=LibraryKind.PODCAST)
+    library = LibraryFactory(root=media, kind=LibraryKind.PODCAST)
 
     scan(library)
 
@@ -63,7 +64,7 @@ def test_audiobook_multi_file_book_is_one_track_with_a_continuous_timeline(media
     make_audio(book / "CD1" / "part 10.mp3", seconds=1, tags={"title": "Beginning", "disc": "1", "album": "Long"})
     make_audio(book / "CD1" / "part 9.mp3", seconds=2, tags={"title": "Part two", "disc": "1", "album": "Long"})
     make_audio(book / "CD2" / "z.mp3", seconds=1, tags={"title": "Last", "disc": "2", "album": "Long"})
-    library = make_library(media, kind=LibraryKind.AUDIOBOOK)
+    library = LibraryFactory(root=media, kind=LibraryKind.AUDIOBOOK)
 
     scan(library)
 
@@ -84,7 +85,7 @@ def test_audiobook_m4b_chapters_and_one_book_per_m4b_and_root_file(media):
     make_audio(media / "Author" / "Book Two.m4b", seconds=1, tags={"title": "ignored", "album": "Book Two"})
     make_audio(media / "Standalone.mp3", seconds=1)
     make_audio(media / "Series" / "Vol 1" / "a.m4a", seconds=1, tags={"album": "Vol 1"})
-    library = make_library(media, kind=LibraryKind.AUDIOBOOK)
+    library = LibraryFactory(root=media, kind=LibraryKind.AUDIOBOOK)
 
     scan(library)
 
@@ -102,7 +103,7 @@ def test_audiobook_m4b_chapters_and_one_book_per_m4b_and_root_file(media):
 def test_rescans_see_added_changed_deleted_and_restored_files(media, tmp_path):
     first = song(media, "first.mp3", title="First")
     second = song(media, "second.mp3", title="Second")
-    library = make_library(media)
+    library = LibraryFactory(root=media)
     scan(library)
     before = {t.title: t.source_fingerprint for t in Track.objects.all()}
 
@@ -145,7 +146,7 @@ def test_bad_files_are_kept_with_their_error_and_the_scan_goes_on(media):
     corrupt.write_bytes(make_audio(media / "tmp.flac").read_bytes()[:100])
     (media / "tmp.flac").unlink()
     (media / "cover.jpg").write_bytes(b"\xff\xd8 not audio, not scanned")
-    library = make_library(media)
+    library = LibraryFactory(root=media)
 
     result = scan(library)
 
@@ -167,7 +168,7 @@ def test_awkward_names_deep_folders_and_big_folders(media):
     template = song(media / "big", "0000.mp3")
     for n in range(1, 1000):
         shutil.copyfile(template, media / "big" / f"{n:04}.mp3")
-    library = make_library(media)
+    library = LibraryFactory(root=media)
 
     result = scan(library)
 
@@ -185,7 +186,7 @@ def test_symlinks_outside_the_root_are_not_followed(media, tmp_path):
     os.symlink(outside / "secret.mp3", media / "escape.mp3")
     os.symlink(media / "real", media / "alias")  # inside: followed, but the folder is read once
     os.symlink(media, media / "real" / "loop")
-    library = make_library(media)
+    library = LibraryFactory(root=media)
 
     result = scan(library)
 
@@ -196,7 +197,7 @@ def test_symlinks_outside_the_root_are_not_followed(media, tmp_path):
 def test_a_file_deleted_during_the_scan_is_simply_not_there(media):
     song(media, "stays.mp3", title="Stays")
     doomed = song(media, "doomed.mp3", title="Doomed")
-    library = make_library(media)
+    library = LibraryFactory(root=media)
 
     def delete_after_walk(phase, done, total):
         if phase == "walk" and total and doomed.exists():
@@ -210,7 +211,7 @@ def test_a_file_deleted_during_the_scan_is_simply_not_there(media):
 
 def test_a_scan_that_died_before_building_tracks_is_completed_by_the_next(media, monkeypatch):
     song(media, "one.mp3", title="One")
-    library = make_library(media)
+    library = LibraryFactory(root=media)
 
     def crash(**kwargs):
         raise RuntimeError("worker killed")
@@ -231,7 +232,7 @@ def test_a_scan_that_died_before_building_tracks_is_completed_by_the_next(media,
 def test_file_moving_between_books_regroups_both(media):
     make_audio(media / "Book A" / "1.mp3", seconds=1)
     make_audio(media / "Book A" / "2.mp3", seconds=1)
-    library = make_library(media, kind=LibraryKind.AUDIOBOOK)
+    library = LibraryFactory(root=media, kind=LibraryKind.AUDIOBOOK)
     scan(library)
     assert Chapter.objects.count() == 2
 
@@ -254,7 +255,7 @@ def test_tags_and_names_that_do_not_fit_the_columns_are_cut_or_skipped_not_fatal
     for level in range(8):  # 2 000 characters under the root, more than 2 048 with it
         deep = deep / (f"{level}" + "d" * 248)
     song(deep, "deep.mp3", title="Too deep")
-    library = make_library(media)
+    library = LibraryFactory(root=media)
 
     result = scan(library)
 
@@ -267,7 +268,7 @@ def test_a_nul_in_a_chapter_title_is_dropped_like_in_tags(media):
     book = make_audio(media / "book.m4b", seconds=2, chapters=[("AQZQA", 0, 1000), ("Second", 1000, 2000)])
     book.write_bytes(book.read_bytes().replace(b"AQZQA", b"A\x00ZQA"))
     make_audio(media / "other.m4b", seconds=1, tags={"album": "Fine"})
-    library = make_library(media, kind=LibraryKind.AUDIOBOOK)
+    library = LibraryFactory(root=media, kind=LibraryKind.AUDIOBOOK)
 
     result = scan(library)
 
@@ -280,7 +281,7 @@ def test_a_book_in_disc_folders_without_disc_tags_plays_disc_by_disc(media):
     for disc in (1, 2):
         for number in (1, 2):
             song(media / "Book" / f"CD{disc}", f"{number:02}.mp3", title=f"d{disc}t{number}", track=str(number))
-    library = make_library(media, kind=LibraryKind.AUDIOBOOK)
+    library = LibraryFactory(root=media, kind=LibraryKind.AUDIOBOOK)
 
     scan(library)
 
@@ -291,7 +292,7 @@ def test_a_book_in_disc_folders_without_disc_tags_plays_disc_by_disc(media):
 def test_tracks_orphaned_by_a_regrouping_leave_their_album_counts(media):
     song(media / "S", "b1.m4b", album="Book One", grouping="Saga")
     song(media / "S", "b2.m4b", album="Book Two", grouping="Saga")
-    library = make_library(media, kind=LibraryKind.AUDIOBOOK)
+    library = LibraryFactory(root=media, kind=LibraryKind.AUDIOBOOK)
     scan(library)
     saga = Album.objects.get(title="Saga")
     assert saga.track_count == 2

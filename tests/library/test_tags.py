@@ -24,8 +24,8 @@ from apps.library.scanner.grouping import published
 from apps.library.scanner.metadata import read_metadata
 from apps.library.selectors import artist_albums
 from tests.audio import make_audio, touch_later
-from tests.factories import UserFactory
-from tests.library.conftest import make_library, scan
+from tests.factories import LibraryFactory, UserFactory
+from tests.pipeline import scan
 
 pytestmark = pytest.mark.django_db
 
@@ -102,7 +102,7 @@ def test_each_track_keeps_its_disc_and_subtitle_and_an_album_plays_disc_by_disc(
     for name, number, title in [("c 10.mp3", "10", "Early ten"), ("d 9.mp3", "9", "Early nine")]:
         early = make_audio(box / name, seconds=1, tags={**album, "title": title, "track": number, "disc": "1/2"})
         id3(early, TSST(encoding=3, text="The Early Years"))
-    scan(make_library(media))
+    scan(LibraryFactory(root=media))
 
     [listed] = rows(api, "/api/v1/albums", artist="Band")
     tracks = get(api, f"/api/v1/albums/{listed['id']}")["tracks"]
@@ -146,7 +146,7 @@ def test_a_compilation_is_one_various_artists_album_whichever_format_flags_it(me
         tags = {"title": f"Mix {number}", "artist": f"Singer {number}", "album": "Mixed", "album_artist": "DJ Kay"}
         id3(make_audio(media / "mix" / f"{number}.mp3", seconds=1, tags=tags), TCMP(encoding=3, text="1"))
         various(media / "split", f"{number}.mp3", f"Singer {number}", "Split")
-    scan(make_library(media))
+    scan(LibraryFactory(root=media))
 
     albums = {(a["title"], a["album_artist"], a["compilation"], a["track_count"]) for a in rows(api, "/api/v1/albums")}
 
@@ -177,7 +177,7 @@ def test_an_artist_finds_what_they_are_album_artist_of_and_what_they_only_appear
         hit = make_audio(media / "hits" / name, seconds=1, tags={"title": title, "artist": artist, "album": "Hits"})
         id3(hit, TCMP(encoding=3, text="1"), TDRC(encoding=3, text="1999"))
     make_audio(media / "other" / "1.mp3", seconds=1, tags={"title": "Alone", "artist": "Other", "album": "Solo"})
-    library = make_library(media)
+    library = LibraryFactory(root=media)
     scan(library)
 
     def titles(**params) -> list[str]:
@@ -210,7 +210,7 @@ def test_several_album_artists_from_an_id3v23_slash_and_from_repeated_vorbis_fie
     vorbis(second, ALBUMARTIST=["Alice", "Bob"])
     band = make_audio(media / "AC" / "1.mp3", seconds=1, tags={"title": "Rock", "album": "Volts"})
     id3(band, TPE2(encoding=3, text="AC/DC"), v2_version=3)  # a name in LIBRARY_UNSPLIT_NAMES stays whole
-    scan(make_library(media))
+    scan(LibraryFactory(root=media))
 
     [duets] = rows(api, "/api/v1/albums", artist="Bob")
     assert (duets["title"], duets["album_artists"], duets["album_artist"], duets["track_count"]) == (
@@ -247,7 +247,7 @@ def test_episodes_are_dated_and_described_from_each_format_and_listed_newest_fir
     vorbis(episode("e.ogg", "Vorbis"), DATE=["2024-02-20T10:00:00+02:00"], DESCRIPTION=["Vorbis notes"])
     undated = episode("f.mp3", "Undated")  # no date tag: when the file was written
     set_mtime(undated, utc(2024, 6, 1, 12, 0))
-    library = make_library(media, kind=LibraryKind.PODCAST)
+    library = LibraryFactory(root=media, kind=LibraryKind.PODCAST)
     scan(library)
 
     newest_first = [
@@ -276,7 +276,7 @@ def test_episodes_are_dated_and_described_from_each_format_and_listed_newest_fir
 def test_a_music_library_is_still_listed_by_title(media, api):
     for title, date in [("Zebra", "2024-06-01"), ("Aardvark", "2001-01-01")]:
         make_audio(media / f"{title}.mp3", seconds=1, tags={"title": title, "date": date})
-    library = make_library(media)
+    library = LibraryFactory(root=media)
     scan(library)
 
     listed = rows(api, "/api/v1/tracks", library=library.pk)
@@ -307,7 +307,7 @@ def test_itunes_technical_comments_are_no_description(media, api):
         id3(episode, COMM(encoding=3, lang="eng", desc="iTunSMPB", text=" 00000000 00000210 000003A4"))
         if comment:
             id3(episode, COMM(encoding=3, lang="eng", desc="", text=comment))
-    library = make_library(media, kind=LibraryKind.PODCAST)
+    library = LibraryFactory(root=media, kind=LibraryKind.PODCAST)
     scan(library)
 
     described = {
@@ -354,7 +354,7 @@ def test_a_cbr_mp3_cut_short_has_the_duration_of_what_is_there_and_is_flagged(tm
 def test_a_truncated_file_is_shown_as_such_until_it_is_whole_again(media, api):
     make_audio(media / "whole.mp3", seconds=10, tags={"title": "Whole"})
     partial = cut(make_audio(media / "partial.mp3", seconds=10, tags={"title": "Partial"}), 0.4)
-    library = make_library(media)
+    library = LibraryFactory(root=media)
     scan(library)
 
     def seconds(row: dict) -> int:
@@ -383,7 +383,7 @@ def test_a_date_out_of_range_in_utc_falls_back_to_the_file_time(media, api):
     early = make_audio(show / "early.flac", seconds=1, tags={"title": "Early"})
     vorbis(early, RELEASEDATE=["0001-01-01T01:00:00+05:00"], DATE=["2022-02-02"])
     set_mtime(late, utc(2025, 1, 1))
-    library = make_library(media, kind=LibraryKind.PODCAST)
+    library = LibraryFactory(root=media, kind=LibraryKind.PODCAST)
     scan(library)
 
     listed = rows(api, "/api/v1/tracks", library=library.pk)

@@ -10,8 +10,8 @@ from django.urls import reverse
 from apps.library.models import AudioFile
 from apps.library.scanner.metadata import read_metadata
 from tests.audio import make_audio
-from tests.factories import UserFactory
-from tests.library.conftest import make_library, scan
+from tests.factories import LibraryFactory, UserFactory
+from tests.pipeline import scan
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def test_a_cbr_mp3_cut_short_gets_the_duration_of_what_is_there(tmp_path: Path):
 def test_scan_flags_the_cut_file_and_the_admin_lists_it(media: Path, client):
     make_audio(media / "whole.mp3", seconds=20, tags={"title": "whole"})
     cut(make_audio(media / "part.mp3", seconds=20, tags={"title": "part"}))
-    library = make_library(media)
+    library = LibraryFactory(root=media)
     scan(library)
     part = AudioFile.objects.select_related("track").get(path="part.mp3")
     whole = AudioFile.objects.select_related("track").get(path="whole.mp3")

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from apps.library.models import Album, Library, LibraryKind, Track
-from tests.library.conftest import grant
+from tests.factories import LibraryAccessFactory, LibraryFactory
 from tests.web.test_pages import PASSWORD, make_album, make_track, signed_in, text_of
 
 pytestmark = pytest.mark.django_db
@@ -30,15 +30,15 @@ def listener():
 
 @pytest.fixture
 def music(tmp_path, listener) -> Library:
-    library = Library.objects.create(name="Music", kind=LibraryKind.MUSIC, root_paths=[str(tmp_path / "m")])
-    grant(listener, library)
+    library = LibraryFactory(name="Music", kind=LibraryKind.MUSIC, root=tmp_path / "m")
+    LibraryAccessFactory(user=listener, library=library)
     return library
 
 
 @pytest.fixture
 def podcasts(tmp_path, listener) -> Library:
-    library = Library.objects.create(name="Pods", kind=LibraryKind.PODCAST, root_paths=[str(tmp_path / "p")])
-    grant(listener, library)
+    library = LibraryFactory(name="Pods", kind=LibraryKind.PODCAST, root=tmp_path / "p")
+    LibraryAccessFactory(user=listener, library=library)
     return library
 
 
@@ -156,7 +156,7 @@ def test_an_artist_with_tracks_but_no_album_has_a_page_an_unknown_or_hidden_one_
     tmp_path, music, listener, compilation
 ):
     make_track(music, "Loose Single", artists=("No Album Band",))
-    hidden = Library.objects.create(name="Vault", kind=LibraryKind.MUSIC, root_paths=[str(tmp_path / "h")])
+    hidden = LibraryFactory(name="Vault", kind=LibraryKind.MUSIC, root=tmp_path / "h")
     secret = make_album(hidden, "Secret Record", "Secret Band")
     make_track(hidden, "Secret Song", album=secret, artists=("Secret Band",))
     client = signed_in(listener)

@@ -12,9 +12,9 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from apps.library.models import Album, Library, LibraryKind, Track
-from apps.playback import buffer
+from apps.playback.progress import buffer
 from apps.playback.services import progress_record
-from tests.library.conftest import grant
+from tests.factories import LibraryAccessFactory, LibraryFactory
 from tests.web.test_pages import PASSWORD, make_album, make_track, signed_in, text_of
 
 pytestmark = pytest.mark.django_db
@@ -54,8 +54,8 @@ def row_html(html: str, track: Track) -> str:
 
 @pytest.fixture
 def books(tmp_path, listener) -> Library:
-    library = Library.objects.create(name="Books", kind=LibraryKind.AUDIOBOOK, root_paths=[str(tmp_path / "b")])
-    grant(listener, library)
+    library = LibraryFactory(name="Books", kind=LibraryKind.AUDIOBOOK, root=tmp_path / "b")
+    LibraryAccessFactory(user=listener, library=library)
     return library
 
 
@@ -116,8 +116,8 @@ def test_a_book_library_page_counts_its_queries(books, listener, django_assert_m
 def test_a_podcast_library_lists_its_shows_then_episodes_newest_first(
     tmp_path, listener, django_assert_max_num_queries
 ):
-    podcasts = Library.objects.create(name="Pods", kind=LibraryKind.PODCAST, root_paths=[str(tmp_path / "p")])
-    grant(listener, podcasts)
+    podcasts = LibraryFactory(name="Pods", kind=LibraryKind.PODCAST, root=tmp_path / "p")
+    LibraryAccessFactory(user=listener, library=podcasts)
     show, other_show = make_album(podcasts, "Tone Talk", ""), make_album(podcasts, "Noise Notes", "")
     aged(make_track(podcasts, "Episode 1", album=show), days=30)
     aged(make_track(podcasts, "Episode 2", album=show), days=20)
@@ -138,7 +138,7 @@ def test_a_podcast_library_lists_its_shows_then_episodes_newest_first(
 
 
 def test_library_pages_show_nothing_of_a_library_without_a_grant(tmp_path, books, listener):
-    vault = Library.objects.create(name="Vault", kind=LibraryKind.AUDIOBOOK, root_paths=[str(tmp_path / "v")])
+    vault = LibraryFactory(name="Vault", kind=LibraryKind.AUDIOBOOK, root=tmp_path / "v")
     book(vault, "Secret Book", "Hidden Author")
     book(books, "Open Book", "Known Author")
 
@@ -150,10 +150,10 @@ def test_library_pages_show_nothing_of_a_library_without_a_grant(tmp_path, books
 
 
 def test_home_recently_added_shows_albums_books_and_episodes_newest_first(tmp_path, books, listener):
-    music = Library.objects.create(name="Music", kind=LibraryKind.MUSIC, root_paths=[str(tmp_path / "m")])
-    podcasts = Library.objects.create(name="Pods", kind=LibraryKind.PODCAST, root_paths=[str(tmp_path / "p")])
+    music = LibraryFactory(name="Music", kind=LibraryKind.MUSIC, root=tmp_path / "m")
+    podcasts = LibraryFactory(name="Pods", kind=LibraryKind.PODCAST, root=tmp_path / "p")
     for library in (music, podcasts):
-        grant(listener, library)
+        LibraryAccessFactory(user=listener, library=library)
     album = make_album(music, "Blue Hours", "The Tones")
     make_track(music, "Morning Tone", album=album)
     Album.objects.filter(pk=album.pk).update(created_at=timezone.now() - timedelta(days=2))

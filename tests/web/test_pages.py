@@ -3,7 +3,6 @@ sign-out, and the query counts of the list pages. The browser tests are in tests
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass
 
@@ -13,12 +12,11 @@ from django.test import Client
 
 from apps.library.models import Album, Chapter, Library, LibraryKind, Track
 from apps.playback.services import progress_record
-from tests.library.conftest import grant
+from tests.factories import LibraryAccessFactory, LibraryFactory, TrackFactory
 
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "correct horse battery staple"
-_fingerprints = itertools.count()
 
 PAGES = ["/", "/libraries/", "/albums/", "/tracks/", "/history/"]
 
@@ -37,16 +35,14 @@ def make_track(
     genres: tuple[str, ...] = (),
     duration_ms: int = 200_000,
 ) -> Track:
-    track = Track.objects.create(
+    track = TrackFactory(
         library=library,
         album=album,
-        group_key=f"{title}.mp3",
         title=title,
         artists=list(artists),
         genres=list(genres),
         track_number=number,
         duration_ms=duration_ms,
-        source_fingerprint=f"fp{next(_fingerprints)}",
     )
     if album is not None:
         album.track_count += 1
@@ -82,11 +78,11 @@ def world(tmp_path) -> World:
     users = get_user_model().objects
     listener = users.create_user("listener", password=PASSWORD)
     outsider = users.create_user("outsider", password=PASSWORD)
-    music = Library.objects.create(name="Music", kind=LibraryKind.MUSIC, root_paths=[str(tmp_path / "m")])
-    books = Library.objects.create(name="Books", kind=LibraryKind.AUDIOBOOK, root_paths=[str(tmp_path / "b")])
-    hidden = Library.objects.create(name="Vault", kind=LibraryKind.MUSIC, root_paths=[str(tmp_path / "h")])
-    grant(listener, music)
-    grant(listener, books)
+    music = LibraryFactory(name="Music", kind=LibraryKind.MUSIC, root=tmp_path / "m")
+    books = LibraryFactory(name="Books", kind=LibraryKind.AUDIOBOOK, root=tmp_path / "b")
+    hidden = LibraryFactory(name="Vault", kind=LibraryKind.MUSIC, root=tmp_path / "h")
+    LibraryAccessFactory(user=listener, library=music)
+    LibraryAccessFactory(user=listener, library=books)
     album = make_album(music, "Blue Hours", "The Tones", year=2019)
     song = make_track(music, "Morning Tone", album=album, number=1, artists=("The Tones",), genres=("Ambient",))
     other_song = make_track(music, "Evening Hum", album=album, number=2, artists=("The Tones", "Guest"),
