@@ -57,9 +57,9 @@ from rest_framework.views import APIView  # noqa: E402
 
 from apps.accounts.services import api_token_issue  # noqa: E402
 from apps.library.models import Library, LibraryAccess, LibraryKind, Track  # noqa: E402
-from apps.playback import buffer  # noqa: E402
 from apps.playback.models import PlaybackProgress  # noqa: E402
-from apps.playback.rules import Op, Update, now_us  # noqa: E402
+from apps.playback.progress import buffer  # noqa: E402
+from apps.playback.progress.rules import ProgressAction, ProgressChange, now_us  # noqa: E402
 from apps.playback.services import progress_buffer_flush  # noqa: E402
 from bench.load import database_url, free_port  # noqa: E402
 
@@ -220,16 +220,13 @@ def fill_buffer(users, tracks) -> None:
     pipeline = client.pipeline(transaction=False)
     for user in users:
         for n, track in enumerate(tracks):
-            update = Update(op=Op.UPDATE, user_id=user.pk, track_id=track.pk, position_ms=1000 * (n + 1) + now % 1000,
-                            duration_ms=TRACK_MS, device_id="bench", state="playing", client_updated_us=now,
-                            now_us=now, threshold_ms=TRACK_MS // 2)  # fmt: skip
-            buffer._RECORD(
-                keys=[buffer._key(f"e:{user.pk}:{track.pk}"), buffer._key("dirty"), buffer._key(f"dirty:{user.pk}")],
-                args=[update.op.value, update.user_id, update.track_id, update.position_ms, update.duration_ms,
-                      update.device_id, update.state, update.client_updated_us, update.now_us, update.threshold_ms,
-                      f"{user.pk}:{track.pk}", settings.PROGRESS_BUFFER_TTL_S, "none", *[""] * 8],
-                client=pipeline,
+            change = ProgressChange(
+                action=ProgressAction.REPORT, user_id=user.pk, track_id=track.pk,
+                position_ms=1000 * (n + 1) + now % 1000, duration_ms=TRACK_MS, device_id="bench", state="playing",
+                client_updated_us=now, now_us=now, threshold_ms=TRACK_MS // 2,
             )  # fmt: skip
+            keys, args = buffer.record_args(change=change, seed=None)
+            buffer._RECORD(keys=keys, args=args, client=pipeline)
         pipeline.execute()
     assert buffer.buffer_dirty_count() == len(users) * len(tracks)
 

@@ -17,8 +17,9 @@ from apps.ops.errors import DomainError, ErrorOutput, error_body
 from apps.ops.pagination import PageInput
 from apps.playback import selectors, services
 from apps.playback.metrics import progress_updates
-from apps.playback.rules import ProgressState
-from apps.playback.selectors import ProgressTarget
+from apps.playback.progress.rules import ProgressState
+from apps.playback.progress.selectors import TrackForProgress
+from apps.playback.progress.store import progress_output, progress_output_unplayed
 from apps.playback.serializers import (
     BookmarkInput,
     BookmarkOutput,
@@ -30,6 +31,7 @@ from apps.playback.serializers import (
     ProgressBatchOutput,
     ProgressInput,
     ProgressListInput,
+    ProgressListState,
     ProgressOutput,
     ProgressPageOutput,
     ProgressRowOutput,
@@ -41,7 +43,6 @@ from apps.playback.serializers import (
     SessionOutput,
     SessionStartInput,
     SessionStartOutput,
-    progress_output,
 )
 
 DEVICE_PARAMETER = OpenApiParameter("device_id", OpenApiTypes.STR, description="The device (1–64 characters).")
@@ -60,20 +61,9 @@ def _parse(serializer_class: type[Serializer], data: Any, *, counts_as_progress:
     return serializer.validated_data
 
 
-def _progress_body(target: ProgressTarget, state: ProgressState | None) -> dict[str, Any]:
-    if state is None:  # a track never played: its zero state, not a 404 (the track exists)
-        return {
-            "track_id": target.track_id,
-            "position_ms": 0,
-            "duration_ms": target.duration_ms,
-            "progress": 0.0,
-            "completed": False,
-            "play_count": 0,
-            "device_id": None,
-            "state": "stopped",
-            "client_updated_at": None,
-            "updated_at": None,
-        }
+def _progress_body(track: TrackForProgress, state: ProgressState | None) -> dict[str, Any]:
+    if state is None:
+        return progress_output_unplayed(track_id=track.track_id, duration_ms=track.duration_ms)
     return progress_output(state)
 
 
@@ -90,8 +80,8 @@ def _outcome_response(outcome: services.ProgressOutcome) -> Response:
 class ProgressDetailView(APIView):
     @extend_schema(responses=ProgressOutput)
     def get(self, request: Request, track_id: int) -> Response:
-        target, state = selectors.progress_get(user=request.user, track_id=track_id)
-        return Response(_progress_body(target, state))
+        track, state = selectors.progress_get(user=request.user, track_id=track_id)
+        return Response(_progress_body(track, state))
 
     @extend_schema(request=ProgressInput, responses={200: ProgressOutput, 409: ProgressStaleOutput})
     def put(self, request: Request, track_id: int) -> Response:
@@ -120,7 +110,7 @@ class ProgressListView(generics.GenericAPIView):
             OpenApiParameter(
                 "state",
                 OpenApiTypes.STR,
-                enum=["in_progress", "all"],
+                enum=[value.value for value in ProgressListState],
                 description='in_progress: started and not completed ("continue listening"), newest first.',
             ),
             OpenApiParameter(
@@ -143,7 +133,7 @@ class ProgressListView(generics.GenericAPIView):
             rows = selectors.progress_changed_since(user=request.user, since=params["since"])
             next_since = rows[-1].state.updated_at if rows else params["since"]
             return Response(ProgressSyncOutput({"results": rows, "next_since": next_since}).data)
-        if params["state"] == "in_progress":
+        if params["state"] == ProgressListState.IN_PROGRESS:
             rows = selectors.progress_in_progress(user=request.user)
         else:
             rows = selectors.progress_all(user=request.user)

@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from apps.playback import buffer
+from apps.playback.progress import buffer
 from apps.playback.services import progress_buffer_flush, sessions_close_idle
 
 logger = logging.getLogger(__name__)

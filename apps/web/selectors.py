@@ -12,7 +12,7 @@ from django.db.models.functions import Coalesce, Lower
 from apps.library import selectors as library_selectors
 from apps.library.models import Album, Library, LibraryKind, Track
 from apps.playback import selectors as playback_selectors
-from apps.playback.rules import ProgressState
+from apps.playback.progress.rules import ProgressState
 from apps.playback.selectors import ProgressRow
 
 # Where a book's narrator is tagged: a NARRATOR tag (ID3 TXXX, Vorbis, MP4 freeform), else the composer

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from apps.library.models import Library, LibraryKind, Track
-from apps.playback import buffer
+from apps.playback.progress import buffer
 from apps.playback.services import progress_buffer_flush
 from tests.conftest import free_port, wait_for
 from tests.library.conftest import grant

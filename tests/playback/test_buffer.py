@@ -17,10 +17,10 @@ from django.db import connection
 from prometheus_client import REGISTRY
 
 from apps.library.models import Track
-from apps.playback import buffer
 from apps.playback.models import Listen, PlaybackProgress
+from apps.playback.progress import buffer
+from apps.playback.progress.flush import FLUSH_LOCK_ID
 from apps.playback.services import progress_buffer_flush, progress_buffer_write, progress_record
-from apps.playback.services.flush import _FLUSH_LOCK_ID
 from apps.playback.tasks import progress_buffer_flush_task
 from tests.conftest import BASE_DIR, child_database_url, wait_for
 from tests.playback.conftest import at, put, settle
@@ -214,7 +214,7 @@ def test_an_unreachable_buffer_is_one_warning_line_not_a_traceback_per_request(w
         assert world.client.get(f"/api/v1/progress/{world.song.pk}").status_code == 200
 
     lines = [(record.name, record.exc_info, record.getMessage()) for record in caplog.records]
-    assert [(name, exc_info) for name, exc_info, _ in lines] == [("apps.playback.buffer", None)] * 2
+    assert [(name, exc_info) for name, exc_info, _ in lines] == [("apps.playback.progress.buffer", None)] * 2
     assert lines[0][2].startswith("progress buffer unavailable (") and "PostgreSQL only for 5 s" in lines[0][2]
     assert "Traceback" not in caplog.text
 
@@ -281,9 +281,9 @@ def test_only_one_flush_runs_at_a_time(world):
     put(world.client, world.song, 10_000)
     holder = psycopg.connect(child_database_url(), autocommit=True)
     try:
-        holder.execute("SELECT pg_advisory_lock(%s)", [_FLUSH_LOCK_ID])
+        holder.execute("SELECT pg_advisory_lock(%s)", [FLUSH_LOCK_ID])
         assert progress_buffer_flush() is None
-        holder.execute("SELECT pg_advisory_unlock(%s)", [_FLUSH_LOCK_ID])
+        holder.execute("SELECT pg_advisory_unlock(%s)", [FLUSH_LOCK_ID])
     finally:
         holder.close()
     assert progress_buffer_flush() == 1

@@ -12,9 +12,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.library.models import Track
-from apps.playback import buffer, selectors
+from apps.playback import selectors
 from apps.playback.models import Listen, PlaybackProgress
-from apps.playback.serializers import ProgressOutput, progress_output
+from apps.playback.progress import buffer
+from apps.playback.progress.store import progress_output
+from apps.playback.serializers import ProgressOutput
 from tests.library.conftest import grant
 from tests.playback.conftest import T0, at, make_user, put, settle
 
@@ -468,7 +470,7 @@ def test_buffered_writes_are_read_back_before_the_flush(world, write_mode):
 
 
 def test_the_progress_scope_is_the_library_scope(world):
-    """progress_target is Track.objects.visible_to in one statement: both must agree."""
+    """track_for_progress is Track.objects.visible_to in one statement: both must agree."""
     staff = make_user(is_staff=True)
     inactive = make_user(is_active=False)
     grant(inactive, world.song.library)
@@ -479,7 +481,7 @@ def test_the_progress_scope_is_the_library_scope(world):
         reachable = set()
         for track in every_track:
             try:
-                selectors.progress_target(user=user, track_id=track.pk)
+                selectors.track_for_progress(user=user, track_id=track.pk)
                 reachable.add(track.pk)
             except Http404:
                 pass
@@ -487,7 +489,7 @@ def test_the_progress_scope_is_the_library_scope(world):
     assert len(set(Track.objects.visible_to(staff).values_list("pk", flat=True))) == 5
     for track_id in (0, -1, 2**63):
         with pytest.raises(Http404):
-            selectors.progress_target(user=staff, track_id=track_id)
+            selectors.track_for_progress(user=staff, track_id=track_id)
 
 
 def test_the_fast_progress_renderer_matches_the_serializer(world):

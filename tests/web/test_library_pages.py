@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from apps.library.models import Album, Library, LibraryKind, Track
-from apps.playback import buffer
+from apps.playback.progress import buffer
 from apps.playback.services import progress_record
 from tests.factories import LibraryAccessFactory, LibraryFactory
 from tests.web.test_pages import PASSWORD, make_album, make_track, signed_in, text_of

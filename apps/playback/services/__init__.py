@@ -1,8 +1,7 @@
-"""Everything in playback that writes. Import from here."""
+"""Everything in playback that writes (progress lives in apps.playback.progress). Import from here."""
 
-from apps.playback.services.flush import progress_buffer_flush, progress_buffer_write
-from apps.playback.services.library_items import bookmark_create, bookmark_delete, bookmark_update, play_queue_save
-from apps.playback.services.progress import (
+from apps.playback.progress.flush import progress_buffer_flush, progress_buffer_write
+from apps.playback.progress.services import (
     DeviceUpdate,
     ProgressOutcome,
     progress_mark_played,
@@ -10,6 +9,7 @@ from apps.playback.services.progress import (
     progress_record_many,
     progress_reset,
 )
+from apps.playback.services.library_items import bookmark_create, bookmark_delete, bookmark_update, play_queue_save
 from apps.playback.services.sessions import (
     SessionEnded,
     SessionStart,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from apps.library.models import Track
 from apps.ops.errors import DomainError
 from apps.playback.models import MAX_QUEUE_TRACKS, Bookmark, PlayQueue, RepeatMode
-from apps.playback.rules import POSITION_SLACK_MS
-from apps.playback.selectors import progress_target
+from apps.playback.progress.rules import POSITION_SLACK_MS
+from apps.playback.progress.selectors import track_for_progress
+
+if TYPE_CHECKING:
+    from apps.accounts.types import User
 
 
 def _check_position(position_ms: int, duration_ms: int) -> None:
@@ -18,9 +23,9 @@ def _check_position(position_ms: int, duration_ms: int) -> None:
         )
 
 
-def bookmark_create(*, user, track_id: int, position_ms: int, note: str = "") -> Bookmark:
-    target = progress_target(user=user, track_id=track_id)
-    _check_position(position_ms, target.duration_ms)
+def bookmark_create(*, user: User, track_id: int, position_ms: int, note: str = "") -> Bookmark:
+    track = track_for_progress(user=user, track_id=track_id)
+    _check_position(position_ms, track.duration_ms)
     return Bookmark.objects.create(user=user, track_id=track_id, position_ms=position_ms, note=note)
 
 
@@ -41,7 +46,7 @@ def bookmark_delete(*, bookmark: Bookmark) -> None:
 
 def play_queue_save(
     *,
-    user,
+    user: User,
     device_id: str,
     track_ids: list[int],
     current_index: int = 0,
@@ -61,7 +66,7 @@ def play_queue_save(
         shown = ", ".join(str(track_id) for track_id in unknown[:20])
         raise DomainError("Invalid input.", fields={"track_ids": [f"No such tracks: {shown}."]})
     if track_ids:
-        current = progress_target(user=user, track_id=track_ids[current_index])
+        current = track_for_progress(user=user, track_id=track_ids[current_index])
         _check_position(position_ms, current.duration_ms)
     queue = PlayQueue(
         user=user,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -16,9 +16,12 @@ from rest_framework import status
 from apps.library.models import AudioFile, Chapter, Track
 from apps.ops.errors import DomainError
 from apps.playback.models import PlaybackSession, PlaybackState
-from apps.playback.selectors import progress_get
-from apps.playback.services.progress import ProgressOutcome, progress_record
+from apps.playback.progress.selectors import progress_get
+from apps.playback.progress.services import ProgressOutcome, progress_record
 from apps.streaming.services import stream_start
+
+if TYPE_CHECKING:
+    from apps.accounts.types import User
 
 # Forward movement counts as listening up to the wall-clock time between two heartbeats (plus this
 # much for the jitter of clients and networks): a seek forward is not listening.
@@ -39,7 +42,7 @@ class SessionStart:
 
 
 def session_start(
-    *, user, track_id: int, device_id: str, codecs: list[str] | None = None, max_bitrate_kbps: int | None = None
+    *, user: User, track_id: int, device_id: str, codecs: list[str] | None = None, max_bitrate_kbps: int | None = None
 ) -> SessionStart:
     """Open a session (ending the device's previous one) with where to resume and how to stream."""
     track = (
@@ -87,7 +90,7 @@ def session_start(
 
 
 def session_heartbeat(
-    *, session: PlaybackSession, position_ms: int, state: str, client_updated_at=None
+    *, session: PlaybackSession, position_ms: int, state: str, client_updated_at: datetime | None = None
 ) -> tuple[PlaybackSession, ProgressOutcome]:
     """Move the progress (the same rules as a PUT) and add up the time listened since the last heartbeat.
 

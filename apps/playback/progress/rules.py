@@ -1,8 +1,9 @@
-"""The progress rules, as pure functions of the stored state and one update.
+"""The progress rules, as pure functions of the stored state and one change, in Python and in Lua.
 
-`progress_apply` is what PROGRESS_WRITE_MODE=direct runs inside its transaction; the Lua script in
-`apps/playback/buffer.py` is the same function for the Redis buffer (one atomic step in Redis). The
-test suite runs every rule against both.
+`progress_apply` is what PROGRESS_WRITE_MODE=direct runs inside its transaction; `APPLY_LUA` below it is
+the same function for the Redis buffer, run inside the buffer's one atomic script (`buffer.py` adds the
+reading and writing of the hash around it). The two are kept side by side on purpose: a change to one is a
+change to the other, and tests/playback/test_progress.py runs every case in both write modes.
 
 Times are integers of microseconds since the epoch (UTC): what Redis stores and Lua compares exactly.
 """
@@ -24,14 +25,18 @@ RESUME_LIMIT_RATIO = 0.95
 POSITION_SLACK_MS = 2000
 
 
-class Op(enum.StrEnum):
-    UPDATE = "update"  # a device reports a position
+class ProgressAction(enum.StrEnum):
+    """What a change asks for."""
+
+    REPORT = "report"  # a device reports a position
     RESET = "reset"  # back to the start, not completed (DELETE progress, mark unplayed)
     PLAYED = "played"  # mark played: completed at the end
 
 
-class Result(enum.StrEnum):
-    OK = "ok"  # applied
+class ChangeVerdict(enum.StrEnum):
+    """What the rules made of a change (the Lua copy answers the same strings)."""
+
+    APPLIED = "applied"
     REPLAY = "replay"  # the very same update again (same time, device and position): nothing to do
     STALE = "stale"  # older than what is stored (or a different update at the same time): refused
 
@@ -103,8 +108,10 @@ class PendingListen:
 
 
 @dataclass(frozen=True)
-class Update:
-    op: Op
+class ProgressChange:
+    """One change to judge: a device's report or a server-side action, with what the rules need to know."""
+
+    action: ProgressAction
     user_id: int
     track_id: int
     position_ms: int
@@ -126,31 +133,31 @@ def completion_threshold_ms(*, kind: str, duration_ms: int) -> int:
 
 
 def progress_apply(
-    current: ProgressState | None, update: Update
-) -> tuple[Result, ProgressState | None, PendingListen | None]:
-    """(result, the new state or the current one when refused, the Listen this update completes)."""
-    client_us = update.client_updated_us
-    if update.op is Op.UPDATE:
+    current: ProgressState | None, change: ProgressChange
+) -> tuple[ChangeVerdict, ProgressState, PendingListen | None]:
+    """(verdict, the new state or the current one when refused, the Listen this change completes)."""
+    client_us = change.client_updated_us
+    if change.action is ProgressAction.REPORT:
         if current is not None and client_us < current.client_updated_us:
-            return Result.STALE, current, None
+            return ChangeVerdict.STALE, current, None
         if current is not None and client_us == current.client_updated_us:
-            same = (update.position_ms, update.device_id) == (current.position_ms, current.device_id)
-            return (Result.REPLAY if same else Result.STALE), current, None
+            same = (change.position_ms, change.device_id) == (current.position_ms, current.device_id)
+            return (ChangeVerdict.REPLAY if same else ChangeVerdict.STALE), current, None
     elif current is not None:
         # Server-side actions always win, even over a device whose clock runs a little ahead.
         client_us = max(client_us, current.client_updated_us + 1)
 
     completed = current.completed if current else False
     play_count = current.play_count if current else 0
-    position_ms, state = update.position_ms, update.state
+    position_ms, state = change.position_ms, change.state
     counts = False
-    if update.op is Op.RESET:
+    if change.action is ProgressAction.RESET:
         position_ms, completed, state = 0, False, PlaybackState.STOPPED
-    elif update.op is Op.PLAYED:
-        position_ms, state = update.duration_ms, PlaybackState.STOPPED
+    elif change.action is ProgressAction.PLAYED:
+        position_ms, state = change.duration_ms, PlaybackState.STOPPED
         counts = not completed
         completed = True
-    elif position_ms >= update.threshold_ms:
+    elif position_ms >= change.threshold_ms:
         counts = not completed
         completed = True
     else:
@@ -160,30 +167,75 @@ def progress_apply(
         play_count += 1
 
     new = ProgressState(
-        user_id=update.user_id,
-        track_id=update.track_id,
+        user_id=change.user_id,
+        track_id=change.track_id,
         position_ms=position_ms,
-        duration_ms=update.duration_ms,
+        duration_ms=change.duration_ms,
         completed=completed,
         play_count=play_count,
-        device_id=update.device_id,
+        device_id=change.device_id,
         state=state,
         client_updated_us=client_us,
-        updated_us=update.now_us,
+        updated_us=change.now_us,
     )
     listen = (
         PendingListen(
-            user_id=update.user_id,
-            track_id=update.track_id,
+            user_id=change.user_id,
+            track_id=change.track_id,
             play_number=play_count,
-            device_id=update.device_id,
+            device_id=change.device_id,
             position_ms=position_ms,
             listened_us=client_us,
         )
         if counts
         else None
     )
-    return Result.OK, new, listen
+    return ChangeVerdict.APPLIED, new, listen
+
+
+# `progress_apply` again, in Lua, for the Redis buffer: the same steps in the same order, with the states as
+# tables named like ProgressState's fields. Keep the two in step; both write modes run the same tests.
+# Returns (verdict, the new state or the current one when refused, whether this change completes a play:
+# the caller stores that Listen from the new state, as `PendingListen` is built above).
+APPLY_LUA = """
+local function progress_apply(current, change)
+  local client_us = change.client_updated_us
+  if change.action == 'report' then
+    if current and client_us < current.client_updated_us then return 'stale', current, false end
+    if current and client_us == current.client_updated_us then
+      local same = change.position_ms == current.position_ms and change.device_id == current.device_id
+      if same then return 'replay', current, false end
+      return 'stale', current, false
+    end
+  elseif current then
+    -- Server-side actions always win, even over a device whose clock runs a little ahead.
+    client_us = math.max(client_us, current.client_updated_us + 1)
+  end
+
+  local completed, play_count = false, 0
+  if current then completed, play_count = current.completed, current.play_count end
+  local position_ms, state = change.position_ms, change.state
+  local counts = false
+  if change.action == 'reset' then
+    position_ms, completed, state = 0, false, 'stopped'
+  elseif change.action == 'played' then
+    position_ms, state = change.duration_ms, 'stopped'
+    counts = not completed
+    completed = true
+  elseif position_ms >= change.threshold_ms then
+    counts = not completed
+    completed = true
+  else
+    -- Back before the threshold: a new play-through, which counts again when it gets there.
+    completed = false
+  end
+  if counts then play_count = play_count + 1 end
+
+  return 'applied', {position_ms=position_ms, duration_ms=change.duration_ms, completed=completed,
+                     play_count=play_count, device_id=change.device_id, state=state, client_updated_us=client_us,
+                     updated_us=change.now_us}, counts
+end
+"""
 
 
 def newest(*states: ProgressState | None) -> ProgressState | None:

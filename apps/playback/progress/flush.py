@@ -14,23 +14,23 @@ constraint skips. Play counts are absolute values, never increments, so nothing 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
-import psycopg
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import transaction
 
 from apps.library.models import Track
-from apps.playback import buffer
+from apps.ops.db import advisory_lock_try, bulk_cursor
 from apps.playback.metrics import progress_buffer_size, progress_flush_rows
+from apps.playback.progress import buffer
+from apps.playback.progress.store import bulk_arrays
 
 logger = logging.getLogger(__name__)
 
 FLUSH_BATCH = 10_000
 # One flush at a time (a session-level advisory lock: a flush process that dies releases it with its
 # connection, unlike a lock key in Redis that would block flushes until it expired).
-_FLUSH_LOCK_ID = 0x52564E47_0001
+FLUSH_LOCK_ID = 0x52564E47_0001
 
 _FLUSH_SQL = """
 WITH listens AS (
@@ -75,48 +75,14 @@ def _flush_sql() -> str:
     return _FLUSH_SQL.format(track_table=Track._meta.db_table, user_table=get_user_model()._meta.db_table)
 
 
-@contextmanager
-def _flush_lock() -> Iterator[bool]:
-    connection.ensure_connection()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_FLUSH_LOCK_ID])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_FLUSH_LOCK_ID])
-
-
 def progress_buffer_write(*, entries: Sequence[buffer.BufferedEntry]) -> set[tuple[int, int]]:
     """Write buffered entries and their listens in one statement and commit; returns the (user, track)
     pairs whose row was written (the others were deleted, or PostgreSQL already held that write or a
     newer one)."""
-    states = [entry.state for entry in entries]
-    listens = [listen for entry in entries for listen in entry.listens]
-    params = {
-        "user_id": [s.user_id for s in states],
-        "track_id": [s.track_id for s in states],
-        "position_ms": [s.position_ms for s in states],
-        "duration_ms": [s.duration_ms for s in states],
-        "completed": [s.completed for s in states],
-        "play_count": [s.play_count for s in states],
-        "device_id": [s.device_id for s in states],
-        "state": [s.state for s in states],
-        "client_updated_us": [s.client_updated_us for s in states],
-        "updated_us": [s.updated_us for s in states],
-        "l_user_id": [listen.user_id for listen in listens],
-        "l_track_id": [listen.track_id for listen in listens],
-        "l_play_number": [listen.play_number for listen in listens],
-        "l_device_id": [listen.device_id for listen in listens],
-        "l_position_ms": [listen.position_ms for listen in listens],
-        "l_listened_us": [listen.listened_us for listen in listens],
-    }
+    params = bulk_arrays([entry.state for entry in entries], [listen for entry in entries for listen in entry.listens])
     with transaction.atomic():
-        connection.ensure_connection()
         # Parameters bound server-side, as the scanner does: psycopg's C dumpers build the arrays.
-        with psycopg.Cursor(connection.connection) as cursor:
+        with bulk_cursor() as cursor:
             cursor.execute(_flush_sql(), params)
             return {(user_id, track_id) for user_id, track_id in cursor.fetchall()}
 
@@ -125,7 +91,7 @@ def progress_buffer_flush(*, max_batches: int = 100) -> int | None:
     """Flush dirty buffer entries to PostgreSQL; returns how many were written (None: another flush is
     running). Raises buffer.UNAVAILABLE errors when Redis cannot be reached (the entries wait there)."""
     written = 0
-    with _flush_lock() as acquired:
+    with advisory_lock_try(FLUSH_LOCK_ID) as acquired:
         if not acquired:
             return None
         for _ in range(max_batches):
