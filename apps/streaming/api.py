@@ -18,10 +18,10 @@ from rest_framework.views import APIView
 
 from apps.library.models import Track
 from apps.library.services.originals import OriginalRefused, audio_file_open
+from apps.ops.http import accel_redirect_response, file_response
 from apps.streaming import selectors
 from apps.streaming.playlists import master_playlist
 from apps.streaming.profiles import PROFILES
-from apps.streaming.ranges import file_response
 from apps.streaming.serializers import (
     CODECS_PARAMETER,
     DownloadInput,
@@ -152,8 +152,9 @@ def _original(request: Request, track: Track, index: int) -> HttpResponseBase:
     if settings.USE_X_ACCEL_REDIRECT:
         # The real path, checked above: nginx's location follows no symlink (disable_symlinks, deploy/nginx),
         # so a link swapped in from now on is refused there too.
-        accel = settings.X_ACCEL_REDIRECT_PREFIX + quote(str(original.real_path))
-        return file_response(request, parts=[original.file], content_type=content_type, accel_redirect=accel)
+        original.file.close()  # nginx opens the file itself
+        location = settings.X_ACCEL_REDIRECT_PREFIX + quote(str(original.real_path))
+        return accel_redirect_response(location=location, content_type=content_type)
     return file_response(request, parts=[original.file], content_type=content_type)
 
 

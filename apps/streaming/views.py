@@ -11,7 +11,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_safe
 
 from apps.ops.errors import error_body
-from apps.streaming.ranges import file_response
+from apps.ops.http import file_response
 from apps.streaming.services import rendition_folder_lost
 from apps.streaming.signing import hls_check
 

@@ -28,7 +28,7 @@ from tests.audio import make_audio
 from tests.conftest import free_port, wait_for
 from tests.e2e.nginx import NginxSite, nginx_available, stop
 from tests.e2e.stack import HLS_SECRET, Client, Reply, Stack
-from tests.streaming.test_ranges import EMPTY_RANGE_TABLE, RANGE_TABLE, range_case
+from tests.ops.test_http import EMPTY_RANGE_TABLE, RANGE_TABLE, range_case
 
 pytestmark = [
     pytest.mark.slow,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -242,9 +243,11 @@ def test_direct_play_ranges_and_accel_redirect(listener, user, media: Path, sett
     assert listener.get(f"/api/v1/tracks/{track.pk}/files/1").status_code == 404
     assert listener.get(f"/api/v1/tracks/{track.pk}/files/-1").status_code == 404
     settings.USE_X_ACCEL_REDIRECT = True
+    open_fds = len(os.listdir("/proc/self/fd"))
     accel = listener.get(f"/api/v1/tracks/{track.pk}/file")
     assert accel.status_code == 200 and accel.content == b""
     assert accel["X-Accel-Redirect"] == f"/_originals{media}/song.mp3"
+    assert len(os.listdir("/proc/self/fd")) == open_fds  # the file checked on its descriptor, closed: nginx sends it
 
 
 def test_players_accept_headers_get_the_media_and_errors_stay_json(listener, user, media: Path):

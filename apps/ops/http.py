@@ -1,7 +1,9 @@
-"""HTTP Range serving of one file, or of a sequence of files presented as ONE representation.
+"""HTTP Range serving of one file, or of a sequence of files presented as ONE representation, and the
+X-Accel-Redirect answer that hands a file to nginx instead.
 
-Used for direct play of originals and for downloading an HLS fMP4 rendition as a single ``.m4a``
-(``init.mp4`` + ``seg0.m4s`` + ``seg1.m4s`` ... concatenated on the fly, never written out as a copy).
+Used for direct play of originals, for downloading an HLS fMP4 rendition as a single ``.m4a``
+(``init.mp4`` + ``seg0.m4s`` + ``seg1.m4s`` ... concatenated on the fly, never written out as a copy) and for
+``/hls/`` without nginx. Generic HTTP: which file, and whether nginx sends it, is the caller's decision.
 
 What is implemented (RFC 9110):
 - ``Accept-Ranges: bytes`` on every representation response.
@@ -40,6 +42,7 @@ __all__ = [
     "ByteRange",
     "RepresentationChanged",
     "Unsatisfiable",
+    "accel_redirect_response",
     "file_response",
     "parse_range",
 ]
@@ -83,7 +86,7 @@ class RepresentationChanged(OSError):
 def parse_range(header: str | None, size: int) -> ByteRange | Unsatisfiable | None:
     """The byte range a ``Range`` header asks of a ``size``-byte representation, exactly as nginx answers it.
 
-    nginx is the oracle (tests/e2e runs the shipped site on the same table as tests/streaming/test_ranges.py),
+    nginx is the oracle (tests/e2e runs the shipped site on the same table as tests/ops/test_http.py),
     because the same server answers with and without it: nginx's ``ngx_http_range_parse`` with
     ``max_ranges 1`` (deploy/nginx). None means "ignore the header, send 200", ``UNSATISFIABLE`` 416:
 
@@ -263,7 +266,6 @@ def file_response(
     content_type: str,
     etag: str | None = None,
     filename: str | None = None,
-    accel_redirect: str | None = None,
     cache_control: str = "private, max-age=0",
 ) -> HttpResponseBase:
     """Serve ``parts`` (absolute paths, already authorized) as one representation, with Range support.
@@ -274,11 +276,6 @@ def file_response(
 
     Size is the sum of the parts, Last-Modified the latest mtime. ``etag`` (quoted if it is not) replaces
     the default strong ETag derived from (size, mtime_ns, inode) of every part.
-
-    ``accel_redirect`` (single part only; already URL-quoted by the caller) hands the bytes to nginx: the
-    answer is an empty 200 with ``X-Accel-Redirect``, Content-Type, Content-Disposition and Cache-Control.
-    nginx answers Range, If-Range, ETag and Last-Modified itself from the file on its internal location,
-    so none of them is set or evaluated here, and the file is not even stat'ed.
 
     Returns a StreamingHttpResponse (a FileResponse for a full single file, so gunicorn can sendfile), an
     HttpResponse for HEAD, 304, 412 and 416; hence ``HttpResponseBase``. Raises OSError (FileNotFoundError...)
@@ -293,17 +290,6 @@ def file_response(
     def close_opened() -> None:
         for file in opened:
             file.close()
-
-    if accel_redirect is not None:
-        close_opened()  # nginx opens the file itself
-        if len(parts) != 1:
-            raise ValueError("X-Accel-Redirect serves one file; a sequence of parts is streamed by Django")
-        accel = HttpResponse(content_type=content_type)
-        accel["X-Accel-Redirect"] = accel_redirect
-        accel["Cache-Control"] = cache_control
-        if disposition:
-            accel["Content-Disposition"] = disposition
-        return accel
 
     try:
         stats = [_stat_part(Path(part) if isinstance(part, (str, os.PathLike)) else part) for part in parts]
@@ -369,3 +355,21 @@ def file_response(
         response[name] = value
     response["Content-Length"] = str(body_range.length_bytes)
     return response
+
+
+def accel_redirect_response(
+    *, location: str, content_type: str, filename: str | None = None, cache_control: str = "private, max-age=0"
+) -> HttpResponse:
+    """Hand one file to nginx: an empty 200 with ``X-Accel-Redirect`` (``location``: an internal location,
+    already URL-quoted by the caller), Content-Type, Content-Disposition and Cache-Control.
+
+    nginx answers Range, If-Range, ETag and Last-Modified itself from the file on its internal location, so
+    none of them is set or evaluated here, and the file is not even stat'ed. One file only: a sequence of
+    parts (a rendition downloaded as one file) has no file nginx could send, so Django streams it.
+    """
+    accel = HttpResponse(content_type=content_type)
+    accel["X-Accel-Redirect"] = location
+    accel["Cache-Control"] = cache_control
+    if filename:
+        accel["Content-Disposition"] = content_disposition_header(True, filename)
+    return accel
