@@ -24,9 +24,8 @@ from schemathesis.engine import Status, events
 
 from apps.library.models import LibraryKind, Track
 from tests.audio import make_audio
-from tests.factories import UserFactory
-from tests.library.conftest import grant, make_library, scan
-from tests.streaming.conftest import ready
+from tests.factories import LibraryAccessFactory, LibraryFactory, UserFactory
+from tests.pipeline import ready, scan
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -58,9 +57,9 @@ def _library(tmp_path: Path, user) -> None:
     for part in (1, 2):
         make_audio(books / "Author" / "Book" / f"{part:02d}.mp3", seconds=3)
     for root, kind in ((music, LibraryKind.MUSIC), (books, LibraryKind.AUDIOBOOK)):
-        library = make_library(root, kind=kind)
+        library = LibraryFactory(root=root, kind=kind)
         scan(library)
-        grant(user, library)
+        LibraryAccessFactory(user=user, library=library)
     ready(Track.objects.filter(library__kind=LibraryKind.MUSIC).order_by("pk").first())
 
 
