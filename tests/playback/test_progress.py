@@ -17,7 +17,7 @@ from apps.playback.models import Listen, PlaybackProgress
 from apps.playback.progress import buffer
 from apps.playback.progress.store import progress_output
 from apps.playback.serializers import ProgressOutput
-from tests.library.conftest import grant
+from tests.factories import LibraryAccessFactory
 from tests.playback.conftest import T0, at, make_user, put, settle
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("write_mode")]
@@ -473,7 +473,7 @@ def test_the_progress_scope_is_the_library_scope(world):
     """track_for_progress is Track.objects.visible_to in one statement: both must agree."""
     staff = make_user(is_staff=True)
     inactive = make_user(is_active=False)
-    grant(inactive, world.song.library)
+    LibraryAccessFactory(user=inactive, library=world.song.library)
     every_track = [world.song, world.long_song, world.book, world.episode, world.secret]
 
     for user in (world.listener, staff, inactive):

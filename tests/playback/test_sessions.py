@@ -13,7 +13,8 @@ from apps.playback.models import PlaybackSession
 from apps.playback.services import sessions_close_idle
 from apps.playback.tasks import playback_sessions_close_idle_task
 from tests.audio import make_audio
-from tests.library.conftest import grant, make_library, scan
+from tests.factories import LibraryAccessFactory, LibraryFactory
+from tests.pipeline import scan
 from tests.playback.conftest import at, put, settle
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("write_mode")]
@@ -73,9 +74,9 @@ def test_no_resume_point_for_a_new_a_completed_or_an_almost_finished_track(world
 
 def test_the_stream_decision_of_a_real_file(world, tmp_path):
     make_audio(tmp_path / "real" / "tone.mp3", seconds=1, tags={"title": "Tone"})
-    library = make_library(tmp_path / "real", kind=LibraryKind.MUSIC, name="Real")
+    library = LibraryFactory(root=tmp_path / "real", kind=LibraryKind.MUSIC, name="Real")
     scan(library)
-    grant(world.listener, library)
+    LibraryAccessFactory(user=world.listener, library=library)
     track = Track.objects.get(library=library)
 
     def starts() -> float:
