@@ -132,12 +132,12 @@ class EmbeddedServices:
 
         started = time.monotonic()
         self._pg_server = pgserver.get_server(pgdata_dir(self.data_dir), cleanup_mode="stop")
-        admin_uri = self._pg_server.get_uri("postgres")  # type: ignore[attr-defined]
+        admin_uri = self._pg_server.get_uri("postgres")
         with psycopg.connect(admin_uri, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-        self.env["DATABASE_URL"] = self._pg_server.get_uri(DATABASE_NAME)  # type: ignore[attr-defined]
+        self.env["DATABASE_URL"] = self._pg_server.get_uri(DATABASE_NAME)
         logger.info("embedded PostgreSQL ready in %.1f s (%s)", time.monotonic() - started, pgdata_dir(self.data_dir))
 
     def _start_redis(self) -> None:

@@ -208,18 +208,22 @@ class Supervisor:
         logger.warning("%s %s; restarting it in %.0f s", child.name, reason, pause_s)
 
     def _stop_all(self) -> int:
-        running = [child for child in self.children if child.process is not None and child.process.poll() is None]
-        for child in running:
-            child.process.send_signal(signal.SIGTERM)
+        running = [
+            (child, process)
+            for child in self.children
+            if (process := child.process) is not None and process.poll() is None
+        ]
+        for _child, process in running:
+            process.send_signal(signal.SIGTERM)
         started = time.monotonic()
         quick_stop_sent = killed = False
         while running:
             # A worker's clean stop flushes the progress buffer to PostgreSQL: its Redis must be there.
             self.services.revive()
             time.sleep(0.1)
-            for child in [child for child in running if child.process.poll() is not None]:
-                running.remove(child)
-                logger.info("%s stopped (exit %s)", child.name, child.process.returncode)
+            for child, process in [(child, process) for child, process in running if process.poll() is not None]:
+                running.remove((child, process))
+                logger.info("%s stopped (exit %s)", child.name, process.returncode)
             waited_s = time.monotonic() - started
             if running and not quick_stop_sent and waited_s >= QUICK_STOP_AFTER_S:
                 quick_stop_sent = True
@@ -232,10 +236,12 @@ class Supervisor:
         return 1 if killed else 0
 
     @staticmethod
-    def _escalate(running: list[Supervised], sig: signal.Signals, waited_s: float) -> None:
-        for child in running:
+    def _escalate(
+        running: list[tuple[Supervised, subprocess.Popen[bytes]]], sig: signal.Signals, waited_s: float
+    ) -> None:
+        for child, process in running:
             logger.warning("%s still running after %.0f s: sending %s", child.name, waited_s, sig.name)
-            child.process.send_signal(sig)
+            process.send_signal(sig)
 
 
 def _kill_group(process: subprocess.Popen[bytes] | None) -> None:

@@ -11,6 +11,7 @@ import re
 import secrets
 import zoneinfo
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 import imageio_ffmpeg
@@ -282,7 +283,7 @@ if not re.fullmatch(r"0*[1-9]\d*/(s|sec|second|m|min|minute|h|hour|d|day)", TOKE
     )
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50, minimum=1, maximum=1000)
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "apps.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",

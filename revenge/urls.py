@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.accounts import views as accounts_views
@@ -9,7 +9,7 @@ from apps.streaming import views as streaming_views
 admin.site.site_header = "Revenge administration"
 admin.site.site_title = "Revenge"
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.library.urls")),
     path("", include("apps.streaming.urls")),

@@ -6,20 +6,20 @@ import secrets
 from datetime import timedelta
 
 from django.contrib.auth import authenticate, get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 
 from apps.accounts.models import ApiToken
+from apps.accounts.types import User
 from apps.ops.net import client_ip
 
 # Refresh `last_used_at` at most this often: one UPDATE per token per interval, not one per request.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
-def api_token_issue(*, user: AbstractBaseUser, name: str = "", client_ip: str | None = None) -> tuple[ApiToken, str]:
+def api_token_issue(*, user: User, name: str = "", client_ip: str | None = None) -> tuple[ApiToken, str]:
     """Create a token for `user`; return it and the clear key, which is never stored nor shown again."""
     key = ApiToken.KEY_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
@@ -35,7 +35,8 @@ def api_token_issue(*, user: AbstractBaseUser, name: str = "", client_ip: str | 
 def api_token_login(*, request: HttpRequest, username: str, password: str, name: str = "") -> tuple[ApiToken, str]:
     """Check the credentials (Django's authentication backends) and issue a token for them."""
     user = authenticate(request, username=username, password=password)
-    if user is None:
+    # authenticate() is typed to return any AbstractBaseUser; the backends of settings.py return `User`.
+    if not isinstance(user, User):
         raise AuthenticationFailed("Wrong user name or password.", code="invalid_credentials")
     address = client_ip(request)
     return api_token_issue(user=user, name=name, client_ip=str(address) if address else None)
@@ -52,7 +53,7 @@ def api_token_touch(*, token: ApiToken) -> None:
         token.last_used_at = now
 
 
-def admin_ensure(*, username: str, password: str | None) -> tuple[AbstractBaseUser | None, str | None]:
+def admin_ensure(*, username: str, password: str | None) -> tuple[User | None, str | None]:
     """Create the first superuser unless one exists.
 
     Returns (user, password) when it was created now, with the password that was set (generated when

@@ -44,7 +44,9 @@ def client_ident(request: HttpRequest) -> str:
 
 def sign_in_rate() -> tuple[int, int]:
     """(attempts, window in seconds) from TOKEN_LOGIN_RATE, e.g. 10/min → (10, 60)."""
-    number, unit = api_settings.DEFAULT_THROTTLE_RATES[SCOPE].split("/")
+    # djangorestframework-stubs type the rates as numbers; DRF (and settings.py) hold "N/period" strings.
+    rate: str = api_settings.DEFAULT_THROTTLE_RATES[SCOPE]  # type: ignore[assignment]
+    number, unit = rate.split("/")
     return int(number), _UNIT_SECONDS[unit[0]]
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.postgres.forms import SimpleArrayField
@@ -12,6 +14,12 @@ from django.utils.safestring import mark_safe
 
 from apps.library.models import Album, AudioFile, Chapter, Library, LibraryAccess, ScanJob, ScanStatus, Track
 from apps.library.services import scan_request
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    class _ListedTracks(TypedDict):  # what LibraryAdmin.get_queryset annotates
+        listed_tracks: int
 
 
 class LibraryForm(forms.ModelForm):
@@ -44,6 +52,7 @@ class LibraryAccessInline(admin.TabularInline):
 
 @admin.action(description="Scan now")
 def scan_now(modeladmin: LibraryAdmin, request: HttpRequest, queryset: QuerySet[Library]) -> None:
+    assert request.user.is_authenticated  # the admin lets only signed-in staff in (narrows the type)
     for library in queryset:
         job, created = scan_request(library=library, requested_by=request.user)
         link = format_html('<a href="{}">scan #{}</a>', reverse("admin:library_scanjob_change", args=[job.pk]), job.pk)
@@ -75,7 +84,7 @@ class LibraryAdmin(admin.ModelAdmin):
         return format_html_join(mark_safe("<br>"), "{}", ((path,) for path in library.root_paths))
 
     @admin.display(description="tracks", ordering="listed_tracks")
-    def tracks(self, library: Library) -> int:
+    def tracks(self, library: WithAnnotations[Library, _ListedTracks]) -> int:
         return library.listed_tracks
 
     @admin.display(description="last scan")

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q, Value
+
+if TYPE_CHECKING:
+    from apps.accounts.types import RequestUser
 
 
 class LibraryKind(models.TextChoices):
@@ -15,7 +20,7 @@ class LibraryKind(models.TextChoices):
 
 
 class LibraryQuerySet(models.QuerySet["Library"]):
-    def visible_to(self, user) -> LibraryQuerySet:
+    def visible_to(self, user: RequestUser) -> LibraryQuerySet:
         """Staff see every library; others only those they were granted."""
         if not user.is_authenticated or not user.is_active:
             return self.none()
@@ -129,7 +134,7 @@ class Album(models.Model):
 
 
 class TrackQuerySet(models.QuerySet["Track"]):
-    def visible_to(self, user) -> TrackQuerySet:
+    def visible_to(self, user: RequestUser) -> TrackQuerySet:
         return self.filter(library__in=Library.objects.visible_to(user))
 
     def listed(self) -> TrackQuerySet:

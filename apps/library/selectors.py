@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import Count, F, Prefetch, Q, QuerySet, prefetch_related_objects
 from django.shortcuts import get_object_or_404
 
+from apps.accounts.types import RequestUser
 from apps.library.models import Album, AudioFile, Chapter, Library, LibraryKind, ScanJob, Track
 
 # What "newest" means for podcast episodes, wherever they are listed (a show, a podcast library, the API):
@@ -16,7 +17,7 @@ from apps.library.models import Album, AudioFile, Chapter, Library, LibraryKind,
 EPISODE_NEWEST_FIRST = (F("published_at").desc(nulls_last=True), F("created_at").desc(), F("id").desc())
 
 
-def library_list(*, user) -> QuerySet[Library]:
+def library_list(*, user: RequestUser) -> QuerySet[Library]:
     return (
         Library.objects.visible_to(user)
         .select_related("last_scan")
@@ -25,22 +26,22 @@ def library_list(*, user) -> QuerySet[Library]:
     )
 
 
-def library_get(*, user, library_id: int) -> Library:
+def library_get(*, user: RequestUser, library_id: int) -> Library:
     return get_object_or_404(library_list(user=user), pk=library_id)
 
 
-def scan_job_get(*, user, job_id: int) -> ScanJob:
+def scan_job_get(*, user: RequestUser, job_id: int) -> ScanJob:
     return get_object_or_404(
         ScanJob.objects.filter(library__in=Library.objects.visible_to(user)).select_related("library"), pk=job_id
     )
 
 
-def track_list(*, user) -> QuerySet[Track]:
+def track_list(*, user: RequestUser) -> QuerySet[Track]:
     """Listed (not missing) tracks the user may see, with what a list row shows, in one query."""
     return Track.objects.visible_to(user).listed().select_related("album")
 
 
-def track_get(*, user, track_id: int) -> Track:
+def track_get(*, user: RequestUser, track_id: int) -> Track:
     queryset = (
         Track.objects.visible_to(user)
         .select_related("album")
@@ -52,11 +53,11 @@ def track_get(*, user, track_id: int) -> Track:
     return get_object_or_404(queryset, pk=track_id)
 
 
-def album_list(*, user) -> QuerySet[Album]:
+def album_list(*, user: RequestUser) -> QuerySet[Album]:
     return Album.objects.filter(library__in=Library.objects.visible_to(user), track_count__gt=0)
 
 
-def album_get(*, user, album_id: int) -> Album:
+def album_get(*, user: RequestUser, album_id: int) -> Album:
     """The album with its listed tracks: disc by disc in track order, or a show's episodes newest first."""
     album = get_object_or_404(album_list(user=user).select_related("library"), pk=album_id)
     if album.library.kind == LibraryKind.PODCAST:
@@ -68,11 +69,12 @@ def album_get(*, user, album_id: int) -> Album:
     return album
 
 
-def artist_albums(*, user, name: str) -> tuple[list[Album], list[Album]]:
+def artist_albums(*, user: RequestUser, name: str) -> tuple[list[Album], list[Album]]:
     """An artist's page: the albums they are an album artist of, and those they only appear on (a track
     of theirs on a compilation or someone else's album), each by year then title."""
     albums = album_list(user=user).filter(Q(album_artists__contains=[name]) | Q(artists__contains=[name]))
-    own, appears_on = [], []
+    own: list[Album] = []
+    appears_on: list[Album] = []
     for album in albums.order_by(F("year").asc(nulls_last=True), "title", "id"):
         (own if name in album.album_artists else appears_on).append(album)
     return own, appears_on
@@ -87,7 +89,9 @@ ORDER BY lower(name), name
 """
 
 
-def name_counts(*, user, column: str, library_id: int | None = None, query: str = "") -> list[dict[str, Any]]:
+def name_counts(
+    *, user: RequestUser, column: str, library_id: int | None = None, query: str = ""
+) -> list[dict[str, Any]]:
     """Distinct artists or genres of the visible tracks, with how many tracks and albums carry each."""
     if column not in ("artists", "genres"):
         raise ValueError(column)
@@ -97,9 +101,11 @@ def name_counts(*, user, column: str, library_id: int | None = None, query: str 
     library_ids = list(libraries.values_list("pk", flat=True))
     if not library_ids:
         return []
-    extra, params = "", [library_ids]
+    extra = ""
+    params: list[list[int] | str] = [library_ids]
     if query:
-        extra, params = "AND name ILIKE %s", [library_ids, f"%{_escape_like(query)}%"]
+        extra = "AND name ILIKE %s"
+        params = [library_ids, f"%{_escape_like(query)}%"]
     with connection.cursor() as cursor:
         cursor.execute(_NAME_COUNTS_SQL.format(column=column, extra=extra), params)
         return [{"name": name, "track_count": tracks, "album_count": albums} for name, tracks, albums in cursor]

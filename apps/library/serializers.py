@@ -12,9 +12,11 @@ class ScanJobOutput(serializers.Serializer):
     unchanged = serializers.IntegerField()
     missing = serializers.IntegerField()
     restored = serializers.IntegerField()
-    errors = serializers.IntegerField()
+    # Declared fields, which DRF's metaclass takes off the class: they do not shadow Serializer.errors and
+    # Field.error_messages, as djangorestframework-stubs assume.
+    errors = serializers.IntegerField()  # type: ignore[assignment]
     tracks_changed = serializers.IntegerField()
-    error_messages = serializers.ListField(child=serializers.CharField())
+    error_messages = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]
     failure = serializers.CharField()
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)

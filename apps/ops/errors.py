@@ -35,7 +35,11 @@ class DomainError(Exception):
 class ErrorDetailOutput(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
-    fields = serializers.DictField(required=False, help_text="Validation errors only: the messages of each input.")
+    # A declared field, which DRF's metaclass takes off the class: it does not shadow Serializer.fields, as
+    # djangorestframework-stubs assume.
+    fields = serializers.DictField(  # type: ignore[assignment]
+        required=False, help_text="Validation errors only: the messages of each input."
+    )
 
 
 class ErrorOutput(serializers.Serializer):

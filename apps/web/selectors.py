@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce, Lower
 
+from apps.accounts.types import RequestUser
 from apps.library import selectors as library_selectors
 from apps.library.models import Album, Library, LibraryKind, Track
 from apps.playback import selectors as playback_selectors
@@ -20,21 +22,27 @@ from apps.playback.selectors import ProgressRow
 NARRATOR_TAGS = ("narrator", "composer")
 
 
-def continue_listening(*, user, limit: int) -> list[ProgressRow]:
+def continue_listening(*, user: RequestUser, limit: int) -> list[ProgressRow]:
     """What the progress API answers for `?state=in_progress`: started, not finished, newest first."""
     return list(playback_selectors.progress_in_progress(user=user)[0:limit])
 
 
-def library_options(*, user) -> list[dict[str, Any]]:
+class LibraryOption(TypedDict):
+    id: int
+    name: str
+    kind: str
+
+
+def library_options(*, user: RequestUser) -> list[LibraryOption]:
     """The libraries a filter may offer: only those the user may see."""
     return list(Library.objects.visible_to(user).order_by("name").values("id", "name", "kind"))
 
 
-def genre_options(*, user, library_id: int | None = None) -> list[str]:
+def genre_options(*, user: RequestUser, library_id: int | None = None) -> list[str]:
     return [row["name"] for row in library_selectors.name_counts(user=user, column="genres", library_id=library_id)]
 
 
-def artist_has_tracks(*, user, name: str) -> bool:
+def artist_has_tracks(*, user: RequestUser, name: str) -> bool:
     """Whether any visible track credits this artist (as `?artist=` finds them: track or album artist)."""
     return (
         library_selectors.track_list(user=user)
@@ -43,7 +51,7 @@ def artist_has_tracks(*, user, name: str) -> bool:
     )
 
 
-def library_albums(*, user, library: Library) -> QuerySet[Album]:
+def library_albums(*, user: RequestUser, library: Library) -> QuerySet[Album]:
     return library_selectors.album_list(user=user).filter(library=library).order_by("title", "album_artist", "id")
 
 
@@ -65,15 +73,17 @@ def narrators_of(track: Track) -> list[str]:
     return []
 
 
-def item_rows(*, user, tracks: Any) -> list[ItemRow]:
+def item_rows(*, user: RequestUser, tracks: Iterable[Track]) -> list[ItemRow]:
     """The rows of one page of books or episodes, with the user's progress in each (one query, plus the
     progress buffer)."""
-    tracks = list(tracks)
-    progress = playback_selectors.progress_of_tracks(user=user, track_ids=[track.pk for track in tracks])
-    return [ItemRow(track=track, narrators=narrators_of(track), progress=progress.get(track.pk)) for track in tracks]
+    track_list = list(tracks)
+    progress = playback_selectors.progress_of_tracks(user=user, track_ids=[track.pk for track in track_list])
+    return [
+        ItemRow(track=track, narrators=narrators_of(track), progress=progress.get(track.pk)) for track in track_list
+    ]
 
 
-def library_books(*, user, library: Library) -> QuerySet[Track]:
+def library_books(*, user: RequestUser, library: Library) -> QuerySet[Track]:
     """A book library's books, each series together under its title (books by year, then title), the
     books of no series among them by their own title."""
     return (
@@ -84,11 +94,11 @@ def library_books(*, user, library: Library) -> QuerySet[Track]:
     )
 
 
-def library_shows(*, user, library: Library) -> list[Album]:
+def library_shows(*, user: RequestUser, library: Library) -> list[Album]:
     return list(library_albums(user=user, library=library))
 
 
-def library_episodes(*, user, library: Library) -> QuerySet[Track]:
+def library_episodes(*, user: RequestUser, library: Library) -> QuerySet[Track]:
     episodes = library_selectors.track_list(user=user).filter(library=library)
     return episodes.order_by(*library_selectors.EPISODE_NEWEST_FIRST)
 
@@ -108,7 +118,7 @@ class RecentItem:
         return "book" if self.track.library.kind == LibraryKind.AUDIOBOOK else "episode"
 
 
-def recently_added(*, user, limit: int) -> list[RecentItem]:
+def recently_added(*, user: RequestUser, limit: int) -> list[RecentItem]:
     """The newest music albums, books and podcast episodes together, newest first: two queries. Series and
     shows are not listed themselves (their books and episodes are)."""
     albums = (

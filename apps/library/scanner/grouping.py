@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, Protocol
 
 from apps.library.models import LibraryKind
 
-_DISC_FOLDER = re.compile(r"(cd|disc|disk|part)[\s._-]*\d+", re.IGNORECASE)
+_DISC_FOLDER = re.compile(r"(cd|disc|disk|part)[\s._-]*(?P<number>\d+)", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+")
 _ID3_FORMATS = {"mp3", "wav"}
 # The columns' sizes (Track.genres, Album.genres): a longer tag is cut, never an error for the scan.
@@ -32,8 +32,11 @@ _PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?$")
 
 
 class FileLike(Protocol):
-    root: str
-    path: str
+    # Read-only members, so that NamedTuples (FoundFile, FileRow) satisfy it.
+    @property
+    def root(self) -> str: ...
+    @property
+    def path(self) -> str: ...
 
 
 class FileRow(NamedTuple):
@@ -239,9 +242,10 @@ def play_order(f: FileRow) -> tuple[Any, ...]:
 
 def _folder_disc(path: str) -> int | None:
     folder = os.path.basename(os.path.dirname(path))
-    if not _DISC_FOLDER.fullmatch(folder):
+    match = _DISC_FOLDER.fullmatch(folder)
+    if match is None:
         return None
-    number = int(_NUMBER.search(folder).group())
+    number = int(match["number"])
     return number if 0 < number <= 32767 else None
 
 

@@ -133,8 +133,9 @@ def read_metadata(path: str, size_bytes: int) -> FileMetadata:
     duration_ms = round(length_s * 1000)
     kind = type(audio).__name__
     present_ms = _cbr_mp3_present_ms(info, size_bytes) if kind == "MP3" else None
-    truncated = present_ms is not None and present_ms < duration_ms - truncation_tolerance_ms(duration_ms)
-    if truncated:
+    truncated = False
+    if present_ms is not None and present_ms < duration_ms - truncation_tolerance_ms(duration_ms):
+        truncated = True
         duration_ms = max(present_ms, 1)
     bitrate = getattr(info, "bitrate", None) or round(size_bytes * 8 / length_s)
     tags = _normalise_tags(audio.tags)

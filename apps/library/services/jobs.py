@@ -8,11 +8,11 @@ import time
 from datetime import timedelta
 
 from celery import current_app
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.accounts.types import User
 from apps.library import metrics
 from apps.library.models import ACTIVE_SCAN_STATUSES, Library, ScanJob, ScanStatus, ScanTrigger
 from apps.library.services.handoff import tracks_changed
@@ -33,7 +33,7 @@ def scan_request(
     *,
     library: Library,
     trigger: str = ScanTrigger.MANUAL,
-    requested_by: AbstractBaseUser | None = None,
+    requested_by: User | None = None,
     dispatch: bool = True,
 ) -> tuple[ScanJob, bool]:
     """Queue a scan of `library`; if one is already queued or running, return that one instead.
@@ -153,6 +153,7 @@ def scans_request_due() -> list[ScanJob]:
     now = timezone.now()
     jobs = []
     for library in Library.objects.filter(scan_interval_minutes__isnull=False).select_related("last_scan"):
+        assert library.scan_interval_minutes is not None  # filtered above (narrows the type)
         last = library.last_scan
         if last is None or last.created_at + timedelta(minutes=library.scan_interval_minutes) <= now:
             job, created = scan_request(library=library, trigger=ScanTrigger.SCHEDULE)

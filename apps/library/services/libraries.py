@@ -55,7 +55,7 @@ def _overlap(a: str, b: str) -> bool:
     return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
 
 
-def _app_folders() -> list[tuple[str, str]]:
+def _app_folders() -> list[tuple[str, str | os.PathLike[str]]]:
     """The server's own folders: its data (secret key, database, Redis), renditions, media, static files
     and code. A library over them would serve the secret key's neighbours and other libraries' renditions."""
     return [

@@ -40,7 +40,9 @@ class Command(BaseCommand):
         if not created:
             self.stderr.write(f"{library.name}: scan #{job.pk} is already {job.status}; skipped.")
             return True
-        job = scan_claim(job_id=job.pk)
+        claimed = scan_claim(job_id=job.pk)
+        assert claimed is not None  # queued just now and never sent to a worker: it is ours
+        job = claimed
         bar: tqdm | None = None
         phase_shown = ""
 
@@ -53,6 +55,7 @@ class Command(BaseCommand):
                     bar.close()
                 bar = tqdm(desc=f"{library.name}: {PHASES[phase]}", total=total or None, unit=" files")
                 phase_shown = phase
+            assert bar is not None  # made at the first phase
             if total and bar.total != total:
                 bar.total = total
             bar.update(done - bar.n)
