@@ -21,7 +21,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 class DomainError(Exception):
     """Raised by services for a request that breaks a business rule; mapped to a 4xx here."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     code = "invalid"
 
     def __init__(self, message: str, *, code: str | None = None, fields: dict[str, list[str]] | None = None):
