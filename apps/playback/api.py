@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
@@ -61,6 +62,14 @@ def _parse(serializer_class: type[Serializer], data: Any, *, counts_as_progress:
     return serializer.validated_data
 
 
+def _signed_in(request: Request) -> User:
+    """The user a write is made for: the API's default permission (signed in) lets no one else this far."""
+    user = request.user
+    if not isinstance(user, User):
+        raise exceptions.NotAuthenticated()
+    return user
+
+
 def _progress_body(track: TrackForProgress, state: ProgressState | None) -> dict[str, Any]:
     if state is None:
         return progress_output_unplayed(track_id=track.track_id, duration_ms=track.duration_ms)
@@ -87,14 +96,14 @@ class ProgressDetailView(APIView):
     def put(self, request: Request, track_id: int) -> Response:
         """Store this device's position. 409 (with `current`) when a newer update is already stored."""
         data = _parse(ProgressInput, request.data, counts_as_progress=True)
-        outcome = services.progress_record(user=request.user, track_id=track_id, **data)
+        outcome = services.progress_record(user=_signed_in(request), track_id=track_id, **data)
         return _outcome_response(outcome)
 
     @extend_schema(parameters=[DEVICE_PARAMETER], responses={200: ProgressOutput})
     def delete(self, request: Request, track_id: int) -> Response:
         """Reset: back to the start, not completed (the play count and listens stay)."""
         device = _parse(DeviceQueryInput, request.query_params).get("device_id")
-        state = services.progress_reset(user=request.user, track_id=track_id, **_device(device))
+        state = services.progress_reset(user=_signed_in(request), track_id=track_id, **_device(device))
         return Response(progress_output(state))
 
 
@@ -130,14 +139,15 @@ class ProgressListView(generics.GenericAPIView):
     def get(self, request: Request) -> Response:
         params = _parse(ProgressListInput, request.query_params)
         if "since" in params:
-            rows = selectors.progress_changed_since(user=request.user, since=params["since"])
-            next_since = rows[-1].state.updated_at if rows else params["since"]
-            return Response(ProgressSyncOutput({"results": rows, "next_since": next_since}).data)
+            changed = selectors.progress_changed_since(user=request.user, since=params["since"])
+            next_since = changed[-1].state.updated_at if changed else params["since"]
+            return Response(ProgressSyncOutput({"results": changed, "next_since": next_since}).data)
         if params["state"] == ProgressListState.IN_PROGRESS:
             rows = selectors.progress_in_progress(user=request.user)
         else:
             rows = selectors.progress_all(user=request.user)
-        page = self.paginate_queryset(rows)
+        # Not a QuerySet nor a full Sequence, but what the paginator uses of one: count() and a slice.
+        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
         return self.get_paginated_response(ProgressRowOutput(page, many=True).data)
 
 
@@ -159,7 +169,7 @@ class ProgressBatchView(APIView):
             data = dict(serializer.validated_data)
             parsed.append(services.DeviceUpdate(track_id=data.pop("track"), **data))
         valid = [item for item in parsed if item is not None]
-        outcomes = iter(services.progress_record_many(user=request.user, updates=valid))
+        outcomes = iter(services.progress_record_many(user=_signed_in(request), updates=valid))
         results = []
         for index, item in enumerate(parsed):
             track = items[index].get("track") if isinstance(items[index], dict) else None
@@ -172,8 +182,10 @@ class ProgressBatchView(APIView):
         return Response({"results": results})
 
 
-def _validation_error(fields: Any) -> dict[str, Any]:
-    return error_body("invalid", "Invalid input.", exceptions.ValidationError(fields).detail)["error"]
+def _validation_error(fields: dict[str, Any]) -> dict[str, Any]:
+    detail = exceptions.ValidationError(fields).detail
+    assert isinstance(detail, dict)  # a dict of fields stays one
+    return error_body("invalid", "Invalid input.", detail)["error"]
 
 
 def _batch_result(outcome: services.ProgressOutcome | Exception) -> dict[str, Any]:
@@ -193,14 +205,14 @@ class TrackPlayedView(APIView):
     def post(self, request: Request, track_id: int) -> Response:
         """Mark played: completed, and one more play unless the current play-through already counted."""
         device = _parse(DeviceQueryInput, request.query_params).get("device_id")
-        state = services.progress_mark_played(user=request.user, track_id=track_id, **_device(device))
+        state = services.progress_mark_played(user=_signed_in(request), track_id=track_id, **_device(device))
         return Response(progress_output(state))
 
     @extend_schema(parameters=[DEVICE_PARAMETER], responses={200: ProgressOutput})
     def delete(self, request: Request, track_id: int) -> Response:
         """Mark unplayed: back to the start, not completed."""
         device = _parse(DeviceQueryInput, request.query_params).get("device_id")
-        state = services.progress_reset(user=request.user, track_id=track_id, **_device(device))
+        state = services.progress_reset(user=_signed_in(request), track_id=track_id, **_device(device))
         return Response(progress_output(state))
 
 
@@ -219,7 +231,7 @@ class SessionListView(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         data = _parse(SessionStartInput, request.data)
         started = services.session_start(
-            user=request.user,
+            user=_signed_in(request),
             track_id=data["track"],
             device_id=data["device_id"],
             codecs=data.get("codecs"),
@@ -258,7 +270,7 @@ class TrackBookmarksView(generics.ListAPIView):
     @extend_schema(request=BookmarkInput, responses={201: BookmarkOutput})
     def post(self, request: Request, track_id: int) -> Response:
         data = _parse(BookmarkInput, request.data)
-        bookmark = services.bookmark_create(user=request.user, track_id=track_id, **data)
+        bookmark = services.bookmark_create(user=_signed_in(request), track_id=track_id, **data)
         return Response(BookmarkOutput(bookmark).data, status=status.HTTP_201_CREATED)
 
 
@@ -289,7 +301,7 @@ class QueueView(APIView):
         if not device:
             raise exceptions.ValidationError({"device_id": ["This field is required."]})
         data = _parse(QueueInput, request.data)
-        services.play_queue_save(user=request.user, device_id=device, **data)
+        services.play_queue_save(user=_signed_in(request), device_id=device, **data)
         return Response(QueueOutput(selectors.play_queue_get(user=request.user, device_id=device)).data)
 
 

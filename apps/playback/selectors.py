@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -48,7 +49,16 @@ __all__ = [
 ]
 
 
+def _owner_id(user: RequestUser) -> int:
+    """The id whose rows a user reads; an anonymous user has none: 404, like any row they may not see."""
+    if isinstance(user, AnonymousUser):
+        raise Http404("Not found.")
+    return user.pk
+
+
 def session_open_list(*, user: RequestUser) -> QuerySet[PlaybackSession]:
+    if isinstance(user, AnonymousUser):
+        return PlaybackSession.objects.none()
     return (
         PlaybackSession.objects.filter(
             user_id=user.pk, ended_at__isnull=True, track__library__in=Library.objects.visible_to(user)
@@ -60,7 +70,7 @@ def session_open_list(*, user: RequestUser) -> QuerySet[PlaybackSession]:
 
 def session_get(*, user: RequestUser, session_id: int) -> PlaybackSession:
     session = (
-        PlaybackSession.objects.filter(user_id=user.pk, track__library__in=Library.objects.visible_to(user))
+        PlaybackSession.objects.filter(user_id=_owner_id(user), track__library__in=Library.objects.visible_to(user))
         .select_related("user", "track__album")
         .filter(pk=session_id)
         .first()
@@ -71,13 +81,13 @@ def session_get(*, user: RequestUser, session_id: int) -> PlaybackSession:
 
 
 def bookmark_list(*, user: RequestUser, track_id: int) -> QuerySet[Bookmark]:
-    track_for_progress(user=user, track_id=track_id)
-    return Bookmark.objects.filter(user_id=user.pk, track_id=track_id).order_by("position_ms", "id")
+    track = track_for_progress(user=user, track_id=track_id)
+    return Bookmark.objects.filter(user_id=track.user_id, track_id=track_id).order_by("position_ms", "id")
 
 
 def bookmark_get(*, user: RequestUser, bookmark_id: int) -> Bookmark:
     bookmark = (
-        Bookmark.objects.filter(user_id=user.pk, track__library__in=Library.objects.visible_to(user))
+        Bookmark.objects.filter(user_id=_owner_id(user), track__library__in=Library.objects.visible_to(user))
         .select_related("track")
         .filter(pk=bookmark_id)
         .first()
@@ -99,16 +109,16 @@ class QueueState:
 def play_queue_get(*, user: RequestUser, device_id: str | None) -> QueueState:
     """The device's saved queue (or, without a device, the one saved last on any device), keeping only
     the tracks the user may still see; an empty one when none was saved."""
-    queues = PlayQueue.objects.filter(user_id=user.pk)
+    user_id = _owner_id(user)
+    queues = PlayQueue.objects.filter(user_id=user_id)
     if device_id is not None:
         queues = queues.filter(device_id=device_id)
     queue = queues.order_by("-updated_at", "-id").first()
     if queue is None:
         # Nothing saved yet is an empty queue, not an error: a new device asks before it ever saved one.
         # Unsaved, so `updated_at` is null.
-        return QueueState(
-            queue=PlayQueue(user_id=user.pk, device_id=device_id, updated_at=None), track_ids=[], current_index=0
-        )
+        queue = PlayQueue(user_id=user_id, device_id=device_id, updated_at=None)  # type: ignore[misc]
+        return QueueState(queue=queue, track_ids=[], current_index=0)
     visible = set(Track.objects.visible_to(user).filter(pk__in=queue.track_ids).values_list("pk", flat=True))
     track_ids = [track_id for track_id in queue.track_ids if track_id in visible]
     current_index = 0

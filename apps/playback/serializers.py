@@ -46,6 +46,7 @@ class ClientTimeField(serializers.Field):
     def to_internal_value(self, data) -> datetime:
         if isinstance(data, bool):
             self.fail("invalid")
+        moment: datetime | None = None
         if isinstance(data, int):
             try:
                 moment = EPOCH + timedelta(milliseconds=data)
@@ -56,9 +57,7 @@ class ClientTimeField(serializers.Field):
                 moment = parse_datetime(data.strip())
             except ValueError:
                 moment = None
-            if moment is None or moment.tzinfo is None:
-                self.fail("invalid")
-        else:
+        if moment is None or moment.tzinfo is None:
             self.fail("invalid")
         try:
             if moment < EARLIEST_CLIENT_TIME:

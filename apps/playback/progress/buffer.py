@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import redis
 from django.conf import settings
@@ -221,16 +221,17 @@ def _key(suffix: str) -> str:
     return cache.make_key(f"progress:{suffix}")
 
 
-_RECORD = Script(None, _RECORD_LUA.encode())
-_USER_DIRTY = Script(None, _USER_DIRTY_LUA.encode())
-_ACK = Script(None, _ACK_LUA.encode())
-_SNAPSHOT = Script(None, _SNAPSHOT_LUA.encode())
+# Bound to no client (redis-py allows it; its stubs do not say so): each call passes the current one.
+_RECORD = Script(None, _RECORD_LUA.encode())  # type: ignore[arg-type]
+_USER_DIRTY = Script(None, _USER_DIRTY_LUA.encode())  # type: ignore[arg-type]
+_ACK = Script(None, _ACK_LUA.encode())  # type: ignore[arg-type]
+_SNAPSHOT = Script(None, _SNAPSHOT_LUA.encode())  # type: ignore[arg-type]
 
 
-def record_args(*, change: ProgressChange, seed: ProgressState | None) -> tuple[list[str], list[object]]:
+def record_args(*, change: ProgressChange, seed: ProgressState | None) -> tuple[list[str], list[str | int]]:
     """The record script's KEYS and ARGV for a change (see _RECORD_LUA)."""
     keys = [_key(f"e:{change.user_id}:{change.track_id}"), _key("dirty"), _key(f"dirty:{change.user_id}")]
-    args: list[object] = [
+    args: list[str | int] = [
         change.action.value, change.user_id, change.track_id, change.position_ms, change.duration_ms,
         change.device_id, change.state, change.client_updated_us, change.now_us, change.threshold_ms,
         f"{change.user_id}:{change.track_id}", settings.PROGRESS_BUFFER_TTL_S,
@@ -255,7 +256,8 @@ def buffer_get(*, user_id: int, track_id: int) -> ProgressState | None:
     values = _client().hmget(_key(f"e:{user_id}:{track_id}"), HASH_FIELDS)
     if values[0] is None:
         return None
-    return state_from_hash(user_id=user_id, track_id=track_id, values=values)
+    # The scripts write HASH_FIELDS together: with the first one there, all are.
+    return state_from_hash(user_id=user_id, track_id=track_id, values=cast(list[bytes], values))
 
 
 def buffer_user_dirty(*, user_id: int) -> list[BufferedEntry]:
@@ -294,7 +296,7 @@ def _entry(item: bytes) -> BufferedEntry | str:
 
 def buffer_ack(*, acks: Sequence[tuple[str, str, int, bool]]) -> int:
     """Mark flushed entries clean: (member, version read, last listen number written, applied)."""
-    args: list[object] = [_key("e:"), _key("dirty:"), settings.PROGRESS_BUFFER_TTL_S]
+    args: list[str | int] = [_key("e:"), _key("dirty:"), settings.PROGRESS_BUFFER_TTL_S]
     for member, version, last_listen, applied in acks:
         args += [member, version, last_listen, "1" if applied else "0"]
     return int(_ACK(keys=[_key("dirty")], args=args, client=_client()))

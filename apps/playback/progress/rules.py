@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -125,7 +126,8 @@ class ProgressChange:
 
 def completion_threshold_ms(*, kind: str, duration_ms: int) -> int:
     """The position at which a play-through counts. Never 0: a play is never counted at its start."""
-    rule = settings.PROGRESS_COMPLETION.get(kind) or settings.PROGRESS_COMPLETION["music"]
+    rules = cast(dict[str, dict[str, Any]], settings.PROGRESS_COMPLETION)  # settings.py's shape, as written
+    rule = rules.get(kind) or rules["music"]
     threshold = duration_ms * rule["percent"] // 100
     if rule["after_ms"] is not None:
         threshold = min(threshold, rule["after_ms"])

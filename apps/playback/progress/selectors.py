@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
@@ -33,6 +34,7 @@ Row = TypeVar("Row")
 class TrackForProgress:
     """A track the user may see, as a progress write (or a bookmark, or a queue) needs it."""
 
+    user_id: int
     track_id: int
     duration_ms: int
     kind: str
@@ -62,7 +64,7 @@ WHERE t.id = %(track_id)s
 
 def track_for_progress(*, user: RequestUser, track_id: int) -> TrackForProgress:
     """The track with the user's stored progress; 404 for a track they may not see (or that does not exist)."""
-    if not user.is_authenticated or not user.is_active or not 0 < track_id < 2**63:
+    if isinstance(user, AnonymousUser) or not user.is_active or not 0 < track_id < 2**63:
         raise Http404("No such track.")
     sql = _TARGET_SQL.format(
         columns=", ".join(f"p.{column}" for column in ROW_COLUMNS),
@@ -79,21 +81,25 @@ def track_for_progress(*, user: RequestUser, track_id: int) -> TrackForProgress:
     stored = None
     if found[2] is not None:
         stored = state_from_columns(user_id=user.pk, track_id=track_id, values=found[2:])
-    return TrackForProgress(track_id=track_id, duration_ms=found[0], kind=found[1], stored=stored)
+    return TrackForProgress(user_id=user.pk, track_id=track_id, duration_ms=found[0], kind=found[1], stored=stored)
 
 
 def progress_get(*, user: RequestUser, track_id: int) -> tuple[TrackForProgress, ProgressState | None]:
     """The user's progress in a track they may see (None: never played); 404 for any other track."""
     track = track_for_progress(user=user, track_id=track_id)
-    buffered = buffer.buffer_attempt(lambda: buffer.buffer_get(user_id=user.pk, track_id=track_id))
+    buffered = buffer.buffer_attempt(lambda: buffer.buffer_get(user_id=track.user_id, track_id=track_id))
     return track, newest(buffered, track.stored)
 
 
 def _visible_progress(user: RequestUser) -> QuerySet[PlaybackProgress]:
+    if isinstance(user, AnonymousUser):
+        return PlaybackProgress.objects.none()
     return PlaybackProgress.objects.filter(user_id=user.pk, track__library__in=Library.objects.visible_to(user))
 
 
 def _buffer_entries(user: RequestUser) -> list[buffer.BufferedEntry]:
+    if isinstance(user, AnonymousUser):
+        return []
     return buffer.buffer_attempt(lambda: buffer.buffer_user_dirty(user_id=user.pk)) or []
 
 
@@ -205,6 +211,8 @@ def progress_all(*, user: RequestUser) -> MergedNewestFirst[ProgressRow]:
 
 def listen_list(*, user: RequestUser) -> MergedNewestFirst[Listen]:
     """Listening history, newest first, with the listens still in the buffer (they have no id yet)."""
+    if isinstance(user, AnonymousUser):
+        return MergedNewestFirst(Listen.objects.none(), [], row=_listen, key=_listen_key)
     pending = [listen for entry in _buffer_entries(user) for listen in entry.listens]
     tracks = Track.objects.visible_to(user).select_related("album").in_bulk({listen.track_id for listen in pending})
     extra = [listen_row(listen, track=tracks[listen.track_id]) for listen in pending if listen.track_id in tracks]
@@ -215,7 +223,11 @@ def listen_list(*, user: RequestUser) -> MergedNewestFirst[Listen]:
             already |= Q(track_id=listen.track_id, play_number=listen.play_number)
         queryset = queryset.exclude(already)
     queryset = queryset.select_related("track__album").order_by("-listened_at", "-id")
-    return MergedNewestFirst(queryset, extra, row=lambda listen: listen, key=_listen_key)
+    return MergedNewestFirst(queryset, extra, row=_listen, key=_listen_key)
+
+
+def _listen(listen: Listen) -> Listen:
+    return listen
 
 
 def _listen_key(listen: Listen) -> tuple[datetime, int]:
