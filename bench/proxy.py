@@ -44,7 +44,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from apps.accounts.services import api_token_issue  # noqa: E402
-from apps.streaming.signing import hls_prefix  # noqa: E402
+from apps.streaming.storage import RenditionStorage  # noqa: E402
 from bench.load import free_port  # noqa: E402
 from bench.rendition import ready_track, start_gunicorn  # noqa: E402
 from tests.e2e.nginx import NginxSite, stop  # noqa: E402
@@ -148,7 +148,7 @@ def main() -> int:
     try:
         track, key = ready_track(work)
         relative = f"{track.pk}/{key}/aac-128/seg00001.m4s"
-        signed = f"{hls_prefix(track_id=track.pk, rendition_key=key)}/aac-128/seg00001.m4s"
+        signed = f"{RenditionStorage.url_prefix(track_id=track.pk, rendition_key=key)}/aac-128/seg00001.m4s"
         size = (settings.RENDITIONS_ROOT / relative).stat().st_size
         app_port = free_port()
         gunicorn = start_gunicorn(app_port, "--access-logfile", "/dev/null")

@@ -29,7 +29,7 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 
-from apps.streaming.signing import hls_prefix  # noqa: E402
+from apps.streaming.storage import RenditionStorage  # noqa: E402
 from bench.load import free_port, run_load  # noqa: E402
 from bench.rendition import ready_track, start_gunicorn  # noqa: E402
 
@@ -44,7 +44,7 @@ def main() -> int:
     server = None
     try:
         track, key = ready_track(work)
-        segment = f"{hls_prefix(track_id=track.pk, rendition_key=key)}/aac-128/seg00001.m4s"
+        segment = f"{RenditionStorage.url_prefix(track_id=track.pk, rendition_key=key)}/aac-128/seg00001.m4s"
         port = free_port()
         server = start_gunicorn(port, "revenge.wsgi")
         size = len(urllib.request.urlopen(f"http://127.0.0.1:{port}{segment}").read())

@@ -33,8 +33,8 @@ from typing import BinaryIO, Final, NamedTuple
 
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.utils.cache import get_conditional_response, quote_etag
-from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
+from django.utils.cache import get_conditional_response
+from django.utils.http import content_disposition_header, http_date, parse_http_date_safe, quote_etag
 
 __all__ = [
     "CHUNK_BYTES",
@@ -121,9 +121,10 @@ def parse_range(header: str | None, size: int) -> ByteRange | Unsatisfiable | No
                 return UNSATISFIABLE
             start, stop = (size - suffix if suffix < size else 0), size  # stop: exclusive
         else:
-            start, p = _number(value, p)
-            if start is None:
+            first, p = _number(value, p)
+            if first is None:
                 return UNSATISFIABLE
+            start = first
             p = _skip_spaces(value, p)
             if p >= end_of_value or value[p] != "-":
                 return UNSATISFIABLE
@@ -310,7 +311,7 @@ def file_response(
     # answer than the probe itself is the 304 or 412 to send.
     probe = HttpResponse(headers=headers)
     conditional = get_conditional_response(request, etag=etag, last_modified=last_modified_s, response=probe)
-    if conditional is not probe:
+    if conditional is not None and conditional is not probe:
         close_opened()
         return conditional
 
@@ -344,7 +345,7 @@ def file_response(
         response = StreamingHttpResponse(_stream(stats, body_range), status=status, content_type=content_type)
         # The body closes each file it reaches; these are for the ones it never reaches (a range that ends
         # before them, a client gone before the first byte). Django's own FileResponse closes its file so.
-        response._resource_closers.extend(file.close for file in opened)
+        response._resource_closers.extend(file.close for file in opened)  # type: ignore[attr-defined]
 
     # FileResponse names the on-disk file in an inline Content-Disposition: the caller decides the name, and
     # both paths must send the same headers.

@@ -114,4 +114,5 @@ admin.site.unregister(Track)
 @admin.register(Track)
 class TrackWithRenditionsAdmin(TrackAdmin):
     inlines = [*TrackAdmin.inlines, RenditionInline]
-    actions = [*(TrackAdmin.actions or []), transcode_now]
+    # Read from the class, as Django does; django-stubs declare `actions` per instance.
+    actions = [*(TrackAdmin.actions or []), transcode_now]  # type: ignore[misc]

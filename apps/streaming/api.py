@@ -3,25 +3,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
 from urllib.parse import quote
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.library.models import Track
-from apps.library.services.originals import OriginalRefused, audio_file_open
 from apps.ops.http import accel_redirect_response, file_response
 from apps.streaming import selectors
-from apps.streaming.playlists import master_playlist
-from apps.streaming.profiles import PROFILES
+from apps.streaming.profiles import PROFILES, SegmentFormat
 from apps.streaming.serializers import (
     CODECS_PARAMETER,
     DownloadInput,
@@ -29,18 +32,14 @@ from apps.streaming.serializers import (
     StreamDecisionOutput,
     StreamInput,
 )
-from apps.streaming.services import rendition_folder_lost, renditions_for_playback, stream_start
+from apps.streaming.services import (
+    master_playlist_for_playback,
+    rendition_download,
+    stream_start,
+    track_original_open,
+)
 
 RETRY_AFTER_S = 5
-MEDIA_TYPES = {
-    "mp3": "audio/mpeg",
-    "aac": "audio/mp4",
-    "alac": "audio/mp4",
-    "flac": "audio/flac",
-    "opus": "audio/ogg",
-    "vorbis": "audio/ogg",
-    "pcm": "audio/wav",
-}
 TOKEN_PARAMETER = OpenApiParameter(
     "token", OpenApiTypes.STR, description="The signed token of a URL from /stream (instead of auth headers)."
 )
@@ -52,15 +51,10 @@ RANGE_RESPONSES = {
 
 def _track(request: Request, track_id: int) -> Track:
     """The track, if the caller (authenticated, or holding a signed token for this track) may see it."""
-    user = request.user
-    if not user.is_authenticated:
-        token = request.query_params.get("token", "")
-        if not token:
-            raise exceptions.NotAuthenticated()
-        user = selectors.stream_token_user(token=token, track_id=track_id)
-        if user is None:
-            raise exceptions.NotFound("No such track.")
-    track = selectors.track_for_user(user=user, track_id=track_id)
+    token = "" if request.user.is_authenticated else request.query_params.get("token", "")
+    if not request.user.is_authenticated and not token:
+        raise exceptions.NotAuthenticated()
+    track = selectors.track_for_listener(user=request.user, token=token, track_id=track_id)
     if track is None:
         raise exceptions.NotFound("No such track.")
     return track
@@ -81,11 +75,14 @@ class _MediaNegotiation(BaseContentNegotiation):
     which only knows the JSON renderer, would answer 406 before the view runs. The media answer is built
     by the view itself; JSON is only for the errors and the 202 "preparing" body."""
 
-    def select_parser(self, request: Request, parsers: list) -> object:
-        return parsers[0]
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
 
-    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 class StreamOpenView(APIView):
@@ -102,7 +99,7 @@ class StreamDecisionView(APIView):
         params.is_valid(raise_exception=True)
         track = _track(request, track_id)
         decision = stream_start(
-            user=request.user,
+            user=cast(User, request.user),  # signed in: IsAuthenticated, the default permission, ran
             track=track,
             codecs=params.validated_data.get("codecs"),
             max_bitrate_kbps=params.validated_data.get("max_bitrate"),
@@ -122,50 +119,33 @@ class MasterPlaylistView(StreamOpenView):
         params = StreamInput(data=request.query_params)
         params.is_valid(raise_exception=True)
         track = _track(request, track_id)
-        ready = renditions_for_playback(track=track)
-        if ready is None:
+        playlist = master_playlist_for_playback(
+            track=track,
+            codecs=params.validated_data.get("codecs"),
+            max_bitrate_kbps=params.validated_data.get("max_bitrate"),
+        )
+        if playlist is None:
             return _not_ready(track)
-        variants = selectors.variants_for(
-            ready, codecs=params.validated_data.get("codecs"), max_bitrate_kbps=params.validated_data.get("max_bitrate")
-        )
-        response = HttpResponse(
-            master_playlist(track_id=track.pk, renditions=variants), "application/vnd.apple.mpegurl"
-        )
+        response = HttpResponse(playlist, "application/vnd.apple.mpegurl")
         response["Cache-Control"] = "private, max-age=60"
         return response
 
 
-def _original(request: Request, track: Track, index: int) -> HttpResponseBase:
-    files = selectors.track_source_files(track=track)
-    if not 0 <= index < len(files):
-        raise exceptions.NotFound("No such file in this track.")
-    audio_file = files[index]
-    content_type = MEDIA_TYPES.get(audio_file.codec, "application/octet-stream")
-    if audio_file.format == "mp4" and audio_file.codec in ("aac", "alac"):
-        content_type = "audio/mp4"
-    try:
-        original = audio_file_open(audio_file=audio_file)
-    except FileNotFoundError:
-        raise exceptions.NotFound("The file is missing on disk; a rescan will update the library.") from None
-    except OriginalRefused:
-        raise exceptions.NotFound("The file changed on disk since the scan; a rescan will update it.") from None
+def _original(request: Request, track: Track, index: int | None) -> HttpResponseBase:
+    original = track_original_open(track=track, index=index)
     if settings.USE_X_ACCEL_REDIRECT:
-        # The real path, checked above: nginx's location follows no symlink (disable_symlinks, deploy/nginx),
-        # so a link swapped in from now on is refused there too.
+        # The real path, checked on the open descriptor: nginx's location follows no symlink (disable_symlinks,
+        # deploy/nginx), so a link swapped in from now on is refused there too.
         original.file.close()  # nginx opens the file itself
         location = settings.X_ACCEL_REDIRECT_PREFIX + quote(str(original.real_path))
-        return accel_redirect_response(location=location, content_type=content_type)
-    return file_response(request, parts=[original.file], content_type=content_type)
+        return accel_redirect_response(location=location, content_type=original.content_type)
+    return file_response(request, parts=[original.file], content_type=original.content_type)
 
 
 class TrackFileView(StreamOpenView):
     @extend_schema(parameters=[TOKEN_PARAMETER], responses={(200, "audio/*"): OpenApiTypes.BINARY, **RANGE_RESPONSES})
     def get(self, request: Request, track_id: int) -> HttpResponseBase:
-        track = _track(request, track_id)
-        files = selectors.track_source_files(track=track)
-        if len(files) != 1:
-            raise exceptions.NotFound(f"This track is made of {len(files)} files: use /files/<n>.")
-        return _original(request, track, 0)
+        return _original(request, _track(request, track_id), None)
 
 
 class TrackFileIndexView(StreamOpenView):
@@ -184,21 +164,14 @@ class TrackDownloadView(StreamOpenView):
         params.is_valid(raise_exception=True)
         profile = params.validated_data["profile"]
         track = _track(request, track_id)
-        ready = renditions_for_playback(track=track)
-        if ready is None:
+        download = rendition_download(track=track, profile=profile)
+        if download is None:
             return _not_ready(track)
-        rendition = next((r for r in ready if r.profile == profile), None)
-        if rendition is None:
-            raise exceptions.ValidationError({"profile": [f"This track has no {profile} rendition."]})
-        folder = selectors.rendition_folder(track_id=track.pk, rendition_key=rendition.rendition_key) / profile
-        parts = selectors.rendition_files(folder)
-        if parts is None:
-            rendition_folder_lost(track_id=track.pk, rendition_key=rendition.rendition_key)
-            return _not_ready(track)
-        fmp4 = rendition.segment_format == "fmp4"
+        rendition = download.rendition
+        fmp4 = rendition.segment_format == SegmentFormat.FMP4
         return file_response(
             request,
-            parts=parts,
+            parts=download.parts,
             content_type="audio/mp4" if fmp4 else "video/mp2t",
             etag=f'"{rendition.rendition_key}-{profile}"',
             filename=f"{track.title or track.pk} ({PROFILES[profile].name}).{'m4a' if fmp4 else 'ts'}",

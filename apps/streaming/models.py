@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.db import models
 
 from apps.library.models import Track
+from apps.streaming.storage import RenditionStorage
 
 
 class RenditionStatus(models.TextChoices):
@@ -15,7 +16,7 @@ class RenditionStatus(models.TextChoices):
 class Rendition(models.Model):
     """One profile of a track's HLS ladder, under one rendition key (see profiles.Ladder.rendition_key).
 
-    The files live in `<RENDITIONS_ROOT>/<track>/<rendition_key>/<profile>/`; a row is `ready` only after
+    The files live in its folder (storage.RenditionStorage); a row is `ready` only after
     its folder was published by an atomic rename and measured.
     """
 
@@ -52,4 +53,5 @@ class Rendition(models.Model):
 
     @property
     def folder_name(self) -> str:
-        return f"{self.track_id}/{self.rendition_key}/{self.profile}"
+        """The profile's folder under RENDITIONS_ROOT (storage.RenditionStorage owns the layout)."""
+        return RenditionStorage.relative_path(self.track_id, self.rendition_key, self.profile)

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 import m3u8
 
 from apps.streaming.models import Rendition
-from apps.streaming.signing import hls_prefix
+from apps.streaming.storage import RenditionStorage
 
 
 def master_playlist(*, track_id: int, renditions: Sequence[Rendition]) -> str:
     master = m3u8.M3U8()
     master.is_independent_segments = True
-    prefix = hls_prefix(track_id=track_id, rendition_key=renditions[0].rendition_key)
+    prefix = RenditionStorage.url_prefix(track_id=track_id, rendition_key=renditions[0].rendition_key)
     for rendition in renditions:
         stream_info = {
             "bandwidth": rendition.peak_bitrate_bps,

@@ -5,6 +5,7 @@ Pure data (no Django imports), so that settings.py can validate STREAMING_PROFIL
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -40,7 +41,16 @@ PROFILES: dict[str, Profile] = {
     )
 }
 DEFAULT_PROFILES = ("aac-64", "aac-128", "aac-256")
-SEGMENT_FORMATS = ("fmp4", "mpegts")
+
+
+class SegmentFormat(enum.StrEnum):
+    """HLS segments: fMP4 (`init.mp4` + `.m4s`, any codec) or MPEG-TS (`.ts`, no FLAC)."""
+
+    FMP4 = "fmp4"
+    MPEGTS = "mpegts"
+
+
+SEGMENT_FORMATS = tuple(SegmentFormat)
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ class Ladder:
     """Everything that shapes the bytes of a track's renditions, apart from the source itself."""
 
     profiles: tuple[Profile, ...]
-    segment_format: str
+    segment_format: SegmentFormat
     segment_seconds: int
 
     def rendition_key(self, source_fingerprint: str) -> str:
@@ -65,7 +75,7 @@ class Ladder:
 
     @property
     def segment_extension(self) -> str:
-        return "m4s" if self.segment_format == "fmp4" else "ts"
+        return "m4s" if self.segment_format == SegmentFormat.FMP4 else "ts"
 
 
 def ladder_check(names: list[str], segment_format: str) -> str | None:
@@ -79,6 +89,6 @@ def ladder_check(names: list[str], segment_format: str) -> str | None:
         return "a profile is listed twice"
     if segment_format not in SEGMENT_FORMATS:
         return f"segment format must be one of {', '.join(SEGMENT_FORMATS)}"
-    if segment_format == "mpegts" and any(PROFILES[n].lossless for n in names):
+    if segment_format == SegmentFormat.MPEGTS and any(PROFILES[n].lossless for n in names):
         return "FLAC cannot be carried in MPEG-TS segments; use fmp4 or drop the flac profile"
     return None

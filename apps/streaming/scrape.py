@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import current_app
 from django.db import DatabaseError
 from django.db.models import Count
@@ -15,7 +17,9 @@ from apps.streaming.services import BULK_QUEUE, INTERACTIVE_QUEUE
 def streaming_metrics_sample() -> None:
     """Best effort: /metrics must answer when the database or the broker is down, that is when it is read."""
     try:
-        counts = dict(Rendition.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n"))
+        counts: dict[str, float] = dict(
+            Rendition.objects.values_list("status").annotate(n=Count("pk")).values_list("status", "n")
+        )
     except DatabaseError:
         counts = dict.fromkeys(RenditionStatus.values, float("nan"))
     for status in RenditionStatus.values:
@@ -24,7 +28,9 @@ def streaming_metrics_sample() -> None:
         try:
             with current_app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=2)
-                depth = conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+                # kombu types default_channel as StdChannel, without queue_declare; every transport has it.
+                channel: Any = conn.default_channel
+                depth = channel.queue_declare(queue=queue, passive=True).message_count
         except (ChannelError, OperationalError, OSError):
             # Not declared yet (no worker ever consumed it) or the broker is down (/readyz says which).
             depth = float("nan")

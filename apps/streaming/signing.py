@@ -3,7 +3,8 @@
 `/hls/<expires>/<signature>/<track>/<rendition_key>/...` is nginx's secure_link scheme, so nginx can check it
 without Python: signature = base64url(md5("<expires>/<track>/<rendition_key> <secret>")), unpadded, i.e.
 `secure_link $hls_signature,$hls_expires; secure_link_md5 "$hls_expires/$hls_track/$hls_key $hls_secret";`.
-One signature covers a whole rendition folder, because media playlists use relative segment URIs.
+One signature covers a whole rendition folder, because media playlists use relative segment URIs; the prefix
+itself is built where the layout lives (storage.RenditionStorage.url_prefix).
 
 The master playlist and direct-play URLs handed out by the stream decision carry a Django-signed `token`
 (user, track, time) instead, so that players which cannot send an Authorization header (ffmpeg, <audio>,
@@ -43,12 +44,6 @@ def hls_expiry(now: float | None = None) -> int:
     byte-identical (cacheable), and a URL lives at least HLS_URL_LIFETIME."""
     now = time.time() if now is None else now
     return (int(now + settings.HLS_URL_LIFETIME_S) // 60 + 1) * 60
-
-
-def hls_prefix(*, track_id: int, rendition_key: str, expires: int | None = None) -> str:
-    expires = hls_expiry() if expires is None else expires
-    signature = hls_signature(expires=expires, track_id=track_id, rendition_key=rendition_key)
-    return f"/hls/{expires}/{signature}/{track_id}/{rendition_key}"
 
 
 class HlsCheck(NamedTuple):

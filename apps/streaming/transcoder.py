@@ -18,7 +18,7 @@ from pathlib import Path
 import m3u8
 from django.conf import settings
 
-from apps.streaming.profiles import Ladder, Profile
+from apps.streaming.profiles import Ladder, Profile, SegmentFormat
 
 STDERR_TAIL_LINES = 40
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -85,7 +85,7 @@ def _encoder_args(profile: Profile, *, source_rate_hz: int | None, lossy_source:
 def _hls_args(ladder: Ladder, folder: Path) -> list[str]:
     args = ["-f", "hls", "-hls_time", str(ladder.segment_seconds), "-hls_playlist_type", "vod"]
     args += ["-hls_list_size", "0", "-hls_segment_type", ladder.segment_format]
-    if ladder.segment_format == "fmp4":
+    if ladder.segment_format == SegmentFormat.FMP4:
         args += ["-hls_fmp4_init_filename", "init.mp4"]
     args += ["-hls_segment_filename", str(folder / f"seg%05d.{ladder.segment_extension}")]
     return [*args, str(folder / "index.m3u8")]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_safe
@@ -14,6 +13,7 @@ from apps.ops.errors import error_body
 from apps.ops.http import file_response
 from apps.streaming.services import rendition_folder_lost
 from apps.streaming.signing import hls_check
+from apps.streaming.storage import RenditionStorage
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 CONTENT_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "mp4": "audio/mp4", "m4s": "audio/mp4", "ts": "video/mp2t"}
@@ -63,14 +63,14 @@ def hls_file(request: HttpRequest) -> HttpResponseBase:
     if check.status == 410:
         return _error(410, "expired", "This link has expired; ask for the stream again.")
     # The folder as the URL spells it, as nginx's alias does: "045" is not the folder of track 45.
-    folder = settings.RENDITIONS_ROOT / track / key
-    file = folder / match["profile"] / match["name"]
+    storage = RenditionStorage.from_settings()
+    file = storage.file(track, key, match["profile"], match["name"])
     try:
         response = file_response(
             request, parts=[file], content_type=CONTENT_TYPES[file.suffix[1:]], cache_control=IMMUTABLE
         )
     except (FileNotFoundError, NotADirectoryError, ValueError):
-        if track == str(int(track)) and not folder.is_dir():
+        if track == str(int(track)) and storage.is_lost(track, key):
             rendition_folder_lost(track_id=int(track), rendition_key=key)
         return _error(404, "not_found", "Not found.")
     response["Access-Control-Allow-Origin"] = "*"  # web players on other origins (signed anyway)

@@ -18,7 +18,8 @@ from rest_framework.test import APIClient
 
 from apps.streaming import services
 from apps.streaming.models import Rendition
-from apps.streaming.signing import hls_prefix, hls_signature
+from apps.streaming.signing import hls_signature
+from apps.streaming.storage import RenditionStorage
 from tests.conftest import broker_queue_messages, free_port
 from tests.streaming.conftest import book_track, decoded_seconds, grant, music_track, ready
 
@@ -144,7 +145,7 @@ def test_deleted_rendition_folder_is_requeued(listener, user, media: Path, djang
     track = music_track(media)
     grant(user, track.library)
     row = ready(track)[0]
-    prefix = hls_prefix(track_id=track.pk, rendition_key=row.rendition_key)
+    prefix = RenditionStorage.url_prefix(track_id=track.pk, rendition_key=row.rendition_key)
     shutil.rmtree(settings.RENDITIONS_ROOT / str(track.pk))
     with django_capture_on_commit_callbacks(execute=True):
         response = api_client.get(f"{prefix}/aac-64/index.m3u8")
@@ -171,9 +172,9 @@ def _signed(expires: str, track: str, key: str) -> str:
 
 def _hls_table(track_id: int, key: str, other_track_id: int) -> list[tuple[str, int]]:
     now = int(time.time())
-    good = hls_prefix(track_id=track_id, rendition_key=key)
+    good = RenditionStorage.url_prefix(track_id=track_id, rendition_key=key)
     expires, signature = good.split("/")[2:4]
-    expired = hls_prefix(track_id=track_id, rendition_key=key, expires=now - 10)
+    expired = RenditionStorage.url_prefix(track_id=track_id, rendition_key=key, expires=now - 10)
     return [
         (f"{good}/aac-64/index.m3u8", 200),
         (f"{good}/aac-64/init.mp4", 200),
@@ -222,7 +223,7 @@ def test_hls_mpegts_content_type(api_client, media: Path, settings):
     settings.HLS_SEGMENT_FORMAT = "mpegts"
     track = music_track(media, seconds=3)
     key = ready(track)[0].rendition_key
-    response = api_client.get(f"{hls_prefix(track_id=track.pk, rendition_key=key)}/aac-64/seg00000.ts")
+    response = api_client.get(f"{RenditionStorage.url_prefix(track_id=track.pk, rendition_key=key)}/aac-64/seg00000.ts")
     assert response.status_code == 200 and response["Content-Type"] == "video/mp2t"
 
 
@@ -317,7 +318,7 @@ def test_a_stream_start_while_the_broker_is_down_answers_and_sends_again_later(l
     track = music_track(media)
     grant(user, track.library)
     dead = Celery("dead-broker", broker=f"redis://127.0.0.1:{free_port()}/0", set_as_current=False)
-    monkeypatch.setattr(services, "current_app", dead)
+    monkeypatch.setattr(services.renditions, "current_app", dead)
 
     response = listener.get(f"/api/v1/tracks/{track.pk}/stream", {"codecs": "aac"})
 
@@ -325,6 +326,6 @@ def test_a_stream_start_while_the_broker_is_down_answers_and_sends_again_later(l
     assert response.json()["mode"] == "hls" and response.json()["ready"] is False
     assert set(Rendition.objects.filter(track=track).values_list("status", flat=True)) == {"pending"}
     assert broker_queue_messages(services.INTERACTIVE_QUEUE) == []
-    monkeypatch.setattr(services, "current_app", current_app)
+    monkeypatch.setattr(services.renditions, "current_app", current_app)
     assert listener.get(f"/api/v1/tracks/{track.pk}/stream", {"codecs": "aac"}).status_code == 200
     assert [m["headers"]["argsrepr"] for m in broker_queue_messages(services.INTERACTIVE_QUEUE)] == [f"[{track.pk}]"]

@@ -58,7 +58,7 @@ def test_a_live_claim_is_left_alone_and_a_dead_one_queued_again(media: Path, dja
     claimed(track, django_capture_on_commit_callbacks)
     worker_session = psycopg.connect(child_database_url(), autocommit=True)
     try:
-        worker_session.execute("SELECT pg_advisory_lock(%s)", [services._LOCK_NAMESPACE | track.pk])
+        worker_session.execute("SELECT pg_advisory_lock(%s)", [services.renditions._LOCK_NAMESPACE | track.pk])
         with django_capture_on_commit_callbacks(execute=True):
             assert services.renditions_reclaim() == 0
         assert set(Rendition.objects.filter(track=track).values_list("status", flat=True)) == {"running"}

@@ -1,0 +1,207 @@
+"""Renditions as database state: queueing them (on demand or after a scan), a lost folder queued again, the
+admin's Retry, the per-track lock and the reclaim of runs whose worker died.
+
+A transcode never holds a transaction or a row lock while ffmpeg runs. Twin runs for one track are
+prevented by a PostgreSQL session advisory lock: it is released by the server when the worker's connection
+drops, so a worker killed with SIGKILL never leaves a lock behind for the redelivered task.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+
+from celery import current_app
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.library.models import Track
+from apps.ops.db import advisory_lock_try
+from apps.streaming import metrics
+from apps.streaming import services as package
+from apps.streaming.models import Rendition, RenditionStatus
+from apps.streaming.profiles import Ladder
+from apps.streaming.selectors import track_rendition_key
+
+logger = logging.getLogger(__name__)
+
+TRANSCODE_TASK = "apps.streaming.tasks.rendition_transcode_task"
+# pg_try_advisory_lock(bigint) namespace for per-track transcode locks ("RV" in the top bits).
+_LOCK_NAMESPACE = 0x5256 << 40
+
+
+class Outcome(enum.StrEnum):
+    PUBLISHED = "published"
+    ALREADY_READY = "already_ready"
+    BUSY = "busy"  # another worker holds the track's lock
+    FAILED = "failed"
+    SOURCE_CHANGED = "source_changed"
+    GONE = "gone"  # the track was deleted, or has no playable file any more
+    WORKER_LOST = "worker_lost"  # its worker died mid-run (found by renditions_reclaim)
+
+
+def transcode_time_limit_s(duration_ms: int) -> int:
+    """Soft time limit of a track's transcode: grows with the audio's duration."""
+    per_hour = settings.TRANSCODE_TIME_LIMIT_PER_HOUR_S
+    return settings.TRANSCODE_TIME_LIMIT_BASE_S + int(per_hour * duration_ms / 3_600_000)
+
+
+def renditions_request(*, track_ids: Iterable[int], interactive: bool = False, retry_failed: bool = False) -> int:
+    """Make sure each track's current renditions exist or are on their way; returns the tasks queued.
+
+    Rows are created `pending` for the current rendition key; a task is sent (after commit) for every track
+    not fully ready. Failed rows are retried on demand until TRANSCODE_MAX_ATTEMPTS, or always with
+    `retry_failed` (the admin's Retry).
+    """
+    ids = sorted(set(track_ids))
+    tracks = Track.objects.filter(pk__in=ids, missing=False).prefetch_related("files")
+    to_send: list[tuple[int, int]] = []
+    with transaction.atomic():
+        for track in tracks:
+            ladder, key = track_rendition_key(track=track)
+            rows_ensure(track=track, ladder=ladder, key=key)
+            rows = list(Rendition.objects.filter(track=track, rendition_key=key))
+            if all(r.status == RenditionStatus.READY for r in rows):
+                continue
+            failed = [r for r in rows if r.status == RenditionStatus.FAILED]
+            if failed:
+                if not retry_failed and max(r.attempts for r in failed) >= settings.TRANSCODE_MAX_ATTEMPTS:
+                    continue
+                Rendition.objects.filter(pk__in=[r.pk for r in failed]).update(
+                    status=RenditionStatus.PENDING,
+                    updated_at=timezone.now(),
+                    **({"attempts": 0} if retry_failed else {}),
+                )
+            to_send.append((track.pk, track.duration_ms))
+    # Read from the package at send time: it owns the queue names (tests point them at queues of their own).
+    queue = package.INTERACTIVE_QUEUE if interactive else package.BULK_QUEUE
+
+    def send() -> None:
+        for track_id, duration_ms in to_send:
+            soft = transcode_time_limit_s(duration_ms)
+            try:
+                current_app.send_task(
+                    TRANSCODE_TASK, args=[track_id], queue=queue, soft_time_limit=soft, time_limit=soft + 60
+                )
+            except Exception as exc:  # kombu's OperationalError, redis' ConnectionError: the broker is away
+                # The rows stay pending: the next request for the track sends again, housekeeping re-queues
+                # pending rows nobody works on. The request that asked goes on (HLS "not ready yet").
+                logger.warning("transcodes not queued, broker unreachable (%s): tracks %s", exc, to_send)
+                return
+
+    if to_send:
+        transaction.on_commit(send)
+    return len(to_send)
+
+
+def renditions_after_scan(*, track_ids: list[int]) -> int:
+    if not settings.TRANSCODE_AFTER_SCAN or not track_ids:
+        return 0
+    return renditions_request(track_ids=track_ids)
+
+
+def rows_ensure(*, track: Track, ladder: Ladder, key: str) -> None:
+    """One `pending` row per profile of `key`, unless it exists (a task may also arrive without
+    renditions_request having run, e.g. from the admin or after a redelivery)."""
+    Rendition.objects.bulk_create(
+        [
+            Rendition(
+                track=track,
+                profile=p.name,
+                rendition_key=key,
+                segment_format=ladder.segment_format,
+                codecs=p.hls_codecs,
+            )
+            for p in ladder.profiles
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def track_lock(track_id: int) -> AbstractContextManager[bool]:
+    """The track's transcode lock, if no other session holds it (yields whether it was acquired)."""
+    return advisory_lock_try(_LOCK_NAMESPACE | track_id)
+
+
+def track_lock_free(track_id: int) -> bool:
+    """Whether no worker is transcoding the track right now."""
+    with track_lock(track_id) as acquired:
+        return acquired
+
+
+def rendition_folder_lost(*, track_id: int, rendition_key: str) -> int:
+    """A ready rendition's files are gone from disk: mark it pending and queue it again, interactively."""
+    lost = Rendition.objects.filter(
+        track_id=track_id, rendition_key=rendition_key, status=RenditionStatus.READY
+    ).update(status=RenditionStatus.PENDING, updated_at=timezone.now())
+    if lost:
+        logger.warning("renditions of track %s (%s) are missing on disk; queued again", track_id, rendition_key)
+        renditions_request(track_ids=[track_id], interactive=True)
+    return lost
+
+
+def renditions_retry(*, rendition_ids: Iterable[int]) -> int:
+    """The admin's Retry: failed renditions' tracks are queued again, attempts reset."""
+    track_ids = set(
+        Rendition.objects.filter(pk__in=list(rendition_ids), status=RenditionStatus.FAILED).values_list(
+            "track_id", flat=True
+        )
+    )
+    return renditions_request(track_ids=track_ids, interactive=True, retry_failed=True)
+
+
+# A `running` row whose track lock no live session holds was left by a worker that died: the lock lives
+# and dies with the worker's database session (a process killed with SIGKILL closes its socket, and the
+# server ends the session and frees the lock at once), so reading pg_locks tells a live claim from a dead
+# one without a heartbeat written while ffmpeg runs. One statement: nothing can take the claim between
+# the check and the update, and with nothing running it is an index probe and nothing more.
+_RECLAIM_SQL = """
+UPDATE streaming_rendition AS r
+SET status = CASE WHEN r.attempts >= %(max_attempts)s THEN %(failed)s ELSE %(pending)s END,
+    error = CASE WHEN r.attempts >= %(max_attempts)s THEN %(error)s ELSE r.error END,
+    finished_at = CASE WHEN r.attempts >= %(max_attempts)s THEN %(now)s END,
+    updated_at = %(now)s
+WHERE r.status = %(running)s
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_locks AS l
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND ((l.classid::bigint << 32) | l.objid::bigint) = (%(namespace)s | r.track_id)
+  )
+RETURNING r.track_id, r.status
+"""
+
+
+def renditions_reclaim() -> int:
+    """Beat, every 30 s: renditions left `running` by a worker that died (its whole process group killed, its
+    machine rebooted) are queued again at once instead of after housekeeping or the broker's visibility
+    timeout (an hour). Returns the tracks queued.
+
+    They go on the interactive queue: the work was already started and may be what a listener waits for;
+    at most one track per dead pool process jumps ahead of bulk work. A track whose transcode kept killing
+    its worker (TRANSCODE_MAX_ATTEMPTS times) is marked failed instead of being retried for ever.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RECLAIM_SQL,
+            {
+                "max_attempts": settings.TRANSCODE_MAX_ATTEMPTS,
+                "failed": RenditionStatus.FAILED,
+                "pending": RenditionStatus.PENDING,
+                "running": RenditionStatus.RUNNING,
+                "error": "The worker running this transcode died, every attempt.",
+                "now": timezone.now(),
+                "namespace": _LOCK_NAMESPACE,
+            },
+        )
+        reclaimed = cursor.fetchall()
+    if not reclaimed:
+        return 0
+    lost = sorted({track_id for track_id, _ in reclaimed})
+    metrics.transcode_jobs.labels(status=Outcome.WORKER_LOST).inc(len(lost))
+    logger.warning("transcodes of tracks %s were left running by a dead worker", ", ".join(map(str, lost)))
+    track_ids = sorted({track_id for track_id, status in reclaimed if status == RenditionStatus.PENDING})
+    return renditions_request(track_ids=track_ids, interactive=True) if track_ids else 0

@@ -1,0 +1,189 @@
+"""Running one transcode: every rendition of a track's current key from one ffmpeg run, published by one
+rename (readers see all of it or none of it), its rows marked ready in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.library.models import AudioFile, ScanTrigger, Track
+from apps.library.services import scan_request, track_duration_measured
+from apps.library.services.originals import OriginalRefused, audio_file_open
+from apps.streaming import metrics
+from apps.streaming.models import Rendition, RenditionStatus
+from apps.streaming.selectors import track_rendition_key, track_source_files
+from apps.streaming.services.renditions import Outcome, rows_ensure, track_lock
+from apps.streaming.storage import PLAYLIST_NAME, RenditionStorage
+from apps.streaming.transcoder import (
+    LOSSLESS_SOURCE_CODECS,
+    TranscodeFailed,
+    concat_list_text,
+    ffmpeg_command,
+    ffmpeg_run,
+    playlist_finish,
+    rendition_measure,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TranscodeResult:
+    outcome: Outcome
+    track_id: int
+    rendition_key: str = ""
+    seconds: float = 0.0
+    error: str = ""
+
+
+def _sources_checked(files: list[AudioFile]) -> list[Path] | None:
+    """The real paths of the track's files, each checked as direct play checks it (audio_file_open: inside
+    its library, the file the scan read), or None when one is not: a link swapped in must not be transcoded
+    into a rendition anyone may download, and a changed file would not match the rendition key (derived
+    from the recorded fingerprint)."""
+    real_paths = []
+    for f in files:
+        try:
+            original = audio_file_open(audio_file=f)
+        except (OSError, OriginalRefused):
+            return None
+        original.file.close()
+        real_paths.append(original.real_path)
+    return real_paths
+
+
+def rendition_transcode(*, track_id: int, progress: Callable[[float], None] | None = None) -> TranscodeResult:
+    """Build every rendition of the track's current key with one ffmpeg run, and publish them."""
+    track = Track.objects.filter(pk=track_id, missing=False).prefetch_related("files").first()
+    files = track_source_files(track=track) if track is not None else []
+    if track is None or not files:
+        Rendition.objects.filter(track_id=track_id).exclude(status=RenditionStatus.READY).delete()
+        return TranscodeResult(Outcome.GONE, track_id)
+    ladder, key = track_rendition_key(track=track, files=files)
+    storage = RenditionStorage.from_settings()
+    final = storage.folder(track.pk, key)
+    with track_lock(track.pk) as acquired:
+        if not acquired:
+            return TranscodeResult(Outcome.BUSY, track.pk, key)
+        rows_ensure(track=track, ladder=ladder, key=key)
+        rows = Rendition.objects.filter(track=track, rendition_key=key)
+        if final.is_dir() and not rows.exclude(status=RenditionStatus.READY).exists():
+            return TranscodeResult(Outcome.ALREADY_READY, track.pk, key)
+        rows.update(
+            status=RenditionStatus.RUNNING,
+            started_at=timezone.now(),
+            finished_at=None,
+            error="",
+            attempts=F("attempts") + 1,
+            updated_at=timezone.now(),
+        )
+        tmp_root = storage.tmp_root
+        _remove_leftovers(tmp_root, track.pk)  # of a run killed before its cleanup (we hold the lock)
+        work = tmp_root / f"{track.pk}-{key}-{uuid.uuid4().hex[:8]}"
+        started = time.monotonic()
+        try:
+            sources = _sources_checked(files)
+            if sources is None:
+                raise _SourceChanged
+            out = work / key
+            for profile in ladder.profiles:
+                (out / profile.name).mkdir(parents=True)
+            concat_list = None
+            if len(files) > 1:
+                concat_list = work / "sources.ffconcat"
+                concat_list.write_text(concat_list_text(sources))
+            command = ffmpeg_command(
+                sources=sources,
+                concat_list=concat_list,
+                folder=out,
+                ladder=ladder,
+                source_rate_hz=files[0].sample_rate_hz,
+                lossy_source=not all(f.codec in LOSSLESS_SOURCE_CODECS for f in files),
+            )
+            ffmpeg_s = ffmpeg_run(command, duration_ms=track.duration_ms, progress=progress)
+            measured = []
+            for profile in ladder.profiles:
+                playlist_finish(out / profile.name / PLAYLIST_NAME)
+                measured.append(rendition_measure(out / profile.name, profile.name))
+            if _sources_checked(files) != sources:
+                raise _SourceChanged
+            _publish(out, final)
+        except _SourceChanged:
+            shutil.rmtree(work, ignore_errors=True)
+            rows.update(status=RenditionStatus.PENDING, attempts=F("attempts") - 1, updated_at=timezone.now())
+            # The next scan records the new file and hands the track back with a new rendition key.
+            scan_request(library=track.library, trigger=ScanTrigger.SOURCE_CHANGED)
+            metrics.transcode_jobs.labels(status=Outcome.SOURCE_CHANGED).inc()
+            return TranscodeResult(Outcome.SOURCE_CHANGED, track.pk, key)
+        except (TranscodeFailed, SoftTimeLimitExceeded, OSError) as exc:
+            shutil.rmtree(work, ignore_errors=True)
+            error = _error_text(exc)
+            rows.update(
+                status=RenditionStatus.FAILED, error=error, finished_at=timezone.now(), updated_at=timezone.now()
+            )
+            metrics.transcode_jobs.labels(status=Outcome.FAILED).inc()
+            logger.warning("transcode of track %s failed: %s", track.pk, error.splitlines()[0] if error else "")
+            return TranscodeResult(Outcome.FAILED, track.pk, key, error=error)
+        shutil.rmtree(work, ignore_errors=True)
+        now = timezone.now()
+        with transaction.atomic():
+            for m in measured:
+                rows.filter(profile=m.profile).update(
+                    status=RenditionStatus.READY,
+                    size_bytes=m.size_bytes,
+                    peak_bitrate_bps=m.peak_bitrate_bps,
+                    average_bitrate_bps=m.average_bitrate_bps,
+                    segment_count=m.segment_count,
+                    duration_ms=m.duration_ms,
+                    transcode_ms=round(ffmpeg_s * 1000),
+                    finished_at=now,
+                    error="",
+                    updated_at=now,
+                )
+            # A file cut short after its header was written decodes to less than the header claims.
+            track_duration_measured(track=track, measured_ms=max(m.duration_ms for m in measured))
+    seconds = time.monotonic() - started
+    metrics.transcode_jobs.labels(status=Outcome.PUBLISHED).inc()
+    metrics.transcode_seconds.observe(seconds)
+    return TranscodeResult(Outcome.PUBLISHED, track.pk, key, seconds=seconds)
+
+
+class _SourceChanged(Exception):
+    pass
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, SoftTimeLimitExceeded):
+        return "The transcode ran over its time limit."
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc} ({getattr(exc, 'filename', '') or 'renditions storage'})"
+    return str(exc)
+
+
+def _publish(out: Path, final: Path) -> None:
+    """Move the finished folder into place with one rename: readers see all of it or none of it."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        # Left by a run that died between its rename and its database update: replace it.
+        trash = out.parent / f"replaced-{uuid.uuid4().hex[:8]}"
+        os.rename(final, trash)
+    os.rename(out, final)
+
+
+def _remove_leftovers(tmp_root: Path, track_id: int) -> None:
+    if not tmp_root.is_dir():
+        return
+    for entry in tmp_root.iterdir():
+        if entry.name.startswith(f"{track_id}-"):
+            shutil.rmtree(entry, ignore_errors=True)
