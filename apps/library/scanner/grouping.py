@@ -39,6 +39,13 @@ class FileLike(Protocol):
     def path(self) -> str: ...
 
 
+class TaggedFile(FileLike, Protocol):
+    """A file whose play order can be told: a FileRow while scanning, an AudioFile while streaming."""
+
+    @property
+    def tags(self) -> dict[str, list[str]]: ...
+
+
 class FileRow(NamedTuple):
     """What grouping needs of a stored file (one row of library_audiofile)."""
 
@@ -232,7 +239,7 @@ def natural_key(text: str) -> list[Any]:
     return [int(part) if part.isdecimal() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
-def play_order(f: FileRow) -> tuple[Any, ...]:
+def play_order(f: TaggedFile) -> tuple[Any, ...]:
     disc = _number(f.tags, "discnumber", 32767)
     if disc is None:  # Book/CD2/01.mp3 without a disc tag: CD2's track 1 comes after CD1's last
         disc = _folder_disc(f.path)
