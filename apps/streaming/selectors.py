@@ -7,8 +7,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import User
 
+from apps.accounts.types import RequestUser
 from apps.library.models import AudioFile, Track
 from apps.library.scanner.grouping import join_path, play_order
 from apps.streaming.models import Rendition, RenditionStatus
@@ -23,11 +24,11 @@ def stream_token_user(*, token: str, track_id: int) -> User | None:
     return None if user_id is None else get_user_model().objects.filter(pk=user_id, is_active=True).first()
 
 
-def track_for_user(*, user: User | AnonymousUser, track_id: int) -> Track | None:
+def track_for_user(*, user: RequestUser, track_id: int) -> Track | None:
     return Track.objects.visible_to(user).listed().filter(pk=track_id).first()
 
 
-def track_for_listener(*, user: User | AnonymousUser, token: str, track_id: int) -> Track | None:
+def track_for_listener(*, user: RequestUser, token: str, track_id: int) -> Track | None:
     """The track a player may open: as the signed-in user sees it, or else as the user a signed stream token
     for this track was issued to sees it now (players that cannot send an Authorization header)."""
     if not user.is_authenticated:
