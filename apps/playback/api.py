@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
@@ -18,8 +19,9 @@ from apps.ops.errors import DomainError, ErrorOutput, error_body
 from apps.ops.pagination import PageInput
 from apps.playback import selectors, services
 from apps.playback.metrics import progress_updates
+from apps.playback.models import Bookmark, Listen, PlaybackSession
 from apps.playback.progress.rules import ProgressState
-from apps.playback.progress.selectors import TrackForProgress
+from apps.playback.progress.selectors import MergedNewestFirst, TrackForProgress
 from apps.playback.progress.store import progress_output, progress_output_unplayed
 from apps.playback.serializers import (
     BookmarkInput,
@@ -221,7 +223,7 @@ class SessionListView(generics.ListAPIView):
 
     serializer_class = SessionOutput
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[PlaybackSession]:
         return selectors.session_open_list(user=self.request.user)
 
     @extend_schema(
@@ -264,7 +266,7 @@ class SessionDetailView(APIView):
 class TrackBookmarksView(generics.ListAPIView):
     serializer_class = BookmarkOutput
 
-    def get_queryset(self):
+    def get_queryset(self) -> QuerySet[Bookmark]:
         return selectors.bookmark_list(user=self.request.user, track_id=self.kwargs["track_id"])
 
     @extend_schema(request=BookmarkInput, responses={201: BookmarkOutput})
@@ -310,5 +312,6 @@ class ListenListView(generics.ListAPIView):
 
     serializer_class = ListenOutput
 
-    def get_queryset(self):
+    def get_queryset(self) -> MergedNewestFirst[Listen]:  # type: ignore[override]
+        # Not a QuerySet, but all that ListAPIView's pagination uses of one: count() and a slice.
         return selectors.listen_list(user=self.request.user)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
@@ -24,11 +25,11 @@ class StrictIntegerField(serializers.IntegerField):
 
     default_error_messages = {"invalid": "A JSON integer is required."}
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_value", BIGINT_MAX)
         super().__init__(**kwargs)
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)
@@ -43,7 +44,7 @@ class ClientTimeField(serializers.Field):
         "range": "Expected a time after 2000-01-01.",
     }
 
-    def to_internal_value(self, data) -> datetime:
+    def to_internal_value(self, data: Any) -> datetime:
         if isinstance(data, bool):
             self.fail("invalid")
         moment: datetime | None = None
@@ -71,10 +72,10 @@ class ClientTimeField(serializers.Field):
 
 
 class DeviceIdField(serializers.CharField):
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(min_length=1, max_length=DEVICE_ID_MAX_LENGTH, **kwargs)
 
-    def to_internal_value(self, data) -> str:
+    def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
         value = super().to_internal_value(data)

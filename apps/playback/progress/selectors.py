@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from django.contrib.auth.models import AnonymousUser
@@ -62,19 +63,23 @@ WHERE t.id = %(track_id)s
 """
 
 
-def track_for_progress(*, user: RequestUser, track_id: int) -> TrackForProgress:
-    """The track with the user's stored progress; 404 for a track they may not see (or that does not exist)."""
-    if isinstance(user, AnonymousUser) or not user.is_active or not 0 < track_id < 2**63:
-        raise Http404("No such track.")
-    sql = _TARGET_SQL.format(
+@cache
+def _target_sql() -> str:
+    return _TARGET_SQL.format(
         columns=", ".join(f"p.{column}" for column in ROW_COLUMNS),
         track=Track._meta.db_table,
         library=Library._meta.db_table,
         access=LibraryAccess._meta.db_table,
         progress=PlaybackProgress._meta.db_table,
     )
+
+
+def track_for_progress(*, user: RequestUser, track_id: int) -> TrackForProgress:
+    """The track with the user's stored progress; 404 for a track they may not see (or that does not exist)."""
+    if isinstance(user, AnonymousUser) or not user.is_active or not 0 < track_id < 2**63:
+        raise Http404("No such track.")
     with bulk_cursor() as cursor:
-        cursor.execute(sql, {"track_id": track_id, "staff": user.is_staff, "user_id": user.pk})
+        cursor.execute(_target_sql(), {"track_id": track_id, "staff": user.is_staff, "user_id": user.pk})
         found = cursor.fetchone()
     if found is None:
         raise Http404("No such track.")
