@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
-	@echo "make test    ruff check, ruff format --check, pytest (PYTEST_ARGS='-m \"not slow\"' for the quick ones)"
+	@echo "make test    ruff check, ruff format --check, mypy, pytest (PYTEST_ARGS='-m \"not slow\"' for the quick ones)"
 	@echo "make format  apply ruff fixes and formatting"
 	@echo "make bench-scan  scan benchmark (BENCH_FILES=2000)"
 	@echo "make bench-progress  progress PUT under gunicorn and buffer flush (BENCH_CLIENTS=32, BENCH_SECONDS=15)"
@@ -35,6 +35,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench-scan: $(STAMP)
@@ -46,13 +47,14 @@ bench-progress: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
 
 bench-transcode: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/transcode.py

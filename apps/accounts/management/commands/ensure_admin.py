@@ -12,13 +12,13 @@ class Command(BaseCommand):
         username = os.environ.get("REVENGE_ADMIN_USER", "").strip() or "admin"
         given_password = os.environ.get("REVENGE_ADMIN_PASSWORD") or None
         try:
-            user, password = admin_ensure(username=username, password=given_password)
+            _user, password = admin_ensure(username=username, password=given_password)
         except ValueError as exc:
             raise CommandError(
                 f"Cannot create the admin account: {exc}. Set REVENGE_ADMIN_USER to another name."
             ) from None
         url = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}/admin/"
-        if user is None:
+        if password is None:  # (None, None): a superuser existed already
             self.stdout.write(f"Admin account exists. Sign in at {url}")
             return
         if given_password:
