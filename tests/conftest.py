@@ -110,6 +110,14 @@ def hand_off(capture=None) -> list[list[int]]:
 
 
 @pytest.fixture
+def media(tmp_path: Path) -> Path:
+    """An empty folder for a test's library."""
+    folder = tmp_path / "library"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
 

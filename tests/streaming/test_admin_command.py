@@ -12,7 +12,7 @@ from apps.streaming.services import rendition_transcode
 from tests.audio import make_audio
 from tests.conftest import broker_queue_messages
 from tests.factories import UserFactory
-from tests.streaming.conftest import music_track
+from tests.pipeline import music_track
 
 pytestmark = pytest.mark.django_db
 

@@ -21,7 +21,9 @@ from apps.streaming.models import Rendition
 from apps.streaming.signing import hls_signature
 from apps.streaming.storage import RenditionStorage
 from tests.conftest import broker_queue_messages, free_port
-from tests.streaming.conftest import book_track, decoded_seconds, grant, music_track, ready
+from tests.factories import LibraryAccessFactory
+from tests.pipeline import book_track, music_track, ready
+from tests.streaming.hls_checks import decoded_seconds
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +36,7 @@ def listener(api_client, user):
 
 def test_decision_direct_when_the_client_plays_the_source(listener, user, media: Path):
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     body = listener.get(f"/api/v1/tracks/{track.pk}/stream", {"codecs": "mp3,aac", "max_bitrate": 320}).json()
     assert body["mode"] == "direct" and body["ready"] is True
     assert body["url"].startswith(f"/api/v1/tracks/{track.pk}/file?token=")
@@ -45,7 +47,7 @@ def test_decision_hls_when_the_codec_is_not_played_queues_interactive(
     listener, user, media: Path, django_capture_on_commit_callbacks
 ):
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     with django_capture_on_commit_callbacks(execute=True):
         response = listener.get(f"/api/v1/tracks/{track.pk}/stream", {"codecs": "aac,opus"})
     body = response.json()
@@ -64,7 +66,7 @@ def test_decision_hls_when_the_codec_is_not_played_queues_interactive(
 
 def test_decision_for_a_book_is_hls_with_its_files(listener, user, media: Path):
     track = book_track(media, parts=2, seconds=2)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     body = listener.get(f"/api/v1/tracks/{track.pk}/stream", {"codecs": "mp3"}).json()
     assert body["mode"] == "hls" and "2 files" in body["reason"]
     assert [f["index"] for f in body["files"]] == [0, 1]
@@ -76,7 +78,7 @@ def test_decision_for_a_book_is_hls_with_its_files(listener, user, media: Path):
 )
 def test_decision_bad_input(listener, user, media: Path, params, field):
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     response = listener.get(f"/api/v1/tracks/{track.pk}/stream", params)
     assert response.status_code == 400
     assert list(response.json()["error"]["fields"]) == [field]
@@ -95,14 +97,14 @@ def test_everything_is_404_without_a_grant(listener, media: Path):
 def test_anonymous_needs_a_token_and_a_token_is_per_track_and_user(listener, user, media: Path):
     api_client = APIClient()
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     assert api_client.get(f"/api/v1/tracks/{track.pk}/file").status_code == 401
     url = listener.get(f"/api/v1/tracks/{track.pk}/stream").json()["url"]
     token = parse_qs(urlsplit(url).query)["token"][0]
     assert api_client.get(url).status_code == 200
     assert api_client.get(f"/api/v1/tracks/{track.pk}/file?token={token}x").status_code == 404
     other = music_track(media.parent / "other", "other.mp3")
-    grant(user, other.library)
+    LibraryAccessFactory(user=user, library=other.library)
     assert api_client.get(f"/api/v1/tracks/{other.pk}/file?token={token}").status_code == 404
     # Access is checked on every use: a revoked grant ends the token's use.
     user.library_accesses.all().delete()
@@ -111,7 +113,7 @@ def test_anonymous_needs_a_token_and_a_token_is_per_track_and_user(listener, use
 
 def test_master_not_ready_is_202_with_retry_after(listener, user, media: Path, django_capture_on_commit_callbacks):
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     with django_capture_on_commit_callbacks(execute=True):
         response = listener.get(f"/api/v1/tracks/{track.pk}/master.m3u8")
     assert response.status_code == 202 and response["Retry-After"] == "5"
@@ -121,7 +123,7 @@ def test_master_not_ready_is_202_with_retry_after(listener, user, media: Path, d
 
 def test_master_playlist_lists_ready_profiles_with_signed_uris(listener, user, media: Path):
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     rows = {r.profile: r for r in ready(track)}
     response = listener.get(f"/api/v1/tracks/{track.pk}/master.m3u8")
     assert response.status_code == 200
@@ -143,7 +145,7 @@ def test_master_playlist_lists_ready_profiles_with_signed_uris(listener, user, m
 def test_deleted_rendition_folder_is_requeued(listener, user, media: Path, django_capture_on_commit_callbacks):
     api_client = APIClient()
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     row = ready(track)[0]
     prefix = RenditionStorage.url_prefix(track_id=track.pk, rendition_key=row.rendition_key)
     shutil.rmtree(settings.RENDITIONS_ROOT / str(track.pk))
@@ -229,7 +231,7 @@ def test_hls_mpegts_content_type(api_client, media: Path, settings):
 
 def test_direct_play_ranges_and_accel_redirect(listener, user, media: Path, settings):
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     data = (media / "song.mp3").read_bytes()
     full = listener.get(f"/api/v1/tracks/{track.pk}/file")
     assert full.status_code == 200 and full["Content-Type"] == "audio/mpeg" and full["Accept-Ranges"] == "bytes"
@@ -254,7 +256,7 @@ def test_direct_play_ranges_and_accel_redirect(listener, user, media: Path, sett
 def test_players_accept_headers_get_the_media_and_errors_stay_json(listener, user, media: Path):
     # Players ask for media with their own Accept headers; DRF's negotiation used to answer 406.
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     ready(track)
     data = (media / "song.mp3").read_bytes()
     for accept in ("audio/mpeg", "audio/*", "application/vnd.apple.mpegurl"):
@@ -268,7 +270,7 @@ def test_players_accept_headers_get_the_media_and_errors_stay_json(listener, use
 
 def test_book_files_one_by_one(listener, user, media: Path):
     track = book_track(media, parts=2, seconds=2)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     assert listener.get(f"/api/v1/tracks/{track.pk}/file").status_code == 404
     second = listener.get(f"/api/v1/tracks/{track.pk}/files/1")
     assert b"".join(second.streaming_content) == (media / "Author" / "Book" / "02.mp3").read_bytes()
@@ -276,7 +278,7 @@ def test_book_files_one_by_one(listener, user, media: Path):
 
 def test_download_is_one_playable_m4a(listener, user, media: Path):
     track = music_track(media, seconds=14)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     row = next(r for r in ready(track) if r.profile == "aac-128")
     response = listener.get(f"/api/v1/tracks/{track.pk}/download", {"profile": "aac-128"})
     assert response.status_code == 200 and response["Content-Type"] == "audio/mp4"
@@ -316,7 +318,7 @@ def test_a_stream_start_while_the_broker_is_down_answers_and_sends_again_later(l
     """Redis (the broker) down: the decision is answered (HLS, not ready yet) rather than a 500, the rows
     stay pending, and the next start once the broker is back queues the transcode."""
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     dead = Celery("dead-broker", broker=f"redis://127.0.0.1:{free_port()}/0", set_as_current=False)
     monkeypatch.setattr(services.renditions, "current_app", dead)
 

@@ -10,7 +10,9 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from tests.streaming.conftest import book_track, decoded_seconds, grant, music_track, ready
+from tests.factories import LibraryAccessFactory
+from tests.pipeline import book_track, music_track, ready
+from tests.streaming.hls_checks import decoded_seconds
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -32,7 +34,7 @@ def test_ffmpeg_plays_master_and_every_variant(live_server, user, tmp_path: Path
     settings.HLS_SEGMENT_FORMAT = segment_format
     media = tmp_path / "library"
     track = music_track(media, seconds=20)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     ready(track)
     client = APIClient()
     client.force_authenticate(user)
@@ -50,7 +52,7 @@ def test_ffmpeg_plays_master_and_every_variant(live_server, user, tmp_path: Path
 
 def test_ffmpeg_plays_a_book_through_the_master(live_server, user, tmp_path: Path):
     track = book_track(tmp_path / "library", parts=3, seconds=4)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     ready(track)
     client = APIClient()
     client.force_authenticate(user)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.streaming.conftest import grant, music_track, ready
+from tests.factories import LibraryAccessFactory
+from tests.pipeline import music_track, ready
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +24,7 @@ def test_streaming_metrics(client, api_client, user, media: Path):
     base_published = _value(before, published) if published in before else 0
     base_starts = _value(before, starts) if starts in before else 0
     track = music_track(media, seconds=3)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     ready(track)
     api_client.force_authenticate(user)
     assert api_client.get(f"/api/v1/tracks/{track.pk}/stream").json()["mode"] == "direct"

@@ -17,8 +17,8 @@ from apps.library.services.originals import CHANGED_MTIME_NS, OriginalRefused, a
 from apps.streaming.models import Rendition
 from apps.streaming.services import rendition_transcode
 from tests.audio import make_audio
-from tests.library.conftest import make_library, scan
-from tests.streaming.conftest import book_track, grant, music_track, ready
+from tests.factories import LibraryAccessFactory, LibraryFactory
+from tests.pipeline import book_track, music_track, ready, scan
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +63,7 @@ def test_file_refuses_a_symlink_out_of_the_library_swapped_in_after_the_scan(
     listener, user, media: Path, secret_key: Path, target: str
 ) -> None:
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     swap_for_link(media / "song.mp3", secret_key if target == "secret_key" else Path(target))
 
     response = listener.get(f"/api/v1/tracks/{track.pk}/file")
@@ -75,12 +75,12 @@ def test_file_refuses_another_librarys_file_even_with_the_same_size_and_mtime(
     listener, user, media: Path, tmp_path: Path
 ) -> None:
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     other_root = tmp_path / "other-library"
     other_root.mkdir()
     other = other_root / "private.mp3"
     shutil.copy2(media / "song.mp3", other)  # a twin: only where it lies tells it apart
-    make_library(other_root, name="Someone else's")
+    LibraryFactory(root=other_root, name="Someone else's")
     swap_for_link(media / "song.mp3", other)
 
     assert_refused(listener.get(f"/api/v1/tracks/{track.pk}/file"), track.files.get())
@@ -88,7 +88,7 @@ def test_file_refuses_another_librarys_file_even_with_the_same_size_and_mtime(
 
 def test_files_n_of_a_book_refuses_a_swapped_part(listener, user, media: Path, secret_key: Path) -> None:
     track = book_track(media, parts=2, seconds=2)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     first = (media / "Author" / "Book" / "01.mp3").read_bytes()
     swap_for_link(media / "Author" / "Book" / "02.mp3", secret_key)
 
@@ -98,7 +98,7 @@ def test_files_n_of_a_book_refuses_a_swapped_part(listener, user, media: Path, s
 
 def test_a_token_link_refuses_a_swapped_file(listener, user, media: Path, secret_key: Path) -> None:
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     url = listener.get(f"/api/v1/tracks/{track.pk}/stream").json()["url"]
     token = parse_qs(urlsplit(url).query)["token"][0]
     swap_for_link(media / "song.mp3", secret_key)
@@ -113,7 +113,7 @@ def test_behind_nginx_a_swapped_file_gets_no_x_accel_redirect(
 ) -> None:
     settings.USE_X_ACCEL_REDIRECT = True
     track = music_track(media)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     swap_for_link(media / "song.mp3", secret_key)
 
     response = listener.get(f"/api/v1/tracks/{track.pk}/file")
@@ -124,7 +124,7 @@ def test_behind_nginx_a_swapped_file_gets_no_x_accel_redirect(
 
 def test_a_file_rewritten_in_place_is_refused_until_the_next_scan_reads_it(listener, user, media: Path) -> None:
     track = music_track(media, seconds=3)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     make_audio(media / "song.mp3", seconds=5, frequency=880, tags={"title": "song.mp3"})
 
     assert_refused(listener.get(f"/api/v1/tracks/{track.pk}/file"), track.files.get())
@@ -142,9 +142,9 @@ def test_a_symlink_inside_the_library_plays_and_nginx_is_sent_its_real_path(
     make_audio(media / "Real" / "take.mp3", seconds=3, tags={"title": "take"})
     (media / "Alias").mkdir()
     (media / "Alias" / "song.mp3").symlink_to(media / "Real" / "take.mp3")
-    library = make_library(media)
+    library = LibraryFactory(root=media)
     scan(library)
-    grant(user, library)
+    LibraryAccessFactory(user=user, library=library)
     linked = Track.objects.get(library=library, files__path="Alias/song.mp3")
 
     direct = listener.get(f"/api/v1/tracks/{linked.pk}/file")
@@ -172,11 +172,11 @@ def test_the_transcoder_refuses_a_swapped_source_so_nothing_is_downloadable(
     listener, user, media: Path, tmp_path: Path
 ) -> None:
     track = music_track(media, seconds=3)
-    grant(user, track.library)
+    LibraryAccessFactory(user=user, library=track.library)
     other_root = tmp_path / "other-library"
     other_root.mkdir()
     shutil.copy2(media / "song.mp3", other_root / "private.mp3")  # same size and mtime: only its place differs
-    make_library(other_root, name="Someone else's")
+    LibraryFactory(root=other_root, name="Someone else's")
     swap_for_link(media / "song.mp3", other_root / "private.mp3")
 
     result = rendition_transcode(track_id=track.pk)
@@ -190,7 +190,7 @@ def test_the_transcoder_refuses_a_swapped_source_so_nothing_is_downloadable(
 def test_the_transcoder_reads_a_symlinked_source_inside_the_library(media: Path) -> None:
     make_audio(media / "Real" / "take.mp3", seconds=3, tags={"title": "take"})
     (media / "song.mp3").symlink_to(media / "Real" / "take.mp3")
-    library = make_library(media)
+    library = LibraryFactory(root=media)
     scan(library)
 
     ready(Track.objects.get(library=library, files__path="song.mp3"))

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from apps.streaming import services
 from apps.streaming.models import Rendition, RenditionStatus
 from tests.conftest import broker_queue_messages, child_database_url, wait_for
-from tests.streaming.conftest import music_track
+from tests.pipeline import music_track
 
 pytestmark = pytest.mark.django_db
 

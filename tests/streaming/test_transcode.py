@@ -21,8 +21,9 @@ from apps.streaming.services import (
 from apps.streaming.transcoder import peak_bitrate_bps
 from tests.audio import make_audio
 from tests.conftest import broker_queue_messages, hand_off
-from tests.library.conftest import scan
-from tests.streaming.conftest import book_track, check_media_playlist, music_track, ready, rendition_dir
+from tests.factories import LibraryFactory
+from tests.pipeline import book_track, music_track, ready, scan, scan_job
+from tests.streaming.hls_checks import check_media_playlist, rendition_dir
 
 pytestmark = pytest.mark.django_db
 
@@ -165,9 +166,7 @@ def test_scan_queues_new_and_changed_tracks_on_bulk(media: Path, settings, djang
     settings.TRANSCODE_AFTER_SCAN = True
     make_audio(media / "a.mp3", seconds=2, tags={"title": "a"})
     make_audio(media / "b.mp3", seconds=2, tags={"title": "b"})
-    from tests.library.conftest import make_library, scan_job
-
-    library = make_library(media)
+    library = LibraryFactory(root=media)
     with django_capture_on_commit_callbacks(execute=True):
         scan_job(library)
     assert hand_off(django_capture_on_commit_callbacks) == [sorted(library.tracks.values_list("pk", flat=True))]

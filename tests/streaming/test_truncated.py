@@ -12,8 +12,9 @@ from apps.library.models import AudioFile, Chapter, LibraryKind, Track
 from apps.library.scanner.metadata import truncation_tolerance_ms
 from apps.library.services import track_duration_measured
 from tests.audio import make_audio
-from tests.library.conftest import grant, make_library, scan
-from tests.streaming.conftest import check_media_playlist, ready, rendition_dir
+from tests.factories import LibraryAccessFactory, LibraryFactory
+from tests.pipeline import ready, scan
+from tests.streaming.hls_checks import check_media_playlist, rendition_dir
 
 pytestmark = pytest.mark.django_db
 
@@ -28,9 +29,9 @@ def cut(path: Path, size_bytes: int = 3000) -> Path:
 def test_transcode_corrects_the_duration_of_a_vbr_mp3_cut_short(media: Path, user):
     cut(make_audio(media / "part.mp3", seconds=20, codec_args=VBR, tags={"title": "part", "album": "A"}))
     make_audio(media / "whole.mp3", seconds=20, codec_args=VBR, tags={"title": "whole", "album": "A"})
-    library = make_library(media)
+    library = LibraryFactory(root=media)
     scan(library)
-    grant(user, library)
+    LibraryAccessFactory(user=user, library=library)
     part = Track.objects.select_related("album").get(title="part")
     # What the scanner sees: the header's 20 s, nothing to flag (no CBR shortcut for a VBR stream).
     assert abs(part.duration_ms - 20_000) < 100
@@ -71,7 +72,7 @@ def test_a_book_cut_short_gets_its_chapters_clipped(media: Path):
         seconds=30,
         chapters=[("One", 0, 10_000), ("Two", 10_000, 20_000), ("Three", 20_000, 30_000)],
     )
-    library = make_library(media, kind=LibraryKind.AUDIOBOOK)
+    library = LibraryFactory(root=media, kind=LibraryKind.AUDIOBOOK)
     scan(library)
     book = Track.objects.get(library=library)
     assert book.chapters.count() == 3
@@ -91,7 +92,7 @@ def test_a_book_cut_short_gets_its_chapters_clipped(media: Path):
 def test_the_one_file_decoded_is_the_one_flagged(media: Path):
     make_audio(media / "Author" / "Book" / "01.mp3", seconds=30)
     (media / "Author" / "Book" / "02.mp3").write_bytes(b"not audio" * 100)  # kept with its error, not played
-    library = make_library(media, kind=LibraryKind.AUDIOBOOK)
+    library = LibraryFactory(root=media, kind=LibraryKind.AUDIOBOOK)
     scan(library)
     book = Track.objects.get(library=library)
     assert AudioFile.objects.filter(track=book).exclude(error="").count() == 1

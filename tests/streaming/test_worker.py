@@ -17,8 +17,9 @@ from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.services import TMP_DIR_NAME
 from tests.audio import make_audio
 from tests.conftest import child_database_url, hand_off, wait_for
-from tests.library.conftest import make_library, scan_job
-from tests.streaming.conftest import check_media_playlist
+from tests.factories import LibraryFactory
+from tests.pipeline import scan_job
+from tests.streaming.hls_checks import check_media_playlist
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -59,7 +60,7 @@ def test_scan_pre_transcodes_in_the_worker(tmp_path: Path, process_env, settings
     media = tmp_path / "library"
     for n in range(3):
         make_audio(media / f"{n}.mp3", seconds=8, frequency=300 + 100 * n, tags={"title": f"song {n}"})
-    library = make_library(media)
+    library = LibraryFactory(root=media)
     scan_job(library)  # transactional test: the on_commit send happens for real
     track_ids = list(library.tracks.values_list("pk", flat=True))
     # The scan's hand-off message, run here: it queues the transcodes on this test's own bulk queue.
@@ -84,7 +85,7 @@ def test_worker_killed_mid_transcode_is_redelivered_and_never_half_published(
 ):
     media = tmp_path / "library"
     make_audio(media / "long.flac", seconds=900, tags={"title": "long"})
-    library = make_library(media)
+    library = LibraryFactory(root=media)
     scan_job(library)
     track = library.tracks.get()
     with django_capture_on_commit_callbacks(execute=True):
@@ -124,7 +125,7 @@ def test_worker_process_group_killed_mid_transcode_is_reclaimed_and_finishes(
 ):
     media = tmp_path / "library"
     make_audio(media / "long.flac", seconds=900, tags={"title": "long"})
-    library = make_library(media)
+    library = LibraryFactory(root=media)
     scan_job(library)
     track = library.tracks.get()
     with django_capture_on_commit_callbacks(execute=True):

@@ -1,3 +1,6 @@
+"""What a transcode's output must be, checked on the files: the media playlist (RFC 8216 and the issue's
+asks, contiguous fMP4 fragments read from their boxes), a rendition's folder, what ffmpeg decoded."""
+
 from __future__ import annotations
 
 import re
@@ -5,44 +8,9 @@ import struct
 from pathlib import Path
 
 import m3u8
-import pytest
 from django.conf import settings
 
-from apps.library.models import LibraryKind, Track
-from apps.streaming.models import Rendition, RenditionStatus
-from apps.streaming.services import rendition_transcode
-from tests.audio import make_audio
-from tests.library.conftest import grant, make_library, scan
-
-
-@pytest.fixture
-def media(tmp_path: Path) -> Path:
-    folder = tmp_path / "library"
-    folder.mkdir()
-    return folder
-
-
-def music_track(media: Path, name: str = "song.mp3", seconds: float = 14.0, **tags) -> Track:
-    make_audio(media / name, seconds=seconds, tags={"title": name, **tags})
-    library = make_library(media)
-    scan(library)
-    return Track.objects.get(library=library, title=name)
-
-
-def book_track(media: Path, parts: int = 3, seconds: float = 5.0) -> Track:
-    for index in range(1, parts + 1):
-        make_audio(media / "Author" / "Book" / f"{index:02d}.mp3", seconds=seconds, frequency=300 + 50 * index)
-    library = make_library(media, kind=LibraryKind.AUDIOBOOK)
-    scan(library)
-    return Track.objects.get(library=library)
-
-
-def ready(track: Track) -> list[Rendition]:
-    result = rendition_transcode(track_id=track.pk)
-    assert result.outcome == "published", result
-    rows = list(Rendition.objects.filter(track=track, rendition_key=result.rendition_key))
-    assert rows and all(r.status == RenditionStatus.READY for r in rows)
-    return rows
+from apps.streaming.models import Rendition
 
 
 def rendition_dir(rendition: Rendition) -> Path:
@@ -108,6 +76,3 @@ def decoded_seconds(ffmpeg_stderr: str) -> float:
     assert times, ffmpeg_stderr[-2000:]
     h, m, s = times[-1]
     return int(h) * 3600 + int(m) * 60 + float(s)
-
-
-__all__ = ["grant"]
