@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import m3u8
 
 from apps.streaming.models import Rendition
-from apps.streaming.storage import RenditionStorage
+from apps.streaming.storage import PLAYLIST_NAME, RenditionStorage
 
 
 def master_playlist(*, track_id: int, renditions: Sequence[Rendition]) -> str:
@@ -22,7 +22,7 @@ def master_playlist(*, track_id: int, renditions: Sequence[Rendition]) -> str:
         }
         master.add_playlist(
             m3u8.Playlist(
-                uri=f"{prefix}/{rendition.profile}/index.m3u8", stream_info=stream_info, media=[], base_uri=""
+                uri=f"{prefix}/{rendition.profile}/{PLAYLIST_NAME}", stream_info=stream_info, media=[], base_uri=""
             )
         )
     return master.dumps()

@@ -18,7 +18,8 @@ from django.conf import settings
 from apps.streaming.signing import hls_expiry, hls_signature
 
 TMP_DIR_NAME: Final = ".tmp"
-PLAYLIST_NAME: Final = "index.m3u8"
+PLAYLIST_NAME: Final = "index.m3u8"  # in each profile's folder, next to its segments
+INIT_NAME: Final = "init.mp4"  # the fMP4 init segment
 
 
 @dataclass(frozen=True)

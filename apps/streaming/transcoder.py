@@ -19,6 +19,7 @@ import m3u8
 from django.conf import settings
 
 from apps.streaming.profiles import Ladder, Profile, SegmentFormat
+from apps.streaming.storage import INIT_NAME, PLAYLIST_NAME
 
 STDERR_TAIL_LINES = 40
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -86,9 +87,9 @@ def _hls_args(ladder: Ladder, folder: Path) -> list[str]:
     args = ["-f", "hls", "-hls_time", str(ladder.segment_seconds), "-hls_playlist_type", "vod"]
     args += ["-hls_list_size", "0", "-hls_segment_type", ladder.segment_format]
     if ladder.segment_format == SegmentFormat.FMP4:
-        args += ["-hls_fmp4_init_filename", "init.mp4"]
+        args += ["-hls_fmp4_init_filename", INIT_NAME]
     args += ["-hls_segment_filename", str(folder / f"seg%05d.{ladder.segment_extension}")]
-    return [*args, str(folder / "index.m3u8")]
+    return [*args, str(folder / PLAYLIST_NAME)]
 
 
 def concat_list_text(sources: Sequence[Path]) -> str:
@@ -163,7 +164,7 @@ def playlist_finish(path: Path) -> None:
 
 
 def rendition_measure(folder: Path, profile: str) -> Measured:
-    playlist = m3u8.load(str(folder / "index.m3u8"))
+    playlist = m3u8.load(str(folder / PLAYLIST_NAME))
     sizes: list[int] = []
     durations: list[float] = []
     for segment in playlist.segments:
