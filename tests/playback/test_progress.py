@@ -15,7 +15,7 @@ from apps.library.models import Track
 from apps.playback import selectors
 from apps.playback.models import Listen, PlaybackProgress
 from apps.playback.progress import buffer
-from apps.playback.progress.store import progress_output
+from apps.playback.progress.store import progress_output, progress_output_unplayed
 from apps.playback.serializers import ProgressOutput
 from tests.factories import LibraryAccessFactory
 from tests.playback.conftest import T0, at, make_user, put, settle
@@ -497,6 +497,13 @@ def test_the_fast_progress_renderer_matches_the_serializer(world):
     _, state = selectors.progress_get(user=world.listener, track_id=world.song.pk)
 
     assert progress_output(state) == ProgressOutput(state).data == body
+
+
+def test_a_never_played_answer_has_the_shape_of_every_other_progress_answer(world):
+    """The unplayed answer is written out apart from the state's (it has no state): same fields, same order."""
+    body = world.client.get(f"/api/v1/progress/{world.song.pk}").json()
+
+    assert list(body) == list(ProgressOutput().fields) == list(progress_output_unplayed(track_id=1, duration_ms=1))
 
 
 @pytest.mark.parametrize("since", ["²", "9999-12-31T23:59:59-23:59", "yesterday"])
