@@ -262,6 +262,10 @@ def test_make_run_outlives_its_redis_postgresql_and_a_worker_dying(process_env, 
     assert output.count("launcher | embedded Redis was killed by signal 9; restarted in") == 1
     assert output.count("launcher | embedded PostgreSQL had stopped; restarted in") == 1
     assert output.count("launcher | worker.1 was killed by signal 9") == 1
-    assert "could not be restarted" not in output
+    # Right after a kill -9 the old PostgreSQL's backends may hold its shared memory for a moment: on a
+    # loaded machine the first attempt can fail and is retried after a short pause (seen in CI), once.
+    assert output.count("could not be restarted") <= 1
+    if "could not be restarted" in output:
+        assert output.index("could not be restarted") < output.index("embedded PostgreSQL had stopped; restarted")
     assert "Traceback" not in output, output
     assert_stopped_cleanly(code, output)
