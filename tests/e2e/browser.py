@@ -14,12 +14,18 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 from django.test.testcases import LiveServerThread
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, Response
 
 CHROMIUM = "/usr/bin/chromium"
+# CI (.ci/run) installs Chromium and sets REVENGE_REQUIRE_SYSTEM_TOOLS: there, a missing browser fails.
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not os.environ.get("REVENGE_REQUIRE_SYSTEM_TOOLS"),
+    reason="needs Debian's chromium (apt-get install -y chromium)",
+)
 # The test output folder (gitignored; CI keeps it as an artifact): REVENGE_TEST_OUTPUT, else test-output/.
 TEST_OUTPUT = Path(os.environ.get("REVENGE_TEST_OUTPUT") or Path(__file__).resolve().parents[2] / "test-output")
 SCREENSHOTS = TEST_OUTPUT / "screenshots"

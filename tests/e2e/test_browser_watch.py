@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, PageWatch, new_page
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, PageWatch, needs_chromium, new_page
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and not os.environ.get("REVENGE_REQUIRE_SYSTEM_TOOLS"),
-    reason="needs Debian's chromium (apt-get install -y chromium)",
-)
+pytestmark = needs_chromium
 
 PAGE = b"""<!doctype html><html><head><title>t</title><link rel="icon" href="/favicon.ico"></head>
 <body><p>Hello</p><a href="/" target="_blank">again</a></body></html>"""

@@ -24,17 +24,14 @@ from playwright.sync_api import Page, expect
 from apps.accounts.models import SignInAttempt
 from apps.library.models import Album, Library, LibraryAccess, LibraryKind, ScanJob
 from tests.audio import make_audio
-from tests.e2e.browser import CHROMIUM, PASSWORD, LiveServer, screenshot, sign_in
+from tests.e2e.browser import PASSWORD, LiveServer, needs_chromium, screenshot, sign_in
 from tests.factories import LibraryFactory
 from tests.pipeline import scan_job
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and not os.environ.get("REVENGE_REQUIRE_SYSTEM_TOOLS"),
-        reason="needs Debian's chromium (apt-get install -y chromium)",
-    ),
+    needs_chromium,
 ]
 
 

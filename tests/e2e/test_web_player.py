@@ -27,7 +27,6 @@ from apps.playback.models import Bookmark, PlaybackProgress, PlaybackSession, Pl
 from apps.streaming.services import rendition_transcode
 from tests.audio import make_audio
 from tests.e2e.browser import (
-    CHROMIUM,
     DESKTOP,
     PASSWORD,
     PHONE,
@@ -36,6 +35,7 @@ from tests.e2e.browser import (
     audio_time,
     lossless_noise,
     mp3_tone,
+    needs_chromium,
     screenshot,
     sign_in,
     wait_playing_past,
@@ -47,11 +47,7 @@ pytestmark = [
     # The library is built once for the module, outside any test (see `world`). This mark has the test
     # database created; the transaction it wraps each test in is the test thread's only, and stays empty.
     pytest.mark.django_db,
-    # CI (.ci/run) installs Chromium and sets REVENGE_REQUIRE_SYSTEM_TOOLS: there, a missing browser fails.
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and not os.environ.get("REVENGE_REQUIRE_SYSTEM_TOOLS"),
-        reason="needs Debian's chromium (apt-get install -y chromium)",
-    ),
+    needs_chromium,
 ]
 
 

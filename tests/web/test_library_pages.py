@@ -8,26 +8,15 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from apps.library.models import Album, Library, LibraryKind, Track
 from apps.playback.progress import buffer
 from apps.playback.services import progress_record
 from tests.factories import LibraryAccessFactory, LibraryFactory
-from tests.web.test_pages import PASSWORD, make_album, make_track, signed_in, text_of
+from tests.web.test_pages import make_album, make_track, signed_in, text_of
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def listener():
-    return get_user_model().objects.create_user("listener", password=PASSWORD)
 
 
 def aged(track: Track, days: int) -> Track:

@@ -51,12 +51,6 @@ def make_track(
     return track
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    """Django's real hasher is slow on purpose; these tests sign in dozens of times."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass
 class World:
     listener: object
