@@ -91,6 +91,8 @@
     // When the current position was last true while not playing (epoch ms); null while playing.
     basisMs: Date.now(),
     resumePending: false,
+    // The newest client_updated_at this page has sent (epoch ms): every update is stamped later than it.
+    lastStampMs: 0,
     offer: null,
     sending: false,
     pending: [],
@@ -505,11 +507,17 @@
     const durationMs = state.track.duration_ms;
     const atS = positionS === null ? position() : positionS;
     const resuming = state.resumePending && playState === "playing";
+    // A resume is stamped with when its position was last true (an update made elsewhere meanwhile is
+    // newer); but never at or before our own previous update: the server refuses a different update at
+    // the same time as stale (a seek while paused, then play, share one basis).
+    let stampMs = playState === "playing" && !resuming ? Date.now() : state.basisMs ?? Date.now();
+    if (stampMs <= state.lastStampMs) stampMs = state.lastStampMs + 1;
+    state.lastStampMs = stampMs;
     const update = {
       trackId: state.track.id,
       position_ms: Math.max(0, Math.min(Math.round(atS * 1000), durationMs)),
       state: playState,
-      client_updated_at: new Date(playState === "playing" && !resuming ? Date.now() : state.basisMs ?? Date.now()).toISOString(),
+      client_updated_at: new Date(stampMs).toISOString(),
     };
     if (resuming) state.resumePending = false;
     rememberSave(update);
