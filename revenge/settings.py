@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "apps.library",
     "apps.streaming",
     "apps.playback",
+    "apps.podcasts",
     "apps.ops",
     "apps.web",
 ]
@@ -215,7 +216,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # One exchange per queue name keeps the routing identical on Redis and RabbitMQ.
 CELERY_TASK_QUEUES = [
     Queue(name, Exchange(name), routing_key=name)
-    for name in ("default", "scan", "transcode.interactive", "transcode.bulk")
+    for name in ("default", "scan", "transcode.interactive", "transcode.bulk", "podcasts")
 ]
 # Routed by module, so a transcode worker machine only needs `-Q transcode.interactive,transcode.bulk`.
 # On-demand transcodes are sent to `transcode.interactive` explicitly by their caller.
@@ -225,6 +226,8 @@ CELERY_TASK_ROUTES = {
     "apps.streaming.tasks.renditions_reclaim_task": {"queue": "default"},
     "apps.streaming.tasks.renditions_after_scan_task": {"queue": "default"},
     "apps.streaming.tasks.*": {"queue": "transcode.bulk"},
+    # Feed refreshes and episode downloads wait on other servers: their own queue, never behind transcodes.
+    "apps.podcasts.tasks.*": {"queue": "podcasts"},
 }
 # A worker takes one message at a time: a transcode may run for minutes and must not sit on others.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -398,6 +401,24 @@ CELERY_BEAT_SCHEDULE["playback-sessions-close-idle"] = {
     "task": "apps.playback.tasks.playback_sessions_close_idle_task",
     "schedule": 60,
 }
+
+# --- Podcasts ---------------------------------------------------------------------------------------
+# Feeds and episodes are fetched from public addresses only (no loopback, private, link-local or metadata
+# address, checked at every redirect and for every resolved IP) unless this is on: for tests and for a
+# feed served inside your own network.
+PODCAST_ALLOW_PRIVATE_HOSTS = env_bool("PODCAST_ALLOW_PRIVATE_HOSTS", False)
+PODCAST_FEED_MAX_BYTES = env_int("PODCAST_FEED_MAX_MB", 20, minimum=1, maximum=1024) * 1024 * 1024
+PODCAST_EPISODE_MAX_BYTES = env_int("PODCAST_EPISODE_MAX_MB", 1024, minimum=1) * 1024 * 1024
+# Seconds to connect, and without a byte while reading: a stalling server fails the fetch, not the worker.
+PODCAST_FETCH_TIMEOUT_S = env_int("PODCAST_FETCH_TIMEOUT", 30, minimum=1, maximum=600)
+# Failed refreshes in a row after which a subscription stops downloading by itself (refreshes go on).
+PODCAST_PAUSE_AFTER_FAILURES = env_int("PODCAST_PAUSE_AFTER_FAILURES", 5, minimum=1)
+CELERY_BEAT_SCHEDULE["podcasts-refresh-due"] = {
+    "task": "apps.podcasts.tasks.subscriptions_refresh_due_task",
+    "schedule": 60,
+    "options": {"expires": 60},
+}
+CELERY_BEAT_SCHEDULE["podcasts-retention"] = {"task": "apps.podcasts.tasks.episodes_retention_task", "schedule": 3600}
 
 # --- Operations -------------------------------------------------------------------------------------
 METRICS_ALLOWED_CIDRS = env_cidrs("METRICS_ALLOWED_CIDRS", ["127.0.0.0/8", "::1/128"])

@@ -76,7 +76,7 @@ def test_workers_consume_exactly_their_queues(settings):
         return command[command.index("--queues") + 1].split(",")
 
     assert queues("worker-transcode") == ["transcode.interactive", "transcode.bulk"]
-    assert queues("worker-default") == ["default", "scan"]
+    assert queues("worker-default") == ["default", "scan", "podcasts"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "revenge", "beat"]
     assert services["web"]["command"] == ["gunicorn", "revenge.wsgi", "-c", "/opt/revenge/deploy/gunicorn.conf.py"]
     # Every queue the app routes to is consumed by some worker.
