@@ -116,6 +116,7 @@ INSTALLED_APPS = [
     "apps.streaming",
     "apps.playback",
     "apps.podcasts",
+    "apps.collections",
     "apps.ops",
     "apps.web",
 ]

@@ -38,7 +38,29 @@ class StableOrderingFilter(django_filters.OrderingFilter):
         return qs.order_by(*qs.query.order_by, "pk")
 
 
-class TrackFilter(django_filters.FilterSet):
+class MarkFilters(django_filters.FilterSet):
+    """Filters and orders on the caller's marks, the `favourite_at` and `rating` that selectors.with_marks
+    annotates (unmarked rows last in either direction: "-rating" lists the best rated first)."""
+
+    favourite = django_filters.BooleanFilter(
+        field_name="favourite_at", lookup_expr="isnull", exclude=True, help_text="Only starred (true) or not."
+    )
+    rating_min = django_filters.NumberFilter(
+        field_name="rating", lookup_expr="gte", min_value=1, max_value=5, help_text="Rated at least this (1–5)."
+    )
+    MARK_ORDERINGS = (("favourite_at", "favourited"), ("rating", "rating"))
+
+
+class MarkOrderingFilter(StableOrderingFilter):
+    def get_ordering_value(self, param: str) -> Any:
+        value = super().get_ordering_value(param)
+        field = value.lstrip("-")
+        if field in ("favourite_at", "rating"):
+            return F(field).desc(nulls_last=True) if value.startswith("-") else F(field).asc(nulls_last=True)
+        return value
+
+
+class TrackFilter(MarkFilters):
     library = IdFilter(field_name="library_id")
     album = IdFilter(field_name="album_id")
     artist = django_filters.CharFilter(
@@ -46,7 +68,7 @@ class TrackFilter(django_filters.FilterSet):
     )
     genre = django_filters.CharFilter(method="filter_genre", help_text="Tracks whose genres include this one.")
     q = django_filters.CharFilter(method="filter_q", help_text="Case-insensitive search in title, artists, album.")
-    ordering = StableOrderingFilter(
+    ordering = MarkOrderingFilter(
         fields=(
             ("title", "title"),
             ("created_at", "added"),
@@ -54,10 +76,11 @@ class TrackFilter(django_filters.FilterSet):
             ("year", "year"),
             ("updated_at", "updated"),
             ("published_at", "published"),
+            *MarkFilters.MARK_ORDERINGS,
         ),
         help_text=(
-            "title, added, duration, year, updated or published; prefix with - for descending. Without it, "
-            "the episodes of a podcast library or show come newest first."
+            "title, added, duration, year, updated, published, favourited or rating; prefix with - for "
+            "descending. Without it, the episodes of a podcast library or show come newest first."
         ),
     )
 
@@ -85,12 +108,12 @@ class TrackFilter(django_filters.FilterSet):
         )
 
 
-class AlbumFilter(django_filters.FilterSet):
+class AlbumFilter(MarkFilters):
     library = IdFilter(field_name="library_id")
     artist = django_filters.CharFilter(method="filter_artist")
     q = django_filters.CharFilter(field_name="title", lookup_expr="icontains")
-    ordering = StableOrderingFilter(
-        fields=(("title", "title"), ("year", "year"), ("created_at", "added")),
+    ordering = MarkOrderingFilter(
+        fields=(("title", "title"), ("year", "year"), ("created_at", "added"), *MarkFilters.MARK_ORDERINGS),
     )
 
     class Meta:

@@ -3,10 +3,10 @@ for staff). Anything outside that scope is indistinguishable from something that
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import connection
-from django.db.models import Count, F, Prefetch, Q, QuerySet, prefetch_related_objects
+from django.db.models import Count, F, FilteredRelation, Prefetch, Q, QuerySet, prefetch_related_objects
 from django.shortcuts import get_object_or_404
 
 from apps.accounts.types import RequestUser
@@ -15,6 +15,8 @@ from apps.library.models import Album, AudioFile, Chapter, Library, LibraryKind,
 # What "newest" means for podcast episodes, wherever they are listed (a show, a podcast library, the API):
 # by publish date (the scanner falls back to the file's mtime), then when added, for rows that have none.
 EPISODE_NEWEST_FIRST = (F("published_at").desc(nulls_last=True), F("created_at").desc(), F("id").desc())
+
+M = TypeVar("M", Track, Album)
 
 
 def library_list(*, user: RequestUser) -> QuerySet[Library]:
@@ -36,9 +38,20 @@ def scan_job_get(*, user: RequestUser, job_id: int) -> ScanJob:
     )
 
 
+def with_marks(queryset: QuerySet[M], *, user: RequestUser) -> QuerySet[M]:
+    """Each row with the user's `favourite_at` and `rating` (None: not starred, not rated), by one LEFT JOIN.
+
+    The marks are apps.collections' (TrackMark, AlbumMark), a higher layer this app may not import: the join
+    goes through the reverse relation `marks` they hang on Track and Album, so the list stays one query."""
+    user_id = user.pk if user.is_authenticated else 0  # no user has id 0: an anonymous caller marks nothing
+    return queryset.annotate(user_mark=FilteredRelation("marks", condition=Q(marks__user_id=user_id))).annotate(
+        favourite_at=F("user_mark__favourite_at"), rating=F("user_mark__rating")
+    )
+
+
 def track_list(*, user: RequestUser) -> QuerySet[Track]:
     """Listed (not missing) tracks the user may see, with what a list row shows, in one query."""
-    return Track.objects.visible_to(user).listed().select_related("album")
+    return with_marks(Track.objects.visible_to(user).listed().select_related("album"), user=user)
 
 
 def track_get(*, user: RequestUser, track_id: int) -> Track:
@@ -50,11 +63,11 @@ def track_get(*, user: RequestUser, track_id: int) -> Track:
             Prefetch("chapters", queryset=Chapter.objects.order_by("index")),
         )
     )
-    return get_object_or_404(queryset, pk=track_id)
+    return get_object_or_404(with_marks(queryset, user=user), pk=track_id)
 
 
 def album_list(*, user: RequestUser) -> QuerySet[Album]:
-    return Album.objects.filter(library__in=Library.objects.visible_to(user), track_count__gt=0)
+    return with_marks(Album.objects.filter(library__in=Library.objects.visible_to(user), track_count__gt=0), user=user)
 
 
 def album_get(*, user: RequestUser, album_id: int) -> Album:
@@ -64,7 +77,7 @@ def album_get(*, user: RequestUser, album_id: int) -> Album:
         order: tuple[Any, ...] = EPISODE_NEWEST_FIRST
     else:
         order = ("disc_number", "track_number", "title", "id")
-    tracks = Track.objects.listed().select_related("album").order_by(*order)
+    tracks = with_marks(Track.objects.listed().select_related("album"), user=user).order_by(*order)
     prefetch_related_objects([album], Prefetch("tracks", queryset=tracks))
     return album
 

@@ -57,6 +57,10 @@ class TrackListOutput(serializers.Serializer):
     year = serializers.IntegerField(allow_null=True)
     published_at = serializers.DateTimeField(allow_null=True, help_text="Podcast episodes: when it was published.")
     duration_ms = serializers.IntegerField()
+    # The caller's marks (apps.collections), annotated by selectors.with_marks; None where a payload's rows
+    # come from a query that has not joined them.
+    favourite_at = serializers.DateTimeField(allow_null=True, default=None, help_text="When you starred it.")
+    rating = serializers.IntegerField(allow_null=True, default=None, help_text="Your rating, 1–5.")
 
 
 class AudioFileOutput(serializers.Serializer):
@@ -105,6 +109,10 @@ class AlbumOutput(serializers.Serializer):
     author = serializers.CharField(help_text="A podcast show's author.")
     track_count = serializers.IntegerField()
     duration_ms = serializers.IntegerField()
+    # The caller's marks (apps.collections), annotated by selectors.with_marks; None where a payload's rows
+    # come from a query that has not joined them.
+    favourite_at = serializers.DateTimeField(allow_null=True, default=None, help_text="When you starred it.")
+    rating = serializers.IntegerField(allow_null=True, default=None, help_text="Your rating, 1–5.")
 
 
 class AlbumDetailOutput(AlbumOutput):

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from apps.collections import api
+
+urlpatterns = [
+    path("tracks/<int:key>/favourite", api.TrackFavouriteView.as_view(), name="track-favourite"),
+    path("tracks/<int:key>/rating", api.TrackRatingView.as_view(), name="track-rating"),
+    path("albums/<int:key>/favourite", api.AlbumFavouriteView.as_view(), name="album-favourite"),
+    path("albums/<int:key>/rating", api.AlbumRatingView.as_view(), name="album-rating"),
+    # Artists are keyed by name (apps.collections.models): `AC/DC` is `artists/AC%2FDC/favourite`.
+    path("artists/<path:key>/favourite", api.ArtistFavouriteView.as_view(), name="artist-favourite"),
+    path("artists/<path:key>/rating", api.ArtistRatingView.as_view(), name="artist-rating"),
+    path("favourites/artists", api.ArtistMarkListView.as_view(), name="favourite-artists"),
+]
