@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-segments bench-proxy bench-memory vendor-hlsjs
+.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-segments bench-proxy bench-memory vendor-hlsjs
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench-scan  scan benchmark (BENCH_FILES=2000)"
 	@echo "make bench-progress  progress PUT under gunicorn and buffer flush (BENCH_CLIENTS=32, BENCH_SECONDS=15)"
 	@echo "make bench-transcode  transcode benchmark (10-minute track)"
+	@echo "make bench-ladder     the fitted ladder against the full one on a 64 kbit/s AAC book (BENCH_BOOK_HOURS=10)"
 	@echo "make bench-segments   /hls/ segment throughput under gunicorn"
 	@echo "make bench-proxy      segments through nginx secure_link vs nginx static vs the Django view (needs nginx, wrk)"
 	@echo "make bench-memory     a web worker's memory while it streams a 1 GiB original itself (BENCH_MEMORY_MIB=1024)"
@@ -58,6 +59,9 @@ clean:
 
 bench-transcode: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/transcode.py
+
+bench-ladder: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/transcode.py --ladder
 
 bench-segments: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/segments.py

@@ -18,7 +18,7 @@ import imageio_ffmpeg
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from apps.streaming.profiles import DEFAULT_PROFILES, SEGMENT_FORMATS, ladder_check
+from apps.streaming.profiles import DEFAULT_PROFILES, SEGMENT_FORMATS, LadderMode, ladder_check
 from revenge import embedded
 from revenge.env import (
     env_bool,
@@ -336,6 +336,9 @@ HLS_SEGMENT_FORMAT = env_choice("HLS_SEGMENT_FORMAT", "fmp4", SEGMENT_FORMATS)
 HLS_SEGMENT_SECONDS = env_int("HLS_SEGMENT_SECONDS", 6, minimum=2, maximum=30)
 if _ladder_problem := ladder_check(STREAMING_PROFILES, HLS_SEGMENT_FORMAT):
     raise ImproperlyConfigured(f"STREAMING_PROFILES / HLS_SEGMENT_FORMAT: {_ladder_problem}.")
+# `fitted`: each lossy source gets only the rungs below its own bitrate and a copy of itself or its class
+# (profiles.ladder_fit); `full`: every track gets all of STREAMING_PROFILES, as before.
+STREAMING_LADDER = LadderMode(env_choice("STREAMING_LADDER", LadderMode.FITTED, tuple(LadderMode)))
 # The secret of the signed /hls/ URLs; nginx's secure_link_md5 must be given the same value. Derived from
 # SECRET_KEY when unset (fine when Django serves /hls/ itself).
 HLS_SIGNING_SECRET = env_str("HLS_SIGNING_SECRET") or hashlib.sha256(f"hls:{SECRET_KEY}".encode()).hexdigest()

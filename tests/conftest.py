@@ -58,6 +58,9 @@ def _transcode_queues(settings, tmp_path: Path, monkeypatch) -> Iterator[None]:
     a test turns it on."""
     settings.RENDITIONS_ROOT = tmp_path / "renditions"
     settings.TRANSCODE_AFTER_SCAN = False
+    # The full configured ladder for every track: the tests' tones are 64 kbit/s, which a fitted ladder would
+    # give one rung; tests of the fitted ladder (tests/streaming/test_ladder.py) turn it on.
+    settings.STREAMING_LADDER = "full"
     broker_url = settings.CELERY_BROKER_URL
     suffix = uuid.uuid4().hex[:8]
     monkeypatch.setattr(streaming_services, "INTERACTIVE_QUEUE", f"test-{suffix}-transcode.interactive")
@@ -151,6 +154,7 @@ def process_env() -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env["TRANSCODE_AFTER_SCAN"] = "0"  # the worker tests of other apps must not queue transcodes
+    env["STREAMING_LADDER"] = "full"  # as in the test process (_transcode_queues): the same rendition keys
     return env
 
 

@@ -22,25 +22,37 @@ class Profile:
     bitrate_kbps: int | None  # None: lossless
     hls_codecs: str  # the CODECS attribute of the master playlist (RFC 6381)
     client_codec: str  # what a client lists in ?codecs= to say it plays this
+    copy: bool = False  # the source's own audio carried as it is (no decode, no encode): see ladder_fit
 
     @property
     def lossless(self) -> bool:
-        return self.bitrate_kbps is None
+        return self.bitrate_kbps is None and not self.copy
 
 
-# AAC-LC stereo tiers (the upstream design's 64, 128, 192/256, 320 kbps) and a lossless FLAC tier.
+# AAC-LC stereo tiers (the upstream design's 64, 128, 192/256, 320 kbps) and a lossless FLAC tier. The
+# classes in between (32, 48, 96, 160) are the top rung a fitted ladder gives a lossy source of that bitrate
+# (ladder_fit); `aac-copy` is the source's AAC carried as it is, never configured, only fitted.
+AAC_COPY = "aac-copy"
+AAC_KBPS = (32, 48, 64, 96, 128, 160, 192, 256, 320)
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile("aac-64", "aac", 64, "mp4a.40.2", "aac"),
-        Profile("aac-128", "aac", 128, "mp4a.40.2", "aac"),
-        Profile("aac-192", "aac", 192, "mp4a.40.2", "aac"),
-        Profile("aac-256", "aac", 256, "mp4a.40.2", "aac"),
-        Profile("aac-320", "aac", 320, "mp4a.40.2", "aac"),
+        *(
+            Profile(f"aac-{kbps}", "aac", kbps, "mp4a.40.2", "aac")
+            for kbps in (32, 48, 64, 96, 128, 160, 192, 256, 320)
+        ),
         Profile("flac", "flac", None, "fLaC", "flac"),
+        Profile(AAC_COPY, "copy", None, "mp4a.40.2", "aac", copy=True),
     )
 }
 DEFAULT_PROFILES = ("aac-64", "aac-128", "aac-256")
+
+
+class LadderMode(enum.StrEnum):
+    """STREAMING_LADDER: `fitted` to each source (ladder_fit), or the `full` configured ladder for every track."""
+
+    FITTED = "fitted"
+    FULL = "full"
 
 
 class SegmentFormat(enum.StrEnum):
@@ -82,6 +94,8 @@ def ladder_check(names: list[str], segment_format: str) -> str | None:
     """Why this ladder cannot be built, or None."""
     if not names:
         return "at least one profile is needed"
+    if AAC_COPY in names:
+        return f"{AAC_COPY} is fitted to a source that can be copied, not configured"
     unknown = [n for n in names if n not in PROFILES]
     if unknown:
         return f"unknown profile(s) {', '.join(unknown)}; known: {', '.join(PROFILES)}"
@@ -92,3 +106,51 @@ def ladder_check(names: list[str], segment_format: str) -> str | None:
     if segment_format == SegmentFormat.MPEGTS and any(PROFILES[n].lossless for n in names):
         return "FLAC cannot be carried in MPEG-TS segments; use fmp4 or drop the flac profile"
     return None
+
+
+@dataclass(frozen=True)
+class Source:
+    """What the ladder is fitted to: the track's files as the scanner read them."""
+
+    codecs: tuple[str, ...]  # one per file, in play order ("aac", "mp3", "flac", ...)
+    bitrate_kbps: int | None  # the highest of the files' bitrates; None when one is unknown
+    lossless: bool  # every file is lossless
+
+    @property
+    def copyable(self) -> bool:
+        """AAC in one file: its packets go into fMP4 segments as they are. Only one file: each AAC file
+        starts with its own encoder priming, which a copied concat would play as a click at every join.
+        MP3 is not copied: MP3 in fMP4 is not in Apple's HLS authoring spec (Safari-class players), and MP3
+        in MPEG-TS cannot share a ladder with fMP4 rungs; so an MP3 gets a class rung (one AAC encode)."""
+        return len(self.codecs) == 1 and self.codecs[0] == "aac"
+
+
+# A configured rung is kept under a lossy source only if it is clearly below it: a rung at 3/4 of the
+# source's bitrate or more adds nothing the top rung (the copy, or the source's class) does not give.
+FIT_BELOW = 0.75
+# Measured bitrates wobble around the nominal one (a 96k VBR MP3 averages 94): a source's class is the
+# largest AAC class at most 10 % above its bitrate.
+FIT_SLACK = 1.10
+
+
+def ladder_fit(configured: tuple[Profile, ...], segment_format: SegmentFormat, source: Source) -> tuple[Profile, ...]:
+    """The rungs a source gets (the rules, README "A ladder fitted to the source"):
+
+    - a lossless source, or a lossy one of unknown bitrate: the configured ladder (FLAC only when lossless);
+    - a lossy source of bitrate B: the configured lossy rungs at most 3/4 of B, then one top rung: the source
+      itself copied when it can be (single-file AAC, fMP4 segments), else an AAC encode at B's class (the
+      largest class at most 1.1 B), never above the configured top rung. No rung is above the source.
+    """
+    lossy = tuple(p for p in configured if not p.lossless)
+    if source.lossless:
+        return configured
+    if source.bitrate_kbps is None or not lossy:
+        return lossy or configured
+    bitrate = source.bitrate_kbps
+    below = tuple(p for p in lossy if p.bitrate_kbps is not None and p.bitrate_kbps <= FIT_BELOW * bitrate)
+    if source.copyable and segment_format == SegmentFormat.FMP4:
+        return (*below, PROFILES[AAC_COPY])
+    top_configured = max(p.bitrate_kbps or 0 for p in lossy)
+    classes = [kbps for kbps in AAC_KBPS if kbps <= FIT_SLACK * bitrate] or [AAC_KBPS[0]]
+    top = PROFILES[f"aac-{min(classes[-1], top_configured)}"]
+    return below if top in below else (*below, top)

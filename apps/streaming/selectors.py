@@ -13,7 +13,7 @@ from apps.accounts.types import RequestUser
 from apps.library.models import AudioFile, Track
 from apps.library.scanner.grouping import join_path, play_order
 from apps.streaming.models import Rendition, RenditionStatus
-from apps.streaming.profiles import PROFILES, Ladder, SegmentFormat
+from apps.streaming.profiles import PROFILES, Ladder, LadderMode, SegmentFormat, Source, ladder_fit
 from apps.streaming.signing import stream_token_user_id
 from apps.streaming.transcoder import LOSSLESS_SOURCE_CODECS
 
@@ -50,15 +50,24 @@ def file_path(audio_file: AudioFile) -> Path:
 
 
 def track_ladder(*, files: Sequence[AudioFile]) -> Ladder:
-    """The configured ladder; the lossless tier only for lossless sources (a FLAC copy of a decoded MP3 is
-    five times the size and not one bit better)."""
-    lossless_source = bool(files) and all(f.codec in LOSSLESS_SOURCE_CODECS for f in files)
-    profiles = tuple(
-        PROFILES[name] for name in settings.STREAMING_PROFILES if lossless_source or not PROFILES[name].lossless
+    """The ladder fitted to the track's files (profiles.ladder_fit: no lossy rung above the source, a
+    single-file AAC copied), or with STREAMING_LADDER=full the configured one, its lossless tier only for
+    lossless sources (a FLAC copy of a decoded MP3 is five times the size and not one bit better)."""
+    segment_format = SegmentFormat(settings.HLS_SEGMENT_FORMAT)
+    configured = tuple(PROFILES[name] for name in settings.STREAMING_PROFILES)
+    bitrates = [f.bitrate_kbps for f in files]
+    source = Source(
+        codecs=tuple(f.codec for f in files),
+        bitrate_kbps=max(b for b in bitrates if b) if bitrates and all(bitrates) else None,
+        lossless=bool(files) and all(f.codec in LOSSLESS_SOURCE_CODECS for f in files),
     )
-    if not profiles:  # a lossless-only ladder and a lossy source: the lossless tier after all
-        profiles = tuple(PROFILES[name] for name in settings.STREAMING_PROFILES)
-    return Ladder(profiles, SegmentFormat(settings.HLS_SEGMENT_FORMAT), settings.HLS_SEGMENT_SECONDS)
+    if settings.STREAMING_LADDER == LadderMode.FITTED:
+        profiles = ladder_fit(configured, segment_format, source)
+    else:
+        profiles = tuple(p for p in configured if source.lossless or not p.lossless)
+        # a lossless-only ladder and a lossy source: the lossless tier after all
+        profiles = profiles or configured
+    return Ladder(profiles, segment_format, settings.HLS_SEGMENT_SECONDS)
 
 
 def track_rendition_key(*, track: Track, files: Sequence[AudioFile] | None = None) -> tuple[Ladder, str]:

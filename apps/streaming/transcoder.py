@@ -56,7 +56,8 @@ def ffmpeg_command(
     source_rate_hz: int | None,
     lossy_source: bool,
 ) -> list[str]:
-    """The one ffmpeg run: decode once, `asplit` to every profile, one HLS muxer per profile."""
+    """The one ffmpeg run: decode once, `asplit` to every encoded profile, one HLS muxer per profile; a
+    copied profile takes the source's audio packets as they are (no decode at all when it is the only one)."""
     command = [settings.FFMPEG_BINARY, "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats"]
     command += ["-progress", "pipe:1", "-y"]
     if settings.TRANSCODE_THREADS:
@@ -66,17 +67,25 @@ def ffmpeg_command(
         command += ["-f", "concat", "-safe", "0", "-i", str(concat_list)]
     else:
         command += ["-i", str(sources[0])]
-    outputs = len(ladder.profiles)
-    split = f"[0:a:0]asplit={outputs}" + "".join(f"[o{i}]" for i in range(outputs))
-    command += ["-filter_complex", split if outputs > 1 else "[0:a:0]anull[o0]"]
-    for index, profile in enumerate(ladder.profiles):
-        command += ["-map", f"[o{index}]", "-map_metadata", "-1", "-map_chapters", "-1"]
+    outputs = sum(1 for p in ladder.profiles if not p.copy)
+    if outputs:
+        split = f"[0:a:0]asplit={outputs}" + "".join(f"[o{i}]" for i in range(outputs))
+        command += ["-filter_complex", split if outputs > 1 else "[0:a:0]anull[o0]"]
+    encoded = 0
+    for profile in ladder.profiles:
+        if profile.copy:
+            source = "0:a:0"
+        else:
+            source, encoded = f"[o{encoded}]", encoded + 1
+        command += ["-map", source, "-map_metadata", "-1", "-map_chapters", "-1"]
         command += _encoder_args(profile, source_rate_hz=source_rate_hz, lossy_source=lossy_source)
         command += _hls_args(ladder, folder / profile.name)
     return command
 
 
 def _encoder_args(profile: Profile, *, source_rate_hz: int | None, lossy_source: bool) -> list[str]:
+    if profile.copy:
+        return ["-c:a", "copy"]
     if profile.lossless:
         # 16 bit is all a decoded lossy source holds; lossless sources keep their depth (up to 24 bit).
         return ["-c:a", "flac", "-compression_level", "5"] + (["-sample_fmt", "s16"] if lossy_source else [])
