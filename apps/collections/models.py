@@ -80,3 +80,60 @@ class ArtistMark(Mark):
 
     def __str__(self) -> str:
         return f"{self.user_id} ★ {self.name}"
+
+
+# Bounds (README, Playlists): entries added, removed or moved in one call, and entries in one playlist.
+PLAYLIST_MAX_ENTRIES_PER_CALL = 500
+PLAYLIST_MAX_ENTRIES = 5000
+
+
+class Playlist(models.Model):
+    """A user's ordered list of tracks. `version` goes up with every change (the `ETag`; an edit sent with a
+    stale `If-Match` is refused with 409); `track_count` and `duration_ms` are kept by the services that
+    change the entries, so a list of playlists never counts entries."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="playlists")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, max_length=2000)
+    public = models.BooleanField(
+        default=False, help_text="Listed for every user (each sees only the entries of tracks they may see)."
+    )
+    version = models.PositiveIntegerField(default=1)
+    track_count = models.PositiveIntegerField(default=0)
+    duration_ms = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [
+            models.Index(fields=["owner", "name"], name="playlist_owner_name"),
+            models.Index(fields=["name"], condition=Q(public=True), name="playlist_public_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PlaylistEntry(models.Model):
+    """One place in a playlist (a track may have several). Positions run 0…n-1 without gaps; the services
+    renumber them in one statement, under the deferred unique constraint."""
+
+    playlist = models.ForeignKey(Playlist, on_delete=models.CASCADE, related_name="entries", db_index=False)
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="playlist_entries")
+    position = models.PositiveIntegerField()
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["playlist", "position"]
+        verbose_name_plural = "playlist entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["playlist", "position"],
+                name="playlistentry_unique_position",
+                deferrable=models.Deferrable.DEFERRED,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.playlist_id}[{self.position}] = track {self.track_id}"

@@ -9,12 +9,14 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 
 from apps.accounts.types import RequestUser
-from apps.collections.models import AlbumMark, ArtistMark, Mark, TrackMark
+from apps.collections.models import AlbumMark, ArtistMark, Mark, Playlist, PlaylistEntry, TrackMark
+from apps.collections.playlist_files import M3U8Item
 from apps.collections.types import NO_MARK, Artist, Markable, MarkState
 from apps.library import selectors as library_selectors
-from apps.library.models import Album, Library, Track
+from apps.library.models import Album, AudioFile, Library, Track
 
 
 def artist_get(*, user: RequestUser, name: str) -> Artist:
@@ -102,3 +104,56 @@ def _names_credited(*, user: RequestUser, names: list[str]) -> set[str]:
     with connection.cursor() as cursor:
         cursor.execute(_CREDITED_SQL, [names, library_ids])
         return {name for (name,) in cursor}
+
+
+def playlist_list(*, user: RequestUser) -> QuerySet[Playlist]:
+    """The user's own playlists and everyone's public ones."""
+    if not user.is_authenticated:
+        return Playlist.objects.none()
+    return Playlist.objects.filter(Q(owner=user) | Q(public=True)).select_related("owner")
+
+
+def playlist_get(*, user: RequestUser, playlist_id: int) -> Playlist:
+    return get_object_or_404(playlist_list(user=user), pk=playlist_id)
+
+
+@dataclass(frozen=True)
+class PlaylistEntryRow:
+    position: int
+    track: Track  # with the user's favourite_at and rating
+
+
+def playlist_entries(*, user: RequestUser, playlist: Playlist) -> list[PlaylistEntryRow]:
+    """The entries whose tracks the user may see (a public playlist shows the rest of someone else's), in
+    order, each with its real position (what the edit endpoints take). Two queries whatever the size."""
+    positions = list(
+        PlaylistEntry.objects.filter(playlist=playlist).order_by("position").values_list("position", "track_id")
+    )
+    tracks = library_selectors.track_list(user=user).in_bulk({track_id for _position, track_id in positions})
+    return [
+        PlaylistEntryRow(position=position, track=tracks[track_id])
+        for position, track_id in positions
+        if track_id in tracks
+    ]
+
+
+def playlist_m3u8_items(*, user: RequestUser, playlist: Playlist) -> list[M3U8Item]:
+    """What an M3U8 export of the playlist lists for this user: each visible entry by its first file's path
+    relative to its library root (a multi-file book by its first file, which an import resolves back)."""
+    entries = playlist_entries(user=user, playlist=playlist)
+    first_files = dict(
+        AudioFile.objects.filter(track_id__in={row.track.pk for row in entries})
+        .order_by("track_id", "root", "path")
+        .distinct("track_id")
+        .values_list("track_id", "path")
+    )
+    return [
+        M3U8Item(
+            path=first_files[row.track.pk],
+            duration_ms=row.track.duration_ms,
+            artists=list(row.track.artists),
+            title=row.track.title,
+        )
+        for row in entries
+        if row.track.pk in first_files
+    ]

@@ -11,4 +11,17 @@ urlpatterns = [
     path("artists/<path:key>/favourite", api.ArtistFavouriteView.as_view(), name="artist-favourite"),
     path("artists/<path:key>/rating", api.ArtistRatingView.as_view(), name="artist-rating"),
     path("favourites/artists", api.ArtistMarkListView.as_view(), name="favourite-artists"),
+    path("playlists", api.PlaylistListView.as_view(), name="playlist-list"),
+    path("playlists/import", api.PlaylistImportView.as_view(), name="playlist-import"),
+    path("playlists/<int:playlist_id>", api.PlaylistDetailView.as_view(), name="playlist-detail"),
+    path("playlists/<int:playlist_id>/entries", api.PlaylistEntriesAddView.as_view(), name="playlist-entries-add"),
+    path(
+        "playlists/<int:playlist_id>/entries/remove",
+        api.PlaylistEntriesRemoveView.as_view(),
+        name="playlist-entries-remove",
+    ),
+    path(
+        "playlists/<int:playlist_id>/entries/move", api.PlaylistEntriesMoveView.as_view(), name="playlist-entries-move"
+    ),
+    path("playlists/<int:playlist_id>/m3u8", api.PlaylistExportView.as_view(), name="playlist-m3u8"),
 ]

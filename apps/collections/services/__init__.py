@@ -3,5 +3,28 @@ typed, for every front-end; each takes items the caller already got through a se
 visible to the user) unless it says otherwise."""
 
 from apps.collections.services.marks import favourite_set, rating_set
+from apps.collections.services.playlists import (
+    PlaylistImport,
+    UnmatchedLine,
+    playlist_create,
+    playlist_delete,
+    playlist_entries_add,
+    playlist_entries_move,
+    playlist_entries_remove,
+    playlist_import_m3u8,
+    playlist_update,
+)
 
-__all__ = ["favourite_set", "rating_set"]
+__all__ = [
+    "PlaylistImport",
+    "UnmatchedLine",
+    "favourite_set",
+    "playlist_create",
+    "playlist_delete",
+    "playlist_entries_add",
+    "playlist_entries_move",
+    "playlist_entries_remove",
+    "playlist_import_m3u8",
+    "playlist_update",
+    "rating_set",
+]
