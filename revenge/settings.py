@@ -217,12 +217,13 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # One exchange per queue name keeps the routing identical on Redis and RabbitMQ.
 CELERY_TASK_QUEUES = [
     Queue(name, Exchange(name), routing_key=name)
-    for name in ("default", "scan", "transcode.interactive", "transcode.bulk", "podcasts")
+    for name in ("default", "scan", "transcode.interactive", "transcode.bulk", "podcasts", "artwork")
 ]
 # Routed by module, so a transcode worker machine only needs `-Q transcode.interactive,transcode.bulk`.
 # On-demand transcodes are sent to `transcode.interactive` explicitly by their caller.
 CELERY_TASK_ROUTES = {
     "apps.library.tasks.library_scan_task": {"queue": "scan"},
+    "apps.library.tasks.artwork_variants_task": {"queue": "artwork"},
     "apps.streaming.tasks.renditions_housekeeping_task": {"queue": "default"},
     "apps.streaming.tasks.renditions_reclaim_task": {"queue": "default"},
     "apps.streaming.tasks.renditions_after_scan_task": {"queue": "default"},
@@ -361,6 +362,17 @@ if not X_ACCEL_REDIRECT_PREFIX.startswith("/"):
         f"X_ACCEL_REDIRECT_PREFIX={X_ACCEL_REDIRECT_PREFIX!r}: expected a path starting with / "
         "(nginx's internal location)."
     )
+
+# --- Artwork ----------------------------------------------------------------------------------------
+# Cover originals (by content hash) and their pre-sized variants, beside the renditions; served under /art/.
+ARTWORK_ROOT = env_path("ARTWORK_ROOT", DATA_DIR / "artwork")
+# An image bigger than this (bytes on disk or embedded) is not used: recorded on the album with the reason.
+ARTWORK_MAX_BYTES = env_int("ARTWORK_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# Width x height above this is refused from the image's header, before any pixel is decoded (a few-kB PNG
+# can claim 30 000 x 30 000 pixels: 2.7 GB once decoded).
+ARTWORK_MAX_PIXELS = env_int("ARTWORK_MAX_PIXELS", 25_000_000, minimum=10_000)
+# Signed /art/ URLs live at least this long and change once a day (so browsers keep them cached).
+ART_URL_LIFETIME_S = env_int("ART_URL_LIFETIME", 7 * 86400, minimum=3600)
 
 # --- Library ----------------------------------------------------------------------------------------
 # Artist and genre names that contain a separator ("/" in ID3) but are one name.

@@ -20,6 +20,7 @@ from kombu import Connection
 from kombu.exceptions import OperationalError as KombuOperationalError
 from rest_framework.test import APIClient
 
+from apps.library.services import artwork as library_artwork
 from apps.library.services import handoff as library_handoff
 from apps.streaming import services as streaming_services
 from tests.factories import UserFactory
@@ -70,6 +71,16 @@ def _transcode_queues(settings, tmp_path: Path, monkeypatch) -> Iterator[None]:
     broker_queues_delete(
         broker_url, [streaming_services.INTERACTIVE_QUEUE, streaming_services.BULK_QUEUE, library_handoff.HANDOFF_QUEUE]
     )
+
+
+@pytest.fixture(autouse=True)
+def _artwork_queue(settings, tmp_path: Path, monkeypatch) -> Iterator[None]:
+    """Covers in the test's temp folder; variant messages on a queue of this test only."""
+    settings.ARTWORK_ROOT = tmp_path / "artwork"
+    broker_url = settings.CELERY_BROKER_URL
+    monkeypatch.setattr(library_artwork, "VARIANTS_QUEUE", f"test-{uuid.uuid4().hex[:8]}-artwork")
+    yield
+    broker_queues_delete(broker_url, [library_artwork.VARIANTS_QUEUE])
 
 
 def broker_queues_delete(broker_url: str, queues: list[str]) -> None:

@@ -45,6 +45,9 @@ class Library(models.Model):
     # Set before a scan writes files and cleared once tracks match them again: a scan that died in
     # between leaves it set, and the next scan rebuilds tracks even if no file changed since.
     tracks_stale = models.BooleanField(default=False, editable=False)
+    # The folder images found by the last scan (a hash of their paths, sizes and mtimes): covers are resolved
+    # again only when it or a file changed, so an unchanged rescan stays a walk.
+    artwork_fingerprint = models.CharField(max_length=64, blank=True, db_default="", editable=False)
     last_scan = models.ForeignKey(
         "ScanJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
@@ -99,6 +102,43 @@ class LibraryAccess(models.Model):
         return f"{self.user} → {self.library}"
 
 
+class ArtworkSource(models.TextChoices):
+    FOLDER = "folder", "Folder image"
+    EMBEDDED = "embedded", "Embedded picture"
+    UPLOAD = "upload", "Uploaded"
+
+
+class ArtworkStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # original stored, variants not made yet
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Artwork(models.Model):
+    """One image, stored once by the SHA-256 of its bytes (the same cover in 14 tracks is one row and one
+    file), with its pre-sized variants (apps.library.artwork.storage owns the layout on disk)."""
+
+    hash = models.CharField(max_length=64, unique=True)
+    mime = models.CharField(max_length=32)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size_bytes = models.BigIntegerField()
+    source = models.CharField(max_length=16, choices=ArtworkSource.choices)
+    status = models.CharField(max_length=16, choices=ArtworkStatus.choices, default=ArtworkStatus.PENDING)
+    # "#rrggbb": the placeholder shown while the image loads.
+    color = models.CharField(max_length=7, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ArtworkStatus.values), name="artwork_status_valid")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hash[:12]} ({self.width}×{self.height} {self.mime})"
+
+
 class Album(models.Model):
     """A music album, a podcast show, or an audiobook series."""
 
@@ -119,6 +159,12 @@ class Album(models.Model):
     author = models.CharField(max_length=500, blank=True)
     track_count = models.PositiveIntegerField(default=0)
     duration_ms = models.BigIntegerField(default=0)
+    artwork = models.ForeignKey(Artwork, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # What the cover was taken from ("folder:<path>:<size>:<mtime_ns>", "embedded:<hash>", "upload:<hash>"):
+    # a rescan that finds the same source again reads nothing.
+    artwork_key = models.CharField(max_length=2200, blank=True, db_default="")
+    # Why an image met on the last scan (or upload) was not used; the previous good cover stays meanwhile.
+    artwork_error = models.TextField(blank=True, db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -167,6 +213,8 @@ class Track(models.Model):
     tags = models.JSONField(default=dict, blank=True)
     source_fingerprint = models.CharField(max_length=64)
     missing = models.BooleanField(default=False)
+    # The track's own picture (embedded in its first file that has one); clients fall back to the album's.
+    artwork = models.ForeignKey(Artwork, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -211,6 +259,9 @@ class AudioFile(models.Model):
     # Chapters embedded in this file, in its own timeline: [{"title", "start_ms", "end_ms"}].
     embedded_chapters = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
+    # The embedded front cover read with the tags; a bad one leaves the previous picture and says why.
+    artwork = models.ForeignKey(Artwork, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    artwork_error = models.CharField(max_length=500, blank=True, db_default="")
     missing = models.BooleanField(default=False)
     scanned_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.library.services import scan_claim, scan_jobs_expire, scan_run, scans_request_due
+from apps.library.services.artwork import artwork_variants_build
 
 # A scan of a large library may run for an hour; the claim in scan_claim makes a redelivery harmless.
 SCAN_SOFT_LIMIT_S = 3 * 3600
@@ -28,3 +29,19 @@ def library_scans_due_task() -> int:
     """Every minute (beat): queue the periodic rescans that are due, and fail scans whose worker died."""
     scan_jobs_expire()
     return len(scans_request_due())
+
+
+@shared_task(
+    name="apps.library.tasks.artwork_variants_task",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=300,
+    time_limit=360,
+)
+def artwork_variants_task(artwork_ids: list[int]) -> dict[str, int]:
+    """The sizes of a few covers (the `artwork` queue, sent after a scan or an upload)."""
+    statuses: dict[str, int] = {}
+    for artwork_id in artwork_ids:
+        status = artwork_variants_build(artwork_id=artwork_id) or "gone"
+        statuses[status] = statuses.get(status, 0) + 1
+    return statuses

@@ -16,6 +16,8 @@ from mutagen.id3 import ID3Tags
 from mutagen.mp3 import BitrateMode
 from mutagen.mp4 import MP4, MP4FreeForm, MP4Tags
 
+from apps.library.artwork.images import embedded_picture
+
 AUDIO_EXTENSIONS = frozenset({".mp3", ".m4a", ".m4b", ".mp4", ".flac", ".ogg", ".oga", ".opus", ".wav"})
 
 # Tag values are capped: a 2 MB lyrics frame does not belong in a JSON column read on every listing.
@@ -112,6 +114,8 @@ class FileMetadata:
     chapters: list[dict[str, Any]] = field(default_factory=list)
     # Less audio in the file than its header claims (cut short): duration_ms is then what is there.
     truncated: bool = False
+    # The embedded front cover's bytes, from the same parse (apps.library.artwork.images.embedded_picture).
+    picture: bytes | None = None
 
 
 def read_metadata(path: str, size_bytes: int) -> FileMetadata:
@@ -149,7 +153,15 @@ def read_metadata(path: str, size_bytes: int) -> FileMetadata:
         tags=tags,
         chapters=_clean_chapters(_chapters(audio, tags), duration_ms),
         truncated=truncated,
+        picture=_picture(audio),
     )
+
+
+def _picture(audio: Any) -> bytes | None:
+    try:
+        return embedded_picture(audio)
+    except Exception:  # noqa: BLE001 - a malformed picture frame must not cost the file its tags
+        return None
 
 
 def truncation_tolerance_ms(duration_ms: int) -> int:

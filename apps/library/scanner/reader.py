@@ -13,8 +13,13 @@ import logging
 import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
+from apps.library.artwork.images import BadImage
+from apps.library.artwork.storage import ArtworkStorage
 from apps.library.scanner.metadata import UnreadableFile, read_metadata
 
 logger = logging.getLogger(__name__)
@@ -34,21 +39,62 @@ _UNREADABLE: dict[str, Any] = {
     "chapters": "[]",
     "truncated": False,
 }
+_NO_PICTURE: dict[str, Any] = {
+    "artwork_hash": None,
+    "artwork_mime": "",
+    "artwork_width": 0,
+    "artwork_height": 0,
+    "artwork_bytes": 0,
+    "artwork_error": "",
+}
 
 
-def file_columns(job: tuple[str, int]) -> dict[str, Any] | None:
-    """The AudioFile columns read from one file (tags and chapters as JSON text), or None if it vanished."""
+@dataclass(frozen=True)
+class PictureRules:
+    """Where embedded pictures are stored and what is accepted (settings, passed in: no Django here)."""
+
+    artwork_root: Path
+    max_bytes: int
+    max_pixels: int
+
+
+def picture_columns(picture: bytes | None, rules: PictureRules | None) -> dict[str, Any]:
+    """The embedded picture stored by content hash (once, whichever process meets it first), or why not."""
+    if picture is None or rules is None:
+        return dict(_NO_PICTURE)
+    try:
+        stored = ArtworkStorage(rules.artwork_root).store(
+            picture, max_bytes=rules.max_bytes, max_pixels=rules.max_pixels
+        )
+    except BadImage as exc:
+        return {**_NO_PICTURE, "artwork_error": f"embedded picture: {exc}"[:500]}
+    except OSError as exc:  # the artwork folder not writable: the file's tags still count
+        return {**_NO_PICTURE, "artwork_error": f"embedded picture not stored: {exc.strerror or exc}"[:500]}
+    return {
+        "artwork_hash": stored.hash,
+        "artwork_mime": stored.info.mime,
+        "artwork_width": stored.info.width,
+        "artwork_height": stored.info.height,
+        "artwork_bytes": stored.size_bytes,
+        "artwork_error": "",
+    }
+
+
+def file_columns(job: tuple[str, int], pictures: PictureRules | None = None) -> dict[str, Any] | None:
+    """The AudioFile columns read from one file (tags and chapters as JSON text, the embedded picture stored
+    and described), or None if it vanished."""
     path, size_bytes = job
     try:
         metadata = read_metadata(path, size_bytes)
     except FileNotFoundError:
         return None
     except UnreadableFile as exc:
-        return {**_UNREADABLE, "error": str(exc)}
+        return {**_UNREADABLE, **_NO_PICTURE, "error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - mutagen raises all sorts on corrupt data; record it, go on
         logger.warning("unexpected error reading %s", path, exc_info=True)
-        return {**_UNREADABLE, "error": f"unreadable ({type(exc).__name__}: {exc})"[:500]}
+        return {**_UNREADABLE, **_NO_PICTURE, "error": f"unreadable ({type(exc).__name__}: {exc})"[:500]}
     return {
+        **picture_columns(metadata.picture, pictures),
         "format": metadata.format,
         "codec": metadata.codec,
         "bitrate_kbps": metadata.bitrate_kbps,
@@ -62,12 +108,15 @@ def file_columns(job: tuple[str, int]) -> dict[str, Any] | None:
     }
 
 
-def read_all(jobs: Sequence[tuple[str, int]], *, workers: int) -> Iterator[dict[str, Any] | None]:
+def read_all(
+    jobs: Sequence[tuple[str, int]], *, workers: int, pictures: PictureRules | None = None
+) -> Iterator[dict[str, Any] | None]:
     """file_columns() of every (path, size) in order, computed ahead by `workers` processes."""
+    read_one = partial(file_columns, pictures=pictures)
     if workers > 1 and len(jobs) >= POOL_MIN_FILES:
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
         try:
-            results = pool.map(file_columns, jobs, chunksize=POOL_CHUNK)
+            results = pool.map(read_one, jobs, chunksize=POOL_CHUNK)
         except (AssertionError, OSError, ValueError) as exc:
             # A Celery prefork child is a daemonic process and may not have children: read here instead
             # (a worker started with --pool=solo or --pool=threads on the `scan` queue reads in parallel).
@@ -78,4 +127,4 @@ def read_all(jobs: Sequence[tuple[str, int]], *, workers: int) -> Iterator[dict[
                 yield from results
             return
     for job in jobs:
-        yield file_columns(job)
+        yield read_one(job)

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from apps.library.artwork.images import IMAGE_EXTENSIONS
 from apps.library.scanner.metadata import AUDIO_EXTENSIONS
 
 # AudioFile.group_key and Track.group_key hold root + "/" + path (a book: its folder) in 2048 characters.
@@ -26,13 +27,19 @@ def inside_roots(real_path: str, real_roots: list[str]) -> bool:
     return any(real_path == root or real_path.startswith(root.rstrip("/") + "/") for root in real_roots)
 
 
-def walk_roots(roots: list[str], *, on_problem: Callable[[str, str], None]) -> Iterator[FoundFile]:
+def walk_roots(
+    roots: list[str],
+    *,
+    on_problem: Callable[[str, str], None],
+    on_image: Callable[[FoundFile], None] | None = None,
+) -> Iterator[FoundFile]:
     """Every audio file under `roots`, depth first.
 
     Hidden entries (".*") are skipped. A symlink is followed only when its target lies inside one of
     the roots (no escape to the rest of the disk), and a folder is entered once even if links loop
     back to it. A folder or file that cannot be read, or that disappears while we walk, is reported
-    through `on_problem(path, message)` and the walk goes on.
+    through `on_problem(path, message)` and the walk goes on. Image files (candidate covers) met on the way
+    are given to `on_image`, with their size and mtime, in the same pass.
     """
     real_roots = [os.path.realpath(root) for root in roots]
     for root in roots:
@@ -70,7 +77,12 @@ def walk_roots(roots: list[str], *, on_problem: Callable[[str, str], None]) -> I
                     if entry.is_dir():
                         stack.append((entry.path, f"{relative}{name}/"))
                         continue
-                    if name[name.rfind(".") :].lower() not in AUDIO_EXTENSIONS or not entry.is_file():
+                    extension = name[name.rfind(".") :].lower()
+                    if extension in IMAGE_EXTENSIONS and on_image is not None and entry.is_file():
+                        image_stat = entry.stat()
+                        on_image(FoundFile(root, f"{relative}{name}", image_stat.st_size, image_stat.st_mtime_ns))
+                        continue
+                    if extension not in AUDIO_EXTENSIONS or not entry.is_file():
                         continue
                     stat = entry.stat()
                 except FileNotFoundError:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from apps.accounts.types import User
 from apps.library import metrics
 from apps.library.models import ACTIVE_SCAN_STATUSES, Library, ScanJob, ScanStatus, ScanTrigger
+from apps.library.services.artwork import artwork_variants_send
 from apps.library.services.handoff import tracks_changed
 from apps.library.services.libraries import LibraryFoldersRefused
 from apps.library.services.scan import ProgressCallback, library_scan
@@ -125,6 +126,7 @@ def scan_run(*, job: ScanJob, progress: ProgressCallback | None = None) -> ScanJ
     ):
         metrics.scan_files.labels(result=outcome).inc(count)
     tracks_changed(track_ids=result.changed_track_ids)
+    artwork_variants_send(artwork_ids=result.artwork_ids)
     return job
 
 

@@ -28,10 +28,13 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.library.models import Album, Library, Track
+from apps.library.artwork.images import ImageInfo
+from apps.library.artwork.storage import StoredImage
+from apps.library.models import Album, ArtworkSource, Library, Track
 from apps.library.scanner.grouping import FileRow, TrackSpec, build_track, fingerprint, group_keys, join_path
 from apps.library.scanner.reader import read_all
 from apps.library.scanner.walk import FoundFile, walk_roots
+from apps.library.services.artwork import artworks_upsert, covers_resolve, picture_rules
 from apps.library.services.libraries import library_folders_assert_safe
 from apps.ops.db import bulk_cursor
 
@@ -58,6 +61,8 @@ class ScanResult:
     errors: int = 0
     error_messages: list[str] = field(default_factory=list)
     changed_track_ids: list[int] = field(default_factory=list)
+    # Covers whose variants are still to make (sent to the `artwork` queue after the scan).
+    artwork_ids: list[int] = field(default_factory=list)
 
     def problem(self, path: str, message: str) -> None:
         self.errors += 1
@@ -100,8 +105,11 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
     # unchanged rescan is these two things only.) The walk thread touches neither the database nor
     # `report`, whose heartbeat writes would open a second connection.
     found: list[FoundFile] = []
+    images: list[FoundFile] = []  # candidate covers, met by the same walk
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-walk") as walker:
-        walking = walker.submit(found.extend, walk_roots(list(library.root_paths), on_problem=result.problem))
+        walking = walker.submit(
+            found.extend, walk_roots(list(library.root_paths), on_problem=result.problem, on_image=images.append)
+        )
         with bulk_cursor() as cursor:
             cursor.execute(_KNOWN_SQL, [library.pk], binary=True)
             known = {(row[0], row[1]): row for row in cursor.fetchall()}
@@ -151,8 +159,10 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
 
     if restored_ids or gone_ids or regrouped:
         _mark_files(restored_ids=restored_ids, gone_ids=gone_ids, regrouped=regrouped)
+    files_changed = library.tracks_stale
     if library.tracks_stale:
         result.changed_track_ids = tracks_sync(library=library, progress=report)
+    result.artwork_ids = covers_resolve(library=library, images=images, files_changed=files_changed)
     return result
 
 
@@ -179,29 +189,33 @@ def _mark_files(*, restored_ids: list[int], gone_ids: list[int], regrouped: list
 _UPSERT_FILES_SQL = """
 INSERT INTO library_audiofile (
     library_id, root, path, group_key, size_bytes, mtime_ns, format, codec, bitrate_kbps, sample_rate_hz,
-    channels, duration_ms, truncated, tags, embedded_chapters, error, missing, scanned_at, created_at, updated_at
+    channels, duration_ms, truncated, tags, embedded_chapters, error, artwork_id, artwork_error, missing,
+    scanned_at, created_at, updated_at
 )
 SELECT %(library)s, r.root, r.path, r.group_key, r.size_bytes, r.mtime_ns, r.format, r.codec, r.bitrate_kbps,
-       r.sample_rate_hz, r.channels, r.duration_ms, r.truncated, r.tags::jsonb, r.chapters::jsonb, r.error, false,
-       %(now)s, %(now)s, %(now)s
+       r.sample_rate_hz, r.channels, r.duration_ms, r.truncated, r.tags::jsonb, r.chapters::jsonb, r.error,
+       r.artwork_id, r.artwork_error, false, %(now)s, %(now)s, %(now)s
 FROM unnest(
     %(root)b::text[], %(path)b::text[], %(group_key)b::text[], %(size_bytes)b::bigint[], %(mtime_ns)b::bigint[],
     %(format)b::text[], %(codec)b::text[], %(bitrate_kbps)b::integer[], %(sample_rate_hz)b::integer[],
     %(channels)b::smallint[], %(duration_ms)b::bigint[], %(truncated)b::boolean[], %(tags)b::text[],
-    %(chapters)b::text[], %(error)b::text[]
+    %(chapters)b::text[], %(error)b::text[], %(artwork_id)b::bigint[], %(artwork_error)b::text[]
 ) AS r(root, path, group_key, size_bytes, mtime_ns, format, codec, bitrate_kbps, sample_rate_hz, channels,
-       duration_ms, truncated, tags, chapters, error)
+       duration_ms, truncated, tags, chapters, error, artwork_id, artwork_error)
 ON CONFLICT (library_id, root, path) DO UPDATE SET
     group_key = EXCLUDED.group_key, size_bytes = EXCLUDED.size_bytes, mtime_ns = EXCLUDED.mtime_ns,
     format = EXCLUDED.format, codec = EXCLUDED.codec, bitrate_kbps = EXCLUDED.bitrate_kbps,
     sample_rate_hz = EXCLUDED.sample_rate_hz, channels = EXCLUDED.channels, duration_ms = EXCLUDED.duration_ms,
     truncated = EXCLUDED.truncated, tags = EXCLUDED.tags, embedded_chapters = EXCLUDED.embedded_chapters,
     error = EXCLUDED.error,
+    -- A picture that cannot be used leaves the file's previous one (and says why in artwork_error).
+    artwork_id = CASE WHEN EXCLUDED.artwork_error <> '' THEN library_audiofile.artwork_id ELSE EXCLUDED.artwork_id END,
+    artwork_error = EXCLUDED.artwork_error,
     missing = false, scanned_at = EXCLUDED.scanned_at, updated_at = EXCLUDED.updated_at
 """
 _FILE_COLUMNS = (
     "root", "path", "group_key", "size_bytes", "mtime_ns", "format", "codec", "bitrate_kbps", "sample_rate_hz",
-    "channels", "duration_ms", "truncated", "tags", "chapters", "error",
+    "channels", "duration_ms", "truncated", "tags", "chapters", "error", "artwork_id", "artwork_error",
 )  # fmt: skip
 
 
@@ -215,16 +229,33 @@ def _read_and_store(
     """Read new and changed files and upsert them; return the files that vanished before we read them."""
     vanished: set[tuple[str, str]] = set()
     jobs = [(join_path(f.root, f.path), f.size_bytes) for f in to_read]
-    values_in_order = read_all(jobs, workers=settings.LIBRARY_SCAN_WORKERS)
+    values_in_order = read_all(jobs, workers=settings.LIBRARY_SCAN_WORKERS, pictures=picture_rules())
     done = 0
     for batch in _chunks(to_read, WRITE_BATCH):
         columns: dict[str, list[Any]] = {name: [] for name in _FILE_COLUMNS}
+        batch_values = []
         for found_file, values in zip(batch, values_in_order, strict=False):
             if values is None:
                 vanished.add((found_file.root, found_file.path))
                 continue
+            batch_values.append((found_file, values))
+        # The pictures the reader stored, one Artwork row per hash (14 tracks with one cover: one row).
+        artwork_ids = artworks_upsert(
+            images=(
+                StoredImage(
+                    values["artwork_hash"],
+                    ImageInfo(values["artwork_mime"], values["artwork_width"], values["artwork_height"]),
+                    values["artwork_bytes"],
+                )
+                for _, values in batch_values
+                if values["artwork_hash"]
+            ),
+            source=ArtworkSource.EMBEDDED,
+        )
+        for found_file, values in batch_values:
             if values["error"]:
                 result.problem(found_file.path, values["error"])
+            values["artwork_id"] = artwork_ids.get(values["artwork_hash"] or "")
             values.update(
                 root=found_file.root,
                 path=found_file.path,
