@@ -5,6 +5,7 @@ Bad values raise `ImproperlyConfigured` with the variable's name at start-up (se
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -66,6 +67,42 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def _app_password_key() -> str:
+    """`APP_PASSWORD_KEY` (a Fernet key) from the environment; else one generated once into the data folder.
+
+    Encrypts the OpenSubsonic app passwords at rest (apps.accounts.crypto). A key of its own, not derived
+    from SECRET_KEY: rotating SECRET_KEY (sessions, signatures) must not lock every Subsonic app out, and
+    a leaked SECRET_KEY must not decrypt them.
+    """
+    value = env_str("APP_PASSWORD_KEY")
+    if value:
+        try:
+            if len(base64.urlsafe_b64decode(value.encode())) != 32:
+                raise ValueError
+        except ValueError:
+            raise ImproperlyConfigured(
+                "APP_PASSWORD_KEY: expected 32 bytes in URL-safe base64 (a Fernet key, 44 characters)."
+            ) from None
+        return value
+    key_file = DATA_DIR / "app_password_key"
+    try:
+        return key_file.read_text().strip()
+    except FileNotFoundError:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        try:
+            fd = key_file.open("x")
+        except FileExistsError:
+            return key_file.read_text().strip()
+        with fd:
+            key_file.chmod(0o600)
+            fd.write(key)
+        return key
+
+
+APP_PASSWORD_KEY = _app_password_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -119,6 +156,7 @@ INSTALLED_APPS = [
     "apps.collections",
     "apps.ops",
     "apps.web",
+    "apps.subsonic",
 ]
 
 MIDDLEWARE = [

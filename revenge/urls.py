@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from apps.accounts import views as accounts_views
 from apps.ops import views as ops_views
 from apps.streaming import views as streaming_views
+from apps.subsonic import views as subsonic_views
 
 admin.site.site_header = "Revenge administration"
 admin.site.site_title = "Revenge"
@@ -29,6 +30,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     re_path(r"^hls/", streaming_views.hls_file, name="hls"),
+    # The OpenSubsonic API: /rest/<method> and /rest/<method>.view (apps and DSub-era clients add .view).
+    re_path(r"^rest/(?P<method>[^/]+?)(?:\.view)?/?$", subsonic_views.rest, name="subsonic"),
 ]
 
 handler400 = "apps.ops.errors.bad_request"

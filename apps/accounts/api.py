@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import cast
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
@@ -10,10 +12,19 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from apps.accounts.models import ApiToken
-from apps.accounts.selectors import api_token_list
-from apps.accounts.serializers import TokenCreateInput, TokenCreateOutput, TokenOutput, UserOutput
-from apps.accounts.services import api_token_login, api_token_revoke
+from apps.accounts.selectors import api_token_list, app_password_list
+from apps.accounts.serializers import (
+    AppPasswordCreateInput,
+    AppPasswordCreateOutput,
+    AppPasswordOutput,
+    TokenCreateInput,
+    TokenCreateOutput,
+    TokenOutput,
+    UserOutput,
+)
+from apps.accounts.services import api_token_login, api_token_revoke, app_password_create, app_password_revoke
 from apps.accounts.throttling import TokenLoginThrottle
+from apps.accounts.types import User
 from apps.ops.errors import ErrorOutput
 
 
@@ -78,3 +89,34 @@ class MeView(APIView):
     @extend_schema(responses={200: UserOutput})
     def get(self, request: Request) -> Response:
         return Response(UserOutput(request.user).data)
+
+
+class AppPasswordListView(APIView):
+    """Passwords for OpenSubsonic apps (/rest/ only): list them, or create one (its password shown once)."""
+
+    @extend_schema(responses={200: AppPasswordOutput(many=True)})
+    def get(self, request: Request) -> Response:
+        return Response(AppPasswordOutput(app_password_list(user=request.user), many=True).data)
+
+    @extend_schema(request=AppPasswordCreateInput, responses={201: AppPasswordCreateOutput})
+    def post(self, request: Request) -> Response:
+        data = AppPasswordCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = cast(User, request.user)  # IsAuthenticated, the default permission, ran
+        row, password = app_password_create(user=user, name=data.validated_data["name"])
+        body = {
+            "password": password,
+            "username": user.get_username(),
+            "server_url": request.build_absolute_uri("/"),
+            "app_password": row,
+        }
+        return Response(AppPasswordCreateOutput(body).data, status=status.HTTP_201_CREATED)
+
+
+class AppPasswordDetailView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request: Request, app_password_id: int) -> Response:
+        """Revoke one (a lost phone's): apps using it get "wrong credentials" from then on."""
+        row = get_object_or_404(app_password_list(user=request.user), pk=app_password_id)
+        app_password_revoke(app_password=row)
+        return Response(status=status.HTTP_204_NO_CONTENT)

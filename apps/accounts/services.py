@@ -1,7 +1,9 @@
-"""Writes for accounts: API tokens and the first admin account."""
+"""Writes for accounts: API tokens, app passwords (OpenSubsonic) and the first admin account."""
 
 from __future__ import annotations
 
+import enum
+import hmac
 import secrets
 from datetime import timedelta
 
@@ -11,7 +13,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 
-from apps.accounts.models import ApiToken
+from apps.accounts.app_passwords import app_password_generate, decrypt, encrypt, token_matches
+from apps.accounts.models import ApiToken, AppPassword
 from apps.accounts.types import User
 from apps.ops.net import client_ip
 
@@ -70,3 +73,53 @@ def admin_ensure(*, username: str, password: str | None) -> tuple[User | None, s
         # A plain user of that name exists: leave it alone rather than promote it silently.
         raise ValueError(f"a user named {username!r} exists and is not a superuser") from None
     return user, password
+
+
+def app_password_create(*, user: User, name: str) -> tuple[AppPassword, str]:
+    """A new app password for `user`; return it and the clear password, shown to the user only now."""
+    password = app_password_generate()
+    row = AppPassword.objects.create(
+        user=user, name=name, secret_encrypted=encrypt(password), hint=password[: AppPassword.HINT_LENGTH]
+    )
+    return row, password
+
+
+def app_password_revoke(*, app_password: AppPassword) -> None:
+    AppPassword.objects.filter(pk=app_password.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+class AppPasswordCheck(enum.StrEnum):
+    VALID = "valid"
+    REVOKED = "revoked"  # it was one of the user's, now revoked: wrong credentials
+    NO_MATCH = "no_match"  # none of the user's: maybe the account password, which token auth cannot check
+
+
+def app_password_check_token(*, user: User, token: str, salt: str) -> AppPasswordCheck:
+    """Subsonic token auth (md5(password + salt)) against the user's app passwords; touches the one used."""
+    revoked = False
+    for row in AppPassword.objects.filter(user=user).only("pk", "secret_encrypted", "revoked_at", "last_used_at"):
+        password = decrypt(row.secret_encrypted)
+        if password is not None and token_matches(password=password, token=token, salt=salt):
+            if row.revoked_at is not None:
+                revoked = True
+                continue
+            _app_password_touch(row)
+            return AppPasswordCheck.VALID
+    return AppPasswordCheck.REVOKED if revoked else AppPasswordCheck.NO_MATCH
+
+
+def app_password_check_plain(*, user: User, password: str) -> bool:
+    """A clear app password (Subsonic's `p`) against the user's active ones; touches the one used."""
+    hint = password[: AppPassword.HINT_LENGTH]
+    for row in AppPassword.objects.filter(user=user, revoked_at__isnull=True, hint=hint):
+        stored = decrypt(row.secret_encrypted)
+        if stored is not None and hmac.compare_digest(stored.encode(), password.encode()):
+            _app_password_touch(row)
+            return True
+    return False
+
+
+def _app_password_touch(row: AppPassword) -> None:
+    now = timezone.now()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        AppPassword.objects.filter(pk=row.pk).update(last_used_at=now)

@@ -91,3 +91,27 @@ def sign_in_wait_s(request: HttpRequest) -> int | None:
     """Count one sign-in attempt from this client: None when allowed, else the seconds to wait."""
     wait_s = sign_in_attempt(client=client_ident(request))
     return None if wait_s is None else max(1, int(wait_s + 0.999))
+
+
+def sign_in_blocked_s(request: HttpRequest) -> int | None:
+    """Without counting an attempt: the seconds this client must wait before its next sign-in, or None.
+
+    For ways in that send credentials with every request (the OpenSubsonic API), where only the failed
+    ones are counted (sign_in_failed): checked before the credentials, so a guesser over budget learns
+    nothing, even from a right guess.
+    """
+    allowed, window_s = sign_in_rate()
+    cutoff = timezone.now() - timedelta(seconds=window_s)
+    recent = list(
+        SignInAttempt.objects.filter(client=client_ident(request), at__gt=cutoff)
+        .order_by("at")
+        .values_list("at", flat=True)[:allowed]
+    )
+    if len(recent) < allowed:
+        return None
+    return max(1, int((recent[0] - cutoff).total_seconds() + 0.999))
+
+
+def sign_in_failed(request: HttpRequest) -> None:
+    """Count one failed sign-in of this client (see sign_in_blocked_s)."""
+    sign_in_attempt(client=client_ident(request))

@@ -1,0 +1,48 @@
+"""The pure parts of app passwords: generating one, encrypting it at rest, checking a Subsonic token.
+
+No ORM here (services.py stores and looks up the rows). Fernet (AES-128-CBC + HMAC-SHA256, from the
+`cryptography` package) under APP_PASSWORD_KEY, which is not SECRET_KEY: see settings._app_password_key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from functools import cache
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
+
+# Lower-case letters and digits without the look-alikes (0/o, 1/l/i): typed on a phone keyboard, often.
+ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+GROUPS = 4
+GROUP_LENGTH = 5  # 20 characters of 31 symbols: 99 bits, out of reach of online guessing and of md5 tables
+
+
+def app_password_generate() -> str:
+    """e.g. `k7dqa-m3xzp-9wheu-tb4rn`."""
+    return "-".join("".join(secrets.choice(ALPHABET) for _ in range(GROUP_LENGTH)) for _ in range(GROUPS))
+
+
+@cache
+def _fernet(key: str) -> Fernet:
+    return Fernet(key.encode())
+
+
+def encrypt(password: str) -> bytes:
+    return _fernet(settings.APP_PASSWORD_KEY).encrypt(password.encode())
+
+
+def decrypt(ciphertext: bytes | memoryview) -> str | None:
+    """The clear password, or None when it was encrypted under another key (APP_PASSWORD_KEY changed)."""
+    try:
+        return _fernet(settings.APP_PASSWORD_KEY).decrypt(bytes(ciphertext)).decode()
+    except InvalidToken:
+        return None
+
+
+def token_matches(*, password: str, token: str, salt: str) -> bool:
+    """Subsonic's token auth: token = md5(password + salt), in hex. Compared in constant time."""
+    expected = hashlib.md5((password + salt).encode(), usedforsecurity=False).hexdigest()
+    return hmac.compare_digest(expected, token.lower())

@@ -1,0 +1,205 @@
+"""Album and song lists, now playing, starred, and search (an empty query lists everything, paged: apps
+sync whole libraries this way, so that path is one query per kind, ordered by id)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Max, Q, QuerySet, Sum
+from django.utils import timezone
+
+from apps.library.models import Album, Track
+from apps.library.selectors import album_list, name_counts
+from apps.playback.selectors import session_open_list
+from apps.subsonic import mapping
+from apps.subsonic.endpoints.common import folder_filter, song_page, visible_tracks, with_song_fields
+from apps.subsonic.params import MAX_COUNT
+from apps.subsonic.registry import Call, endpoint
+from apps.subsonic.response import ErrorCode, SubsonicError, missing
+
+ALBUM_LIST_TYPES = (
+    "random", "newest", "highest", "frequent", "recent", "alphabeticalByName", "alphabeticalByArtist", "starred",
+    "byYear", "byGenre",
+)  # fmt: skip
+
+
+def _albums_of_type(call: Call, list_type: str) -> QuerySet[Album]:
+    user, params = call.user, call.params
+    albums = album_list(user=user)
+    folder = folder_filter(user, params)
+    if folder is not None:
+        albums = albums.filter(library_id=folder)
+    mine = Q(tracks__playback_progress__user_id=user.pk)
+    match list_type:
+        case "random":
+            return albums.order_by("?")
+        case "newest":
+            return albums.order_by("-created_at", "-id")
+        case "alphabeticalByName":
+            return albums.order_by("title", "id")
+        case "alphabeticalByArtist":
+            return albums.order_by("album_artist", "title", "id")
+        case "frequent":
+            played = albums.annotate(plays=Sum("tracks__playback_progress__play_count", filter=mine))
+            return played.filter(plays__gt=0).order_by("-plays", "id")
+        case "recent":
+            heard = albums.annotate(heard_at=Max("tracks__playback_progress__updated_at", filter=mine))
+            return heard.filter(heard_at__isnull=False).order_by("-heard_at", "id")
+        case "byYear":
+            first = params.require_number("fromYear")
+            last = params.require_number("toYear")
+            within = albums.filter(year__gte=min(first, last), year__lte=max(first, last))
+            return within.order_by("year" if first <= last else "-year", "title", "id")
+        case "byGenre":
+            return albums.filter(genres__contains=[params.require("genre")]).order_by("title", "id")
+        case "highest" | "starred":
+            # Ratings and stars belong to apps.collections (issue 17): none to list until it is there.
+            return albums.none()
+    raise SubsonicError(
+        ErrorCode.MISSING_PARAMETER, f"Unknown type {list_type[:50]!r}: one of {', '.join(ALBUM_LIST_TYPES)}."
+    )
+
+
+def _album_page(call: Call) -> list[Album]:
+    list_type = call.params.require("type")
+    size = call.params.count("size", 10)
+    offset = call.params.number("offset", 0) or 0
+    return list(_albums_of_type(call, list_type)[offset : offset + size])
+
+
+@endpoint("getAlbumList")
+def get_album_list(call: Call) -> dict[str, Any]:
+    return {"albumList": {"album": [mapping.album_child(row) for row in _album_page(call)]}}
+
+
+@endpoint("getAlbumList2")
+def get_album_list2(call: Call) -> dict[str, Any]:
+    return {"albumList2": {"album": [mapping.album(row) for row in _album_page(call)]}}
+
+
+def _songs_in_folder(call: Call) -> QuerySet[Track]:
+    tracks = visible_tracks(call.user)
+    folder = folder_filter(call.user, call.params)
+    return tracks if folder is None else tracks.filter(library_id=folder)
+
+
+@endpoint("getRandomSongs")
+def get_random_songs(call: Call) -> dict[str, Any]:
+    params = call.params
+    tracks = _songs_in_folder(call)
+    if genre := params.get("genre"):
+        tracks = tracks.filter(genres__contains=[genre])
+    if (first := params.number("fromYear")) is not None:
+        tracks = tracks.filter(year__gte=first)
+    if (last := params.number("toYear")) is not None:
+        tracks = tracks.filter(year__lte=last)
+    page = list(tracks.order_by("?")[: params.count("size", 10)])
+    return {"randomSongs": {"song": song_page(call.user, page)}}
+
+
+@endpoint("getSongsByGenre")
+def get_songs_by_genre(call: Call) -> dict[str, Any]:
+    params = call.params
+    genre = params.require("genre")
+    offset = params.number("offset", 0) or 0
+    tracks = (
+        _songs_in_folder(call)
+        .filter(genres__contains=[genre])
+        .order_by("album_id", "disc_number", "track_number", "id")
+    )
+    page = list(tracks[offset : offset + params.count("count", 10)])
+    return {"songsByGenre": {"song": song_page(call.user, page)}}
+
+
+@endpoint("getNowPlaying")
+def get_now_playing(call: Call) -> dict[str, Any]:
+    """The user's own open playback sessions: progress and sessions are private (DESIGN.md, Security), so
+    unlike Subsonic servers that show everyone's, another user's listening is not shown."""
+    sessions = list(session_open_list(user=call.user)[:MAX_COUNT])
+    tracks = {t.pk: t for t in with_song_fields(Track.objects.filter(pk__in=[s.track_id for s in sessions]))}
+    entries = []
+    now = timezone.now()
+    songs = {entry["id"]: entry for entry in song_page(call.user, list(tracks.values()))}
+    for session in sessions:
+        entry = songs.get(mapping.track_id(session.track_id))
+        if entry is None:
+            continue
+        entries.append(
+            {
+                **entry,
+                "username": call.user.get_username(),
+                "minutesAgo": int((now - session.last_seen_at).total_seconds() // 60),
+                "playerId": session.pk,
+                "playerName": session.device_id,
+            }
+        )
+    return {"nowPlaying": {"entry": entries}}
+
+
+@endpoint("getStarred", "getStarred2")
+def get_starred(call: Call) -> dict[str, Any]:
+    # Stars belong to apps.collections (issue 17): nothing is starred until it is there.
+    return {"starred2" if call.method == "getStarred2" else "starred": {}}
+
+
+def _search_query(call: Call) -> str:
+    query = call.params.get("query")
+    if query is None:
+        raise missing("query")
+    # Apps that sync a whole library send an empty query, some of them as two quotes (Symfonium: `""`).
+    query = query.strip()
+    return "" if query in ('""', "''", "*") else query.strip('"')
+
+
+def _search(call: Call) -> tuple[list[dict[str, Any]], list[Album], list[Track]]:
+    params = call.params
+    query = _search_query(call)
+    folder = folder_filter(call.user, params)
+    artist_count, artist_offset = params.count("artistCount", 20), params.number("artistOffset", 0) or 0
+    album_count, album_offset = params.count("albumCount", 20), params.number("albumOffset", 0) or 0
+    song_count, song_offset = params.count("songCount", 20), params.number("songOffset", 0) or 0
+    artists: list[dict[str, Any]] = []
+    if artist_count:
+        rows = name_counts(user=call.user, column="artists", library_id=folder, query=query)
+        artists = rows[artist_offset : artist_offset + artist_count]
+    albums: list[Album] = []
+    if album_count:
+        found = album_list(user=call.user)
+        if folder is not None:
+            found = found.filter(library_id=folder)
+        if query:
+            found = found.filter(Q(title__icontains=query) | Q(album_artist__icontains=query))
+        albums = list(found.order_by("id")[album_offset : album_offset + album_count])
+    tracks: list[Track] = []
+    if song_count:
+        songs = _songs_in_folder(call)
+        if query:
+            songs = songs.filter(
+                Q(title__icontains=query) | Q(album__title__icontains=query) | Q(album_artist__icontains=query)
+            )
+        tracks = list(songs.order_by("id")[song_offset : song_offset + song_count])
+    return artists, albums, tracks
+
+
+@endpoint("search2")
+def search2(call: Call) -> dict[str, Any]:
+    artists, albums, tracks = _search(call)
+    return {
+        "searchResult2": {
+            "artist": [{"id": mapping.artist_id(row["name"]), "name": row["name"]} for row in artists],
+            "album": [mapping.album_child(row) for row in albums],
+            "song": song_page(call.user, tracks),
+        }
+    }
+
+
+@endpoint("search3")
+def search3(call: Call) -> dict[str, Any]:
+    artists, albums, tracks = _search(call)
+    return {
+        "searchResult3": {
+            "artist": [mapping.artist(row["name"], row["album_count"]) for row in artists],
+            "album": [mapping.album(row) for row in albums],
+            "song": song_page(call.user, tracks),
+        }
+    }

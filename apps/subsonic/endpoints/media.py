@@ -1,0 +1,158 @@
+"""Media retrieval: stream, download, hls.m3u8, getCoverArt, lyrics.
+
+`stream` answers one progressive body, never HLS and never ffmpeg inside the request:
+- the original file, when `format=raw`, or when the track is one file within `maxBitRate` (0: no limit) and
+  no other format or offset is asked; behind nginx it leaves through X-Accel-Redirect;
+- otherwise a ready rendition (the highest within `maxBitRate`), served as one fMP4 file (init segment +
+  segments, as the REST API's /download does) with Range and a true Content-Length; `timeOffset` starts at
+  the segment holding that second (transcodeOffset: within one segment, ~6 s);
+- a rendition not built yet is queued (interactive) and the original is served meanwhile when there is one
+  file; a book of many files that is not ready yet answers error 0 ("being prepared"), retried by apps.
+`format=mp3` (or any other codec name) gets the AAC rendition: renditions are AAC, and making an MP3 would
+mean running ffmpeg in the request. Clients read the Content-Type (audio/mp4) and play it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import m3u8
+from django.conf import settings
+from django.http import HttpResponse
+from django.http.response import HttpResponseBase
+
+from apps.library.models import AudioFile, Track
+from apps.ops.http import accel_redirect_response, file_response
+from apps.streaming.profiles import SegmentFormat
+from apps.streaming.selectors import track_for_user, track_source_files
+from apps.streaming.services import (
+    master_playlist_for_playback,
+    rendition_download,
+    renditions_for_playback,
+    track_original_open,
+)
+from apps.streaming.services.playback import variants_for
+from apps.streaming.storage import PLAYLIST_NAME, RenditionStorage
+from apps.subsonic import mapping
+from apps.subsonic.registry import Call, endpoint
+from apps.subsonic.response import ErrorCode, SubsonicError, not_found
+
+PREPARING = "This track is being prepared for streaming; try again in a few seconds."
+
+
+def _track(call: Call) -> Track:
+    track = track_for_user(user=call.user, track_id=mapping.parse_track_id(call.params.require("id")))
+    if track is None:
+        raise not_found("Song")
+    return track
+
+
+def _original(call: Call, track: Track) -> HttpResponseBase:
+    original = track_original_open(track=track)
+    if settings.USE_X_ACCEL_REDIRECT:
+        original.file.close()  # nginx opens the file itself (the real path, checked on the descriptor)
+        location = settings.X_ACCEL_REDIRECT_PREFIX + quote(str(original.real_path))
+        return accel_redirect_response(location=location, content_type=original.content_type)
+    return file_response(call.request, parts=[original.file], content_type=original.content_type)
+
+
+def _suffix(audio_file: AudioFile) -> str:
+    return audio_file.path.rsplit(".", 1)[-1].lower() if "." in audio_file.path else ""
+
+
+def _rendition(call: Call, track: Track, *, max_kbps: int | None, offset_s: int) -> HttpResponseBase | None:
+    """The best ready rendition within max_kbps from the segment holding offset_s, or None (queued)."""
+    ready = renditions_for_playback(track=track)
+    if ready is None:
+        return None
+    variants = variants_for(ready, codecs=None, max_bitrate_kbps=max_kbps or None)
+    profile = variants[-1].profile
+    download = rendition_download(track=track, profile=profile)
+    if download is None:
+        return None
+    rendition, parts = download.rendition, download.parts
+    first = 0
+    if offset_s > 0:
+        playlist = m3u8.load(
+            str(RenditionStorage.from_settings().file(track.pk, rendition.rendition_key, profile, PLAYLIST_NAME))
+        )
+        head = len(parts) - len(playlist.segments)  # the init segment (fMP4), none for MPEG-TS
+        start_s = 0.0
+        for index, segment in enumerate(playlist.segments):
+            if start_s + (segment.duration or 0) > offset_s:
+                first = index
+                break
+            start_s += segment.duration or 0
+        else:
+            first = len(playlist.segments) - 1
+        parts = parts[:head] + parts[head + first :]
+    fmp4 = rendition.segment_format == SegmentFormat.FMP4
+    return file_response(
+        call.request,
+        parts=parts,
+        content_type="audio/mp4" if fmp4 else "video/mp2t",
+        etag=f'"{rendition.rendition_key}-{profile}-{first}"',
+        cache_control="private, max-age=31536000, immutable",
+    )
+
+
+@endpoint("stream")
+def stream(call: Call) -> HttpResponseBase:
+    params = call.params
+    track = _track(call)
+    max_kbps = params.number("maxBitRate", 0)
+    requested = (params.get("format") or "").lower()
+    offset_s = params.number("timeOffset", 0) or 0
+    if track.duration_ms and offset_s * 1000 >= track.duration_ms:
+        raise SubsonicError(ErrorCode.MISSING_PARAMETER, f"timeOffset {offset_s} is past the end of the song.")
+    files = track_source_files(track=track)
+    single = len(files) == 1
+    if single and requested == "raw":
+        return _original(call, track)
+    source = files[0] if single else None
+    within = source is not None and (not max_kbps or (source.bitrate_kbps or 0) <= max_kbps)
+    same_format = source is not None and requested in ("", _suffix(source), source.codec)
+    if single and within and same_format and offset_s == 0:
+        return _original(call, track)
+    answer = _rendition(call, track, max_kbps=max_kbps, offset_s=offset_s)
+    if answer is not None:
+        return answer
+    if single:
+        # Not transcoded yet (now queued, ahead of bulk work): the original plays meanwhile.
+        return _original(call, track)
+    raise SubsonicError(ErrorCode.GENERIC, PREPARING)
+
+
+@endpoint("download")
+def download(call: Call) -> HttpResponseBase:
+    track = _track(call)
+    if len(track_source_files(track=track)) == 1:
+        return _original(call, track)
+    # A book of many files has no one original: its best rendition, as one file.
+    answer = _rendition(call, track, max_kbps=None, offset_s=0)
+    if answer is None:
+        raise SubsonicError(ErrorCode.GENERIC, PREPARING)
+    return answer
+
+
+@endpoint("hls", "hls.m3u8")
+def hls(call: Call) -> HttpResponseBase:
+    track = _track(call)
+    bitrates = [int(value) for value in call.params.values("bitRate") if value.isdigit()]
+    playlist = master_playlist_for_playback(
+        track=track, codecs=None, max_bitrate_kbps=max(bitrates) if bitrates else None
+    )
+    if playlist is None:
+        raise SubsonicError(ErrorCode.GENERIC, PREPARING)
+    response = HttpResponse(playlist, "application/vnd.apple.mpegurl")
+    response["Cache-Control"] = "private, max-age=60"
+    return response
+
+
+@endpoint("getCoverArt")
+def get_cover_art(call: Call) -> HttpResponseBase:
+    size = call.params.number("size", None, minimum=0)
+    call.params.require("id")
+    del size
+    # Artwork is issue 16's (apps.library Artwork): no cover is known until it is there.
+    raise not_found("Cover art")
