@@ -29,8 +29,9 @@ class AutoDownload(models.TextChoices):
 class Subscription(models.Model):
     library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="subscriptions")
     feed_url = models.URLField(max_length=2048)
-    # Fixed when subscribing: a show that renames itself keeps its folder (and its tracks' paths).
-    folder_name = models.CharField(max_length=200, editable=False)
+    # Fixed at the first successful refresh (from the show's title): a show that renames itself keeps its
+    # folder, and its tracks their paths.
+    folder_name = models.CharField(max_length=200, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -59,6 +60,9 @@ class Subscription(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     failures = models.PositiveIntegerField(default=0, help_text="Failed refreshes in a row.")
     last_error = models.TextField(blank=True)
+    # Set after PODCAST_PAUSE_AFTER_FAILURES failed refreshes in a row (the feed may be gone, or someone
+    # else's now): nothing downloads by itself until a person refreshes it successfully or changes the policy.
+    auto_download_paused = models.BooleanField(default=False)
 
     # Policies.
     auto_download = models.CharField(max_length=20, choices=AutoDownload.choices, default=AutoDownload.NEWEST)
@@ -75,20 +79,20 @@ class Subscription(models.Model):
 
     class Meta:
         ordering = ["title", "id"]
+        # Staff manage every library's subscriptions; a user with this permission those of the podcast
+        # libraries they were granted.
+        permissions = [("manage_subscriptions", "Can subscribe to podcasts in libraries granted to them")]
         constraints = [
             models.UniqueConstraint(fields=["library", "feed_url"], name="subscription_feed_unique_per_library"),
-            models.UniqueConstraint(fields=["library", "folder_name"], name="subscription_folder_unique"),
+            models.UniqueConstraint(
+                fields=["library", "folder_name"], condition=~Q(folder_name=""), name="subscription_folder_unique"
+            ),
             models.CheckConstraint(condition=Q(auto_download__in=AutoDownload.values), name="subscription_auto_valid"),
             models.CheckConstraint(condition=Q(poll_interval_minutes__gte=5), name="subscription_interval_min"),
         ]
 
     def __str__(self) -> str:
         return self.title or self.feed_url
-
-    @property
-    def auto_download_paused(self) -> bool:
-        """After a run of failed refreshes the feed may be gone or hijacked: nothing downloads by itself."""
-        return self.failures >= settings.PODCAST_PAUSE_AFTER_FAILURES
 
 
 class EpisodeState(models.TextChoices):

@@ -1,0 +1,280 @@
+"""Subscriptions: subscribe, refresh a feed (conditional GET, parse, episodes upsert, backoff), the beat
+pass over due feeds, and the auto-download decision."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from rest_framework import status
+
+from apps.accounts.types import User
+from apps.library.models import Library, LibraryKind
+from apps.ops.errors import DomainError
+from apps.podcasts.access import may_manage
+from apps.podcasts.feeds import FeedError, ParsedEpisode, ParsedFeed, feed_parse, safe_name
+from apps.podcasts.fetch import FetchError, client, url_check
+from apps.podcasts.models import AutoDownload, EpisodeState, FeedEpisode, Subscription
+from apps.podcasts.services.dispatch import REFRESH_TASK, task_send
+from apps.podcasts.services.downloads import episodes_download_request
+
+logger = logging.getLogger(__name__)
+
+# How long a refresh claimed by beat may take before beat may claim it again (its next_poll_at).
+REFRESH_LEASE = timedelta(minutes=10)
+MAX_BACKOFF = timedelta(hours=24)
+# A whole feed must arrive within this (a server trickling a byte every few seconds never stalls).
+FEED_DEADLINE_S = 120.0
+# Fields of an episode that a refresh keeps up to date from the feed.
+EPISODE_FIELDS = (
+    "guid", "title", "description", "link", "published_at", "enclosure_url", "enclosure_type", "enclosure_bytes",
+    "duration_ms", "season", "episode_number", "episode_type", "image_url", "chapters_url",
+)  # fmt: skip
+
+
+class NotAllowed(DomainError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+
+class AlreadySubscribed(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "already_subscribed"
+
+
+@dataclass
+class RefreshResult:
+    status: str  # "unchanged", "updated", "failed"
+    new_episodes: int = 0
+    error: str = ""
+    queued_downloads: list[int] = field(default_factory=list)
+
+
+def subscription_create(
+    *,
+    user: User | None,
+    library: Library,
+    feed_url: str,
+    auto_download: str = AutoDownload.NEWEST,
+    auto_download_newest: int = 3,
+    keep_newest: int | None = None,
+    delete_played_after_days: int | None = None,
+    poll_interval_minutes: int = 60,
+    refresh: bool = True,
+) -> Subscription:
+    """Subscribe `library` to a feed; its first refresh is queued. `user` None: the system (OPML import
+    by a command, tests)."""
+    if user is not None and not may_manage(user, library):
+        raise NotAllowed("Not found.")
+    if library.kind != LibraryKind.PODCAST:
+        raise DomainError(
+            "Only a podcast library can subscribe to feeds.", fields={"library": ["not a podcast library"]}
+        )
+    feed_url = feed_url.strip()
+    try:
+        url_check(feed_url)
+    except FetchError as exc:
+        raise DomainError(str(exc), fields={"feed_url": [str(exc)]}) from None
+    try:
+        with transaction.atomic():
+            subscription = Subscription.objects.create(
+                library=library,
+                feed_url=feed_url,
+                created_by=user,
+                auto_download=auto_download,
+                auto_download_newest=auto_download_newest,
+                keep_newest=keep_newest,
+                delete_played_after_days=delete_played_after_days,
+                poll_interval_minutes=poll_interval_minutes,
+                next_poll_at=timezone.now(),
+            )
+    except IntegrityError:
+        raise AlreadySubscribed(
+            "This library is already subscribed to that feed.", fields={"feed_url": ["already subscribed"]}
+        ) from None
+    if refresh:
+        subscription_refresh_request(subscription=subscription)
+    return subscription
+
+
+def subscription_refresh_request(*, subscription: Subscription, manual: bool = False) -> None:
+    """Queue a refresh now ("Refresh now" in the API, admin and web player)."""
+    task_send(REFRESH_TASK, subscription.pk, manual)
+
+
+def subscriptions_refresh_due(*, limit: int = 1000) -> list[int]:
+    """Beat: claim the subscriptions whose next poll is due (their next_poll_at moves on by a lease, so a
+    second beat or a slow run does not take them twice) and queue one refresh each."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = list(
+            Subscription.objects.select_for_update(skip_locked=True)
+            .filter(Q(next_poll_at__lte=now) | Q(next_poll_at__isnull=True))
+            .order_by("next_poll_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        Subscription.objects.filter(pk__in=due).update(next_poll_at=now + REFRESH_LEASE)
+    for subscription_id in due:
+        task_send(REFRESH_TASK, subscription_id, False)
+    return due
+
+
+def _next_poll(subscription: Subscription, *, failures: int) -> timedelta:
+    """The interval, ±10 % (feeds subscribed together do not all poll in the same second); after failures,
+    doubled per failure up to a day."""
+    interval = timedelta(minutes=subscription.poll_interval_minutes)
+    if failures:
+        interval = min(interval * (2 ** min(failures, 16)), MAX_BACKOFF)
+    return interval * random.uniform(0.9, 1.1)
+
+
+def subscription_refresh(*, subscription_id: int, manual: bool = False) -> RefreshResult:
+    """Fetch the feed (conditional GET), and if it changed, parse it and bring the subscription and its
+    episodes up to date, then queue the auto-downloads. A failure is recorded on the row with the next
+    attempt (backoff); it never raises for a bad feed. `manual`: asked by a person, so a success lifts an
+    auto-download pause."""
+    subscription = Subscription.objects.get(pk=subscription_id)
+    now = timezone.now()
+    headers = {}
+    if subscription.etag:
+        headers["If-None-Match"] = subscription.etag
+    if subscription.last_modified:
+        headers["If-Modified-Since"] = subscription.last_modified
+    try:
+        with client().open(subscription.feed_url, headers=headers) as response:
+            if response.status == 304:
+                body = None
+            elif response.status != 200:
+                raise FetchError(f"HTTP {response.status}")
+            else:
+                body = response.read(max_bytes=settings.PODCAST_FEED_MAX_BYTES, deadline_s=FEED_DEADLINE_S)
+            etag, last_modified, moved_to = (
+                response.header("ETag"),
+                response.header("Last-Modified"),
+                response.permanent_url,
+            )
+        digest = hashlib.sha256(body).hexdigest() if body is not None else subscription.content_sha256
+        parsed = feed_parse(body) if body is not None and digest != subscription.content_sha256 else None
+    except (FetchError, FeedError) as exc:
+        return _refresh_failed(subscription, str(exc), now)
+
+    subscription.etag, subscription.last_modified = etag[:500], last_modified[:100]
+    subscription.content_sha256 = digest
+    subscription.failures, subscription.last_error = 0, ""
+    subscription.last_polled_at = subscription.last_success_at = now
+    subscription.next_poll_at = now + _next_poll(subscription, failures=0)
+    if manual:
+        subscription.auto_download_paused = False
+    result = RefreshResult(status="unchanged")
+    if parsed is not None:
+        with transaction.atomic():
+            result.new_episodes = _apply(subscription, parsed, now, moved_to=moved_to)
+            result.status = "updated"
+            result.queued_downloads = auto_downloads_queue(subscription=subscription)
+    else:
+        subscription.save()
+    return result
+
+
+def _refresh_failed(subscription: Subscription, error: str, now: datetime) -> RefreshResult:
+    failures = subscription.failures + 1
+    paused = subscription.auto_download_paused or failures >= settings.PODCAST_PAUSE_AFTER_FAILURES
+    Subscription.objects.filter(pk=subscription.pk).update(
+        failures=failures,
+        last_error=error[:2000],
+        last_polled_at=now,
+        next_poll_at=now + _next_poll(subscription, failures=failures),
+        auto_download_paused=paused,
+        updated_at=now,
+    )
+    logger.info("podcast feed %s failed (%d in a row): %s", subscription.feed_url, failures, error)
+    return RefreshResult(status="failed", error=error)
+
+
+def _apply(subscription: Subscription, parsed: ParsedFeed, now: datetime, *, moved_to: str) -> int:
+    """Metadata, a moved feed, and the episodes (new ones created, known ones updated where the feed
+    changed them, those gone from the feed kept with in_feed=False). Returns how many are new."""
+    for name in ("title", "author", "description", "image_url", "categories", "explicit", "language", "link"):
+        setattr(subscription, name, getattr(parsed, name))
+    subscription.podcast_guid, subscription.blocked, subscription.complete = (
+        parsed.podcast_guid, parsed.blocked, parsed.complete
+    )  # fmt: skip
+    if not subscription.folder_name:
+        subscription.folder_name = _free_folder_name(subscription, parsed.title or subscription.feed_url)
+    new_url = parsed.new_feed_url or moved_to
+    if new_url and new_url != subscription.feed_url and not _subscribed_elsewhere(subscription, new_url):
+        logger.info("podcast feed moved: %s → %s", subscription.feed_url, new_url)
+        subscription.feed_url = new_url
+        subscription.etag = subscription.last_modified = ""  # validators of the old URL
+    subscription.save()
+
+    known = {episode.key: episode for episode in FeedEpisode.objects.filter(subscription=subscription)}
+    created: list[FeedEpisode] = []
+    changed: list[FeedEpisode] = []
+    for item in parsed.episodes:
+        episode = known.pop(item.key, None)
+        if episode is None:
+            created.append(FeedEpisode(subscription=subscription, key=item.key, first_seen_at=now, **_fields(item)))
+            continue
+        values = _fields(item)
+        if not episode.in_feed or any(getattr(episode, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(episode, name, value)
+            episode.in_feed = True
+            changed.append(episode)
+    gone = [episode.pk for episode in known.values() if episode.in_feed]
+    FeedEpisode.objects.bulk_create(created, batch_size=500, ignore_conflicts=True)
+    if changed:
+        for episode in changed:
+            episode.updated_at = now
+        FeedEpisode.objects.bulk_update(changed, [*EPISODE_FIELDS, "in_feed", "updated_at"], batch_size=500)
+    if gone:
+        FeedEpisode.objects.filter(pk__in=gone).update(in_feed=False, updated_at=now)
+    return len(created)
+
+
+def _fields(item: ParsedEpisode) -> dict[str, object]:
+    return {name: getattr(item, name) for name in EPISODE_FIELDS}
+
+
+def _free_folder_name(subscription: Subscription, title: str) -> str:
+    base = safe_name(title, limit=100)
+    taken = set(
+        Subscription.objects.filter(library=subscription.library_id, folder_name__startswith=base).values_list(
+            "folder_name", flat=True
+        )
+    )
+    name, number = base, 2
+    while name in taken:
+        name, number = f"{base} ({number})", number + 1
+    return name
+
+
+def _subscribed_elsewhere(subscription: Subscription, url: str) -> bool:
+    return (
+        Subscription.objects.filter(library=subscription.library_id, feed_url=url).exclude(pk=subscription.pk).exists()
+    )
+
+
+def auto_downloads_queue(*, subscription: Subscription) -> list[int]:
+    """The episodes the policy wants that were never downloaded: queued (one download task each, after
+    commit). Nothing while auto-download is paused. Episodes removed by retention or failed stay so."""
+    if subscription.auto_download == AutoDownload.NONE or subscription.auto_download_paused:
+        return []
+    in_feed = FeedEpisode.objects.filter(subscription=subscription, in_feed=True)
+    if subscription.auto_download == AutoDownload.NEWEST:
+        wanted = list(
+            in_feed.order_by(F("published_at").desc(nulls_last=True), "-first_seen_at", "-id").values_list(
+                "pk", flat=True
+            )[: subscription.auto_download_newest]
+        )
+    else:
+        wanted = list(in_feed.filter(published_at__gte=subscription.created_at).values_list("pk", flat=True))
+    return episodes_download_request(episode_ids=wanted, states=(EpisodeState.AVAILABLE,))
