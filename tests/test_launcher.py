@@ -78,4 +78,4 @@ def test_procfile_entries_are_the_shipped_procfile_lines(tmp_path):
     procfile.write_text("# comment\nweb: gunicorn app -b :$PORT\n\nworker: celery -A x worker -Q a:b\n")
 
     assert procfile_entries(procfile) == [("web", "gunicorn app -b :$PORT"), ("worker", "celery -A x worker -Q a:b")]
-    assert [name for name, _ in procfile_entries(BASE_DIR / "Procfile")] == ["web", "worker", "beat"]
+    assert [name for name, _ in procfile_entries(BASE_DIR / "Procfile")] == ["web", "worker", "interactive", "beat"]

@@ -24,8 +24,8 @@ from tests.conftest import BASE_DIR
 DEPLOY = BASE_DIR / "deploy"
 HERE = Path(__file__).resolve().parent
 COMPOSE = DEPLOY / "docker-compose.yml"
-APP_SERVICES = ("migrate", "web", "worker-default", "worker-transcode", "beat")
-LONG_RUNNING = ("postgres", "redis", "web", "worker-default", "worker-transcode", "beat", "nginx")
+APP_SERVICES = ("migrate", "web", "worker-default", "worker-transcode", "worker-interactive", "beat")
+LONG_RUNNING = ("postgres", "redis", "web", "worker-default", "worker-transcode", "worker-interactive", "beat", "nginx")
 APP_PATHS = {"media": "/media", "renditions": "/var/lib/revenge/renditions", "static": "/var/lib/revenge/static"}
 
 

@@ -75,13 +75,15 @@ def test_workers_consume_exactly_their_queues(settings):
         assert command[:4] == ["celery", "-A", "revenge", "worker"], name
         return command[command.index("--queues") + 1].split(",")
 
-    assert queues("worker-transcode") == ["transcode.interactive", "transcode.bulk"]
+    assert queues("worker-transcode") == ["transcode.bulk"]
+    assert queues("worker-interactive") == ["transcode.interactive"]  # never behind bulk work (issue 18)
     assert queues("worker-default") == ["default", "scan", "podcasts"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "revenge", "beat"]
     assert services["web"]["command"] == ["gunicorn", "revenge.wsgi", "-c", "/opt/revenge/deploy/gunicorn.conf.py"]
     # Every queue the app routes to is consumed by some worker.
     assert {queue.name for queue in settings.CELERY_TASK_QUEUES} == {
         *queues("worker-transcode"),
+        *queues("worker-interactive"),
         *queues("worker-default"),
     }
 
@@ -94,6 +96,7 @@ def test_every_long_running_service_has_a_healthcheck_and_waits_for_healthy_depe
         assert check.get("disable") is not True and check["test"][0] in ("CMD", "CMD-SHELL"), name
     assert services["web"]["healthcheck"]["test"][-2:] == ["/opt/revenge/deploy/docker/healthcheck.py", "web"]
     assert services["worker-transcode"]["healthcheck"]["test"][-1] == "worker"
+    assert services["worker-interactive"]["healthcheck"]["test"][-1] == "worker"
     assert services["beat"]["healthcheck"]["test"][-1] == "beat"
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"][1]
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]

@@ -86,7 +86,7 @@ def assert_stopped_cleanly(code: int, output: str) -> None:
     """Issue 14 item 4: every process stopped on its own, nothing was killed, the launcher said so, exit 0."""
     assert code == 0, output[-3000:]
     assert "SIGKILL" not in output and "SIGQUIT" not in output
-    for name in ("web.1", "worker.1", "beat.1"):
+    for name in ("web.1", "worker.1", "interactive.1", "beat.1"):
         assert re.search(rf"launcher \| {re.escape(name)} stopped \(exit 0\)", output), name
     assert "launcher | embedded Redis stopped" in output
     assert "launcher | embedded PostgreSQL stopped" in output
@@ -232,7 +232,7 @@ def test_make_run_outlives_its_redis_postgresql_and_a_worker_dying(process_env, 
         assert ping(data_dir) == "again"
 
         # The worker dies: the launcher starts a new one, the server stays up.
-        worker = child_of(launcher, "celery", "worker")
+        worker = child_of(launcher, "celery", "worker@")
         worker.kill()
         wait_for(
             lambda: "worker.1 was killed by signal 9; restarting it in" in log.read_text(),
@@ -242,7 +242,7 @@ def test_make_run_outlives_its_redis_postgresql_and_a_worker_dying(process_env, 
         )
         assert signed_in_before.request("/healthz")[0] == 200
         assert ping(data_dir) == "again"  # answered by the new worker
-        assert child_of(launcher, "celery", "worker").pid != worker.pid
+        assert child_of(launcher, "celery", "worker@").pid != worker.pid
 
         # PostgreSQL dies: restarted too; the signed-in session (kept in PostgreSQL) is still there.
         postmaster_pid = int((data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
