@@ -72,7 +72,7 @@ SECRET_KEY = _secret_key()
 def _app_password_key() -> str:
     """`APP_PASSWORD_KEY` (a Fernet key) from the environment; else one generated once into the data folder.
 
-    Encrypts the OpenSubsonic app passwords at rest (apps.accounts.crypto). A key of its own, not derived
+    Encrypts the OpenSubsonic app passwords at rest (apps.accounts.app_passwords). A key of its own, not derived
     from SECRET_KEY: rotating SECRET_KEY (sessions, signatures) must not lock every Subsonic app out, and
     a leaked SECRET_KEY must not decrypt them.
     """
