@@ -203,7 +203,9 @@ class Response:
         started = time.monotonic()
         received = 0
         try:
-            for chunk in self.raw.stream(CHUNK_BYTES, decode_content=True):
+            # read1, not stream(): it hands over what has arrived, so the bytes before a dropped connection
+            # reach the caller (a resumable download keeps them) instead of vanishing in an IncompleteRead.
+            while chunk := self.raw.read1(CHUNK_BYTES, decode_content=True):
                 received += len(chunk)
                 if received > max_bytes:
                     raise TooLarge(f"too large: more than {max_bytes} bytes")
