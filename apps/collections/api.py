@@ -20,6 +20,7 @@ from apps.collections.models import Playlist
 from apps.collections.playlist_files import M3U8_MAX_BYTES, m3u8_write
 from apps.collections.serializers import (
     ArtistMarkOutput,
+    BuiltinSmartPlaylistOutput,
     MarkOutput,
     PlaylistCreateInput,
     PlaylistDetailOutput,
@@ -31,9 +32,15 @@ from apps.collections.serializers import (
     PlaylistOutput,
     PlaylistUpdateInput,
     RatingInput,
+    SmartPlaylistInput,
+    SmartPlaylistOutput,
+    SmartPlaylistUpdateInput,
+    SmartPreviewInput,
+    SmartPreviewOutput,
 )
 from apps.collections.types import Markable, MarkState
 from apps.library import selectors as library_selectors
+from apps.library.serializers import TrackListOutput
 from apps.ops.errors import ErrorOutput
 
 
@@ -69,7 +76,7 @@ class _FavouriteView(_MarkView):
         item = self.item(request, key)
         return Response(_mark_body(services.favourite_set(user=_signed_in(request), item=item, favourite=True)))
 
-    @extend_schema(request=None, responses=MarkOutput)
+    @extend_schema(request=None, responses={200: MarkOutput})
     def delete(self, request: Request, key: Any) -> Response:
         """Unstar it (its rating stays)."""
         item = self.item(request, key)
@@ -277,3 +284,75 @@ class PlaylistImportView(APIView):
         result = services.playlist_import_m3u8(owner=user, name=name, content=upload.read(), public=data["public"])
         body = PlaylistImportOutput({"playlist": result.playlist, "unmatched": result.unmatched}).data
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+SMART_PREVIEW_SIZE = 20
+
+
+class SmartPlaylistListView(generics.ListAPIView):
+    serializer_class = SmartPlaylistOutput
+
+    def get_queryset(self):
+        return selectors.smart_playlist_list(user=self.request.user).order_by("name", "id")
+
+    @extend_schema(request=SmartPlaylistInput, responses={201: SmartPlaylistOutput, 400: ErrorOutput})
+    def post(self, request: Request) -> Response:
+        """A new smart playlist. A bad rule: 400 whose `fields` key is the path of the bad node."""
+        data = _parse(SmartPlaylistInput, request.data)
+        smart = services.smart_playlist_create(owner=_signed_in(request), **data)
+        return Response(SmartPlaylistOutput(smart).data, status=status.HTTP_201_CREATED)
+
+
+class SmartPlaylistDetailView(APIView):
+    @extend_schema(responses=SmartPlaylistOutput)
+    def get(self, request: Request, smart_playlist_id: int) -> Response:
+        smart = selectors.smart_playlist_get(user=request.user, smart_playlist_id=smart_playlist_id)
+        return Response(SmartPlaylistOutput(smart).data)
+
+    @extend_schema(request=SmartPlaylistUpdateInput, responses={200: SmartPlaylistOutput, 400: ErrorOutput})
+    def patch(self, request: Request, smart_playlist_id: int) -> Response:
+        data = _parse(SmartPlaylistUpdateInput, request.data)
+        smart = services.smart_playlist_update(user=_signed_in(request), smart_playlist_id=smart_playlist_id, **data)
+        return Response(SmartPlaylistOutput(smart).data)
+
+    @extend_schema(responses={204: None, 404: ErrorOutput})
+    def delete(self, request: Request, smart_playlist_id: int) -> Response:
+        services.smart_playlist_delete(user=_signed_in(request), smart_playlist_id=smart_playlist_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SmartPlaylistTracksView(generics.ListAPIView):
+    """The tracks the smart playlist selects now (evaluated at each read), with your marks."""
+
+    serializer_class = TrackListOutput
+
+    def get_queryset(self):
+        smart = selectors.smart_playlist_get(user=self.request.user, smart_playlist_id=self.kwargs["smart_playlist_id"])
+        return selectors.smart_playlist_tracks(user=self.request.user, rules=smart.rules)
+
+
+class BuiltinSmartPlaylistListView(APIView):
+    @extend_schema(responses=BuiltinSmartPlaylistOutput(many=True))
+    def get(self, request: Request) -> Response:
+        """The built-in smart playlists: recently added, most played, never played, favourites, books in
+        progress."""
+        return Response(BuiltinSmartPlaylistOutput(selectors.smart_playlist_builtins(), many=True).data)
+
+
+class BuiltinSmartPlaylistTracksView(generics.ListAPIView):
+    serializer_class = TrackListOutput
+
+    def get_queryset(self):
+        builtin = selectors.smart_playlist_builtin(slug=self.kwargs["slug"])
+        return selectors.smart_playlist_tracks(user=self.request.user, rules=builtin.rules)
+
+
+class SmartPreviewView(APIView):
+    @extend_schema(request=SmartPreviewInput, responses={200: SmartPreviewOutput, 400: ErrorOutput})
+    def post(self, request: Request) -> Response:
+        """How many tracks these rules select, and the first 20 (the editor's live preview). Nothing stored."""
+        rules = _parse(SmartPreviewInput, request.data)["rules"]
+        services.smart_rules_check(rules=rules)
+        tracks = selectors.smart_playlist_tracks(user=request.user, rules=rules)
+        body = {"count": tracks.count(), "tracks": list(tracks[:SMART_PREVIEW_SIZE])}
+        return Response(SmartPreviewOutput(body).data)

@@ -137,3 +137,21 @@ class PlaylistEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.playlist_id}[{self.position}] = track {self.track_id}"
+
+
+class SmartPlaylist(models.Model):
+    """A playlist that builds itself: `rules` (apps.collections.smart_rules, checked by the services before
+    they are stored) are compiled to one query each time it is read."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="smart_playlists")
+    name = models.CharField(max_length=200)
+    rules = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["owner", "name"], name="smartplaylist_owner_name")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from django.db.models import F, Q, QuerySet
@@ -12,8 +13,10 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from apps.accounts.types import RequestUser
-from apps.collections.models import AlbumMark, ArtistMark, Mark, Playlist, PlaylistEntry, TrackMark
+from apps.collections.models import AlbumMark, ArtistMark, Mark, Playlist, PlaylistEntry, SmartPlaylist, TrackMark
 from apps.collections.playlist_files import M3U8Item
+from apps.collections.smart_query import smart_tracks
+from apps.collections.smart_rules import BUILTINS, rules_parse
 from apps.collections.types import NO_MARK, Artist, Markable, MarkState
 from apps.library import selectors as library_selectors
 from apps.library.models import Album, AudioFile, Library, Track
@@ -157,3 +160,37 @@ def playlist_m3u8_items(*, user: RequestUser, playlist: Playlist) -> list[M3U8It
         for row in entries
         if row.track.pk in first_files
     ]
+
+
+def smart_playlist_list(*, user: RequestUser) -> QuerySet[SmartPlaylist]:
+    if not user.is_authenticated:
+        return SmartPlaylist.objects.none()
+    return SmartPlaylist.objects.filter(owner=user)
+
+
+def smart_playlist_get(*, user: RequestUser, smart_playlist_id: int) -> SmartPlaylist:
+    return get_object_or_404(smart_playlist_list(user=user), pk=smart_playlist_id)
+
+
+def smart_playlist_tracks(*, user: RequestUser, rules: Any) -> QuerySet[Track]:
+    """The tracks of stored (already checked) or built-in rules, evaluated now: one query (a page of it and
+    its count, when paginated)."""
+    return smart_tracks(user=user, rules=rules_parse(rules))
+
+
+@dataclass(frozen=True)
+class BuiltinSmartPlaylist:
+    slug: str
+    name: str
+    rules: dict[str, Any]
+
+
+def smart_playlist_builtins() -> list[BuiltinSmartPlaylist]:
+    return [BuiltinSmartPlaylist(slug=slug, name=name, rules=rules) for slug, (name, rules) in BUILTINS.items()]
+
+
+def smart_playlist_builtin(*, slug: str) -> BuiltinSmartPlaylist:
+    if slug not in BUILTINS:
+        raise Http404("No such built-in smart playlist.")
+    name, rules = BUILTINS[slug]
+    return BuiltinSmartPlaylist(slug=slug, name=name, rules=rules)

@@ -101,3 +101,40 @@ class UnmatchedLineOutput(serializers.Serializer):
 class PlaylistImportOutput(serializers.Serializer):
     playlist = PlaylistOutput()
     unmatched = UnmatchedLineOutput(many=True, help_text="Lines that named no track you can see.")
+
+
+class SmartRulesField(serializers.JSONField):
+    """Checked by the services against apps.collections.smart_rules (the README's schema)."""
+
+
+class SmartPlaylistOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    rules = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class SmartPlaylistInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    rules = SmartRulesField(help_text="all/any groups of {field, op, value}, order, limit (README).")
+
+
+class SmartPlaylistUpdateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    rules = SmartRulesField(required=False)
+
+
+class SmartPreviewInput(serializers.Serializer):
+    rules = SmartRulesField()
+
+
+class SmartPreviewOutput(serializers.Serializer):
+    count = serializers.IntegerField(help_text="How many tracks the rules select now (after `limit`).")
+    tracks = TrackListOutput(many=True, help_text="The first 20 of them.")
+
+
+class BuiltinSmartPlaylistOutput(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    rules = serializers.JSONField()

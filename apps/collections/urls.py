@@ -24,4 +24,22 @@ urlpatterns = [
         "playlists/<int:playlist_id>/entries/move", api.PlaylistEntriesMoveView.as_view(), name="playlist-entries-move"
     ),
     path("playlists/<int:playlist_id>/m3u8", api.PlaylistExportView.as_view(), name="playlist-m3u8"),
+    path("smart-playlists", api.SmartPlaylistListView.as_view(), name="smart-playlist-list"),
+    path("smart-playlists/preview", api.SmartPreviewView.as_view(), name="smart-playlist-preview"),
+    path("smart-playlists/builtin", api.BuiltinSmartPlaylistListView.as_view(), name="smart-playlist-builtins"),
+    path(
+        "smart-playlists/builtin/<slug:slug>/tracks",
+        api.BuiltinSmartPlaylistTracksView.as_view(),
+        name="smart-playlist-builtin-tracks",
+    ),
+    path(
+        "smart-playlists/<int:smart_playlist_id>",
+        api.SmartPlaylistDetailView.as_view(),
+        name="smart-playlist-detail",
+    ),
+    path(
+        "smart-playlists/<int:smart_playlist_id>/tracks",
+        api.SmartPlaylistTracksView.as_view(),
+        name="smart-playlist-tracks",
+    ),
 ]

@@ -14,6 +14,12 @@ from apps.collections.services.playlists import (
     playlist_import_m3u8,
     playlist_update,
 )
+from apps.collections.services.smart import (
+    smart_playlist_create,
+    smart_playlist_delete,
+    smart_playlist_update,
+    smart_rules_check,
+)
 
 __all__ = [
     "PlaylistImport",
@@ -27,4 +33,8 @@ __all__ = [
     "playlist_import_m3u8",
     "playlist_update",
     "rating_set",
+    "smart_playlist_create",
+    "smart_playlist_delete",
+    "smart_playlist_update",
+    "smart_rules_check",
 ]

@@ -1,0 +1,129 @@
+"""Smart playlist rules (apps.collections.smart_rules, already checked) compiled to one ORM query over the
+tracks the user may see, at read time: a change in the library, a play or a star shows at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db.models import CharField, F, FilteredRelation, Func, Q, QuerySet, Value
+from django.db.models.functions import Coalesce, Concat
+from django.utils import timezone
+
+from apps.accounts.types import RequestUser
+from apps.collections.smart_rules import Condition, Group, Rules
+from apps.library import selectors as library_selectors
+from apps.library.models import Track
+
+# Names are joined with a separator no rule text may hold (rules refuse control characters): `starts_with`
+# is then "contains SEP + text" over SEP + name SEP name..., one ILIKE instead of a subquery per element.
+_SEP = "\x1f"
+_PROGRESS_FIELDS = {"last_played", "play_count", "in_progress"}
+_ORDER_BY: dict[str, tuple[str, bool]] = {  # order → (expression name, nulls last)
+    "title": ("title", False),
+    "artist": ("artists", False),
+    "album": ("album__title", True),
+    "year": ("year", True),
+    "duration": ("duration_ms", False),
+    "added": ("created_at", False),
+    "last_played": ("last_played", True),
+    "play_count": ("play_count", False),
+    "rating": ("rating", True),
+    "favourited": ("favourite_at", True),
+}
+
+
+class _ArrayToString(Func):
+    function = "array_to_string"
+    output_field = CharField()
+
+
+def _names(*columns: str) -> Concat:
+    parts: list[Any] = [Value(_SEP)]
+    for column in columns:
+        parts += [_ArrayToString(F(column), Value(_SEP)), Value(_SEP)]
+    return Concat(*parts, output_field=CharField())
+
+
+def smart_tracks(*, user: RequestUser, rules: Rules) -> QuerySet[Track]:
+    """The tracks the rules select, ordered and limited as they say, with the user's marks: one query."""
+    queryset = library_selectors.track_list(user=user)
+    fields = rules.fields()
+    if fields & _PROGRESS_FIELDS:
+        user_id = user.pk if user.is_authenticated else 0
+        queryset = queryset.annotate(
+            user_progress=FilteredRelation("playback_progress", condition=Q(playback_progress__user_id=user_id))
+        ).annotate(last_played=F("user_progress__updated_at"), play_count=Coalesce(F("user_progress__play_count"), 0))
+    if "artist" in fields:
+        queryset = queryset.annotate(artist_names=_names("artists", "album_artists"))
+    if "genre" in fields:
+        queryset = queryset.annotate(genre_names=_names("genres"))
+    if "rating" in fields:
+        queryset = queryset.annotate(rating_value=Coalesce(F("rating"), 0))
+    queryset = queryset.filter(_group(rules.root, now=timezone.now()))
+    queryset = queryset.order_by(*_ordering(rules.order))
+    return queryset[: rules.limit] if rules.limit else queryset
+
+
+def _ordering(order: str | None) -> list[Any]:
+    if order is None:
+        return ["title", "id"]
+    if order.lstrip("-") == "random":
+        return ["?"]
+    name, nulls_last = _ORDER_BY[order.lstrip("-")]
+    nulls = True if nulls_last else None
+    expression = F(name).desc(nulls_last=nulls) if order.startswith("-") else F(name).asc(nulls_last=nulls)
+    return [expression, "id"]
+
+
+def _group(group: Group, *, now: dt.datetime) -> Q:
+    parts = [_group(node, now=now) if isinstance(node, Group) else _condition(node, now=now) for node in group.nodes]
+    if not parts:
+        return Q()  # an empty `all` is everything; an empty `any` too (nothing to choose among)
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = combined & part if group.match == "all" else combined | part
+    return combined
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def _condition(condition: Condition, *, now: dt.datetime) -> Q:
+    field, op, value = condition.field, condition.op, condition.value
+    if field in ("title", "album"):
+        column = "title" if field == "title" else "album__title"
+        lookup = {"is": "iexact", "contains": "icontains", "starts_with": "istartswith"}[op]
+        return Q(**{f"{column}__{lookup}": value})
+    if field in ("artist", "genre"):
+        if op == "is":  # an exact name: the GIN indexes on the arrays
+            if field == "artist":
+                return Q(artists__contains=[value]) | Q(album_artists__contains=[value])
+            return Q(genres__contains=[value])
+        column = "artist_names" if field == "artist" else "genre_names"
+        return Q(**{f"{column}__icontains": value if op == "contains" else _SEP + value})
+    if field in ("added", "last_played"):
+        column = "created_at" if field == "added" else "last_played"
+        if op == "in_the_last":
+            return Q(**{f"{column}__gte": now - dt.timedelta(days=value)})
+        if op == "gt":  # after that day
+            return Q(**{f"{column}__gte": _day_start(value + dt.timedelta(days=1))})
+        if op == "lt":  # before that day
+            return Q(**{f"{column}__lt": _day_start(value)})
+        low, high = value  # both days included
+        return Q(**{f"{column}__gte": _day_start(low), f"{column}__lt": _day_start(high + dt.timedelta(days=1))})
+    if field == "favourite":
+        return Q(favourite_at__isnull=not value)
+    if field == "in_progress":
+        started = Q(user_progress__position_ms__gt=0, user_progress__completed=False)
+        return started if value else ~started | Q(user_progress__id__isnull=True)
+    if field == "kind":
+        return Q(library__kind=value)
+    if field == "library":
+        return Q(library_id=value)
+    column = {"year": "year", "duration": "duration_ms", "play_count": "play_count", "rating": "rating_value"}[field]
+    if field == "duration":
+        value = (round(value[0] * 1000), round(value[1] * 1000)) if op == "between" else round(value * 1000)
+    lookup = {"is": "exact", "gt": "gt", "lt": "lt", "between": "range"}[op]
+    return Q(**{f"{column}__{lookup}": value})
