@@ -159,6 +159,9 @@ class Stack:
             REVENGE_HTTPS="1",
             USE_X_ACCEL_REDIRECT="1",
             TRANSCODE_AFTER_SCAN="1",
+            # The full ladder, as tests/conftest.py gives every test: its tones are 64 kbit/s, which a fitted
+            # ladder would give one rung.
+            STREAMING_LADDER="full",
             # nginx's sign-in limit is what the tests measure; the app's own is set out of the way.
             TOKEN_LOGIN_RATE="1000/min",
             PORT=str(self.gunicorn_port),
