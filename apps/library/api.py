@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.http import HttpResponseRedirect
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
@@ -8,11 +9,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.library import selectors
+from apps.library.artwork.storage import ArtworkStorage, size_snap
 from apps.library.filters import AlbumFilter, TrackFilter
-from apps.library.models import ScanStatus, ScanTrigger
+from apps.library.models import Artwork, ScanStatus, ScanTrigger
 from apps.library.serializers import (
     AlbumDetailOutput,
     AlbumOutput,
+    CoverInput,
     LibraryOutput,
     LibraryStaffOutput,
     NameCountFilterInput,
@@ -137,3 +140,48 @@ class GenreListView(_NameCountView):
     """Distinct genres of the tracks you can see, with track and album counts."""
 
     column = "genres"
+
+
+def _cover_redirect(request: Request, artwork: Artwork | None, what: str) -> HttpResponseRedirect:
+    """302 to the signed, immutable /art/ URL of the size and format asked for (size snapped up to a stored one;
+    format from the parameter, else WebP when the Accept header takes it, else JPEG)."""
+    params = CoverInput(data=request.query_params)
+    params.is_valid(raise_exception=True)
+    if artwork is None:
+        raise exceptions.NotFound(f"This {what} has no cover.")
+    size_param = params.validated_data.get("size")
+    size = size_snap(None if size_param in (None, "original") else int(size_param))
+    fmt = params.validated_data.get("format")
+    if fmt is None:
+        fmt = "webp" if "image/webp" in request.headers.get("Accept", "") else "jpeg"
+    response = HttpResponseRedirect(ArtworkStorage.url(artwork.hash, size, "jpeg" if fmt == "jpg" else fmt))
+    # The answer depends on who asks (access) and on Accept; the /art/ URL it points to is cached for good.
+    response["Cache-Control"] = "private, max-age=3600"
+    response["Vary"] = "Accept, Authorization, Cookie"
+    return response
+
+
+_COVER_SCHEMA = extend_schema(
+    parameters=[CoverInput],
+    responses={302: OpenApiResponse(description="Location: the signed /art/ URL."), 404: ErrorOutput},
+)
+
+
+class _CoverView(APIView):
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        # Accept names image types here (it picks the format): never a 406 because no JSON renderer is asked for.
+        return super().perform_content_negotiation(request, force=True)
+
+
+class AlbumCoverView(_CoverView):
+    @_COVER_SCHEMA
+    def get(self, request: Request, album_id: int) -> HttpResponseRedirect:
+        """The album's cover: a redirect to its signed URL (404 for an album you may not see or without one)."""
+        return _cover_redirect(request, selectors.album_cover(user=request.user, album_id=album_id), "album")
+
+
+class TrackCoverView(_CoverView):
+    @_COVER_SCHEMA
+    def get(self, request: Request, track_id: int) -> HttpResponseRedirect:
+        """The track's cover (its own picture, else its album's): a redirect to its signed URL."""
+        return _cover_redirect(request, selectors.track_cover(user=request.user, track_id=track_id), "track")

@@ -138,6 +138,10 @@ class Artwork(models.Model):
     def __str__(self) -> str:
         return f"{self.hash[:12]} ({self.width}×{self.height} {self.mime})"
 
+    @property
+    def is_ready(self) -> bool:
+        return self.status == ArtworkStatus.READY
+
 
 class Album(models.Model):
     """A music album, a podcast show, or an audiobook series."""
@@ -177,6 +181,12 @@ class Album(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} — {self.album_artist}" if self.album_artist else self.title
+
+    @property
+    def cover(self) -> Artwork | None:
+        """The cover to show, once its sizes are made (select_related("artwork") in lists)."""
+        artwork = self.artwork if self.artwork_id else None
+        return artwork if artwork is not None and artwork.is_ready else None
 
 
 class TrackQuerySet(models.QuerySet["Track"]):
@@ -233,6 +243,15 @@ class Track(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def cover(self) -> Artwork | None:
+        """The track's own picture, else its album's (a podcast episode: else its show's), once its sizes are made
+        (select_related("artwork", "album__artwork") in lists)."""
+        artwork = self.artwork if self.artwork_id else None
+        if artwork is not None and artwork.is_ready:
+            return artwork
+        return self.album.cover if self.album_id and self.album is not None else None
 
 
 class AudioFile(models.Model):

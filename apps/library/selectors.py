@@ -10,13 +10,27 @@ from django.db.models import Count, F, FilteredRelation, Prefetch, Q, QuerySet, 
 from django.shortcuts import get_object_or_404
 
 from apps.accounts.types import RequestUser
-from apps.library.models import Album, AudioFile, Chapter, Library, LibraryKind, ScanJob, Track
+from apps.library.models import Album, Artwork, AudioFile, Chapter, Library, LibraryKind, ScanJob, Track
 
 # What "newest" means for podcast episodes, wherever they are listed (a show, a podcast library, the API):
 # by publish date (the scanner falls back to the file's mtime), then when added, for rows that have none.
 EPISODE_NEWEST_FIRST = (F("published_at").desc(nulls_last=True), F("created_at").desc(), F("id").desc())
 
 M = TypeVar("M", Track, Album)
+
+
+# What Track.cover reads: its own picture and its album's, joined so that a list costs no query per row.
+TRACK_COVER_RELATED = ("artwork", "album__artwork")
+
+
+def album_cover(*, user: RequestUser, album_id: int) -> Artwork | None:
+    """The album's cover if the user may see the album (404 otherwise); None while it has none ready."""
+    return get_object_or_404(album_list(user=user), pk=album_id).cover
+
+
+def track_cover(*, user: RequestUser, track_id: int) -> Artwork | None:
+    """The track's cover (its own, else its album's) if the user may see it (404 otherwise)."""
+    return get_object_or_404(Track.objects.visible_to(user).select_related(*TRACK_COVER_RELATED), pk=track_id).cover
 
 
 def library_list(*, user: RequestUser) -> QuerySet[Library]:
@@ -51,13 +65,13 @@ def with_marks(queryset: QuerySet[M], *, user: RequestUser) -> QuerySet[M]:
 
 def track_list(*, user: RequestUser) -> QuerySet[Track]:
     """Listed (not missing) tracks the user may see, with what a list row shows, in one query."""
-    return with_marks(Track.objects.visible_to(user).listed().select_related("album"), user=user)
+    return with_marks(Track.objects.visible_to(user).listed().select_related("album", *TRACK_COVER_RELATED), user=user)
 
 
 def track_get(*, user: RequestUser, track_id: int) -> Track:
     queryset = (
         Track.objects.visible_to(user)
-        .select_related("album")
+        .select_related("album", *TRACK_COVER_RELATED)
         .prefetch_related(
             Prefetch("files", queryset=AudioFile.objects.order_by("root", "path")),
             Prefetch("chapters", queryset=Chapter.objects.order_by("index")),
@@ -67,7 +81,10 @@ def track_get(*, user: RequestUser, track_id: int) -> Track:
 
 
 def album_list(*, user: RequestUser) -> QuerySet[Album]:
-    return with_marks(Album.objects.filter(library__in=Library.objects.visible_to(user), track_count__gt=0), user=user)
+    return with_marks(
+        Album.objects.filter(library__in=Library.objects.visible_to(user), track_count__gt=0).select_related("artwork"),
+        user=user,
+    )
 
 
 def album_get(*, user: RequestUser, album_id: int) -> Album:
@@ -77,7 +94,9 @@ def album_get(*, user: RequestUser, album_id: int) -> Album:
         order: tuple[Any, ...] = EPISODE_NEWEST_FIRST
     else:
         order = ("disc_number", "track_number", "title", "id")
-    tracks = with_marks(Track.objects.listed().select_related("album"), user=user).order_by(*order)
+    tracks = with_marks(Track.objects.listed().select_related("album", *TRACK_COVER_RELATED), user=user).order_by(
+        *order
+    )
     prefetch_related_objects([album], Prefetch("tracks", queryset=tracks))
     return album
 

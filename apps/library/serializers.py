@@ -1,4 +1,8 @@
+from typing import Any
+
 from rest_framework import serializers
+
+from apps.library.artwork.storage import ArtworkStorage
 
 
 class ScanJobOutput(serializers.Serializer):
@@ -37,6 +41,36 @@ class LibraryStaffOutput(LibraryOutput):
     root_paths = serializers.ListField(child=serializers.CharField(), required=False, help_text="Staff only.")
 
 
+class CoverOutput(serializers.Serializer):
+    """A cover's signed, immutable URLs per format and size (`64`, `128`, `300`, `600`, `original`), its size and
+    dominant colour (a placeholder while it loads): a list needs no request per row to show covers."""
+
+    color = serializers.CharField(help_text="Dominant colour, #rrggbb.")
+    width = serializers.IntegerField(help_text="Of the original.")
+    height = serializers.IntegerField()
+    webp = serializers.DictField(child=serializers.CharField())
+    jpeg = serializers.DictField(child=serializers.CharField())
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return {
+            "color": instance.color,
+            "width": instance.width,
+            "height": instance.height,
+            **ArtworkStorage.urls(instance.hash),
+        }
+
+
+class CoverInput(serializers.Serializer):
+    size = serializers.RegexField(
+        r"^(?:[0-9]{1,6}|original)$",
+        required=False,
+        help_text="Pixels (snapped up to 64, 128, 300, 600, else the original) or `original`.",
+    )
+    format = serializers.ChoiceField(
+        choices=["webp", "jpeg", "jpg"], required=False, help_text="Else by Accept: WebP when accepted, else JPEG."
+    )
+
+
 class AlbumRef(serializers.Serializer):
     id = serializers.IntegerField()
     title = serializers.CharField()
@@ -61,6 +95,7 @@ class TrackListOutput(serializers.Serializer):
     # come from a query that has not joined them.
     favourite_at = serializers.DateTimeField(allow_null=True, default=None, help_text="When you starred it.")
     rating = serializers.IntegerField(allow_null=True, default=None, help_text="Your rating, 1–5.")
+    cover = CoverOutput(allow_null=True, help_text="Its own picture, else its album's; null while none is ready.")
 
 
 class AudioFileOutput(serializers.Serializer):
@@ -113,6 +148,7 @@ class AlbumOutput(serializers.Serializer):
     # come from a query that has not joined them.
     favourite_at = serializers.DateTimeField(allow_null=True, default=None, help_text="When you starred it.")
     rating = serializers.IntegerField(allow_null=True, default=None, help_text="Your rating, 1–5.")
+    cover = CoverOutput(allow_null=True, help_text="Null while none is ready.")
 
 
 class AlbumDetailOutput(AlbumOutput):

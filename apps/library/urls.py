@@ -11,6 +11,8 @@ urlpatterns = [
     path("tracks/<int:track_id>", api.TrackDetailView.as_view(), name="track-detail"),
     path("albums", api.AlbumListView.as_view(), name="album-list"),
     path("albums/<int:album_id>", api.AlbumDetailView.as_view(), name="album-detail"),
+    path("albums/<int:album_id>/cover", api.AlbumCoverView.as_view(), name="album-cover"),
+    path("tracks/<int:track_id>/cover", api.TrackCoverView.as_view(), name="track-cover"),
     path("artists", api.ArtistListView.as_view(), name="artist-list"),
     path("genres", api.GenreListView.as_view(), name="genre-list"),
 ]

@@ -374,3 +374,23 @@ def accel_redirect_response(
     if filename:
         accel["Content-Disposition"] = content_disposition_header(True, filename)
     return accel
+
+
+def normalize_path(path: str) -> str | None:
+    """A request path as nginx sees it, for the views that must answer as its signed locations do (/hls/, /art/):
+    slashes merged, `.` and `..` resolved; None when `..` climbs above the root or a NUL is present (nginx
+    answers 400 to both)."""
+    if "\x00" in path:
+        return None
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+            continue
+        parts.append(part)
+    # A trailing slash names a folder, as for nginx: `.../init.mp4/` is not the file.
+    return "/".join(parts) + ("/" if parts and path.endswith("/") else "")

@@ -10,7 +10,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_safe
 
 from apps.ops.errors import error_body
-from apps.ops.http import file_response
+from apps.ops.http import file_response, normalize_path
 from apps.streaming.services import rendition_folder_lost
 from apps.streaming.signing import hls_check
 from apps.streaming.storage import RenditionStorage
@@ -27,25 +27,6 @@ _HLS_PATH = re.compile(
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse(error_body(code, message), status=status)
-
-
-def normalize_path(path: str) -> str | None:
-    """The path as nginx sees it: slashes merged, `.` and `..` resolved; None when `..` climbs above the
-    root or a NUL is present (nginx answers 400 to both)."""
-    if "\x00" in path:
-        return None
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                return None
-            parts.pop()
-            continue
-        parts.append(part)
-    # A trailing slash names a folder, as for nginx: `.../init.mp4/` is not the file.
-    return "/".join(parts) + ("/" if parts and path.endswith("/") else "")
 
 
 @require_safe

@@ -122,6 +122,14 @@ class ArtworkStorage:
         return f"{ArtworkStorage.url_prefix(content_hash, expires=expires)}/{variant_name(size, fmt)}"
 
     @staticmethod
+    def urls(content_hash: str, *, expires: int | None = None) -> dict[str, dict[str, str]]:
+        """Every variant's signed URL by format then size: {"webp": {"64": url, ..., "original": url}, "jpeg": ...}."""
+        prefix = ArtworkStorage.url_prefix(content_hash, expires=expires)
+        return {
+            fmt: {str(size): f"{prefix}/{variant_name(size, fmt)}" for size in (*SIZES, ORIGINAL)} for fmt in FORMATS
+        }
+
+    @staticmethod
     def check(*, expires: str, signature: str, content_hash: str, now: float | None = None) -> int:
         """200, 403 (bad signature) or 410 (expired): nginx's verdicts on the same URL."""
         return secure_link_check(
