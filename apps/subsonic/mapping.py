@@ -18,7 +18,7 @@ from apps.playback.progress.rules import ProgressState
 from apps.streaming.services.originals import media_type
 from apps.subsonic.response import not_found
 
-TRACK, ALBUM, ARTIST = "tr", "al", "ar"
+TRACK, ALBUM, ARTIST, PLAYLIST = "tr", "al", "ar", "pl"
 # Subsonic's song `type`: our library kinds map one to one.
 SONG_TYPES = {LibraryKind.MUSIC: "music", LibraryKind.AUDIOBOOK: "audiobook", LibraryKind.PODCAST: "podcast"}
 
@@ -29,6 +29,10 @@ def track_id(pk: int) -> str:
 
 def album_id(pk: int) -> str:
     return f"{ALBUM}-{pk}"
+
+
+def playlist_id(pk: int) -> str:
+    return f"{PLAYLIST}-{pk}"
 
 
 def artist_id(name: str) -> str:
@@ -62,6 +66,12 @@ def parse_album_id(value: str) -> int:
     return pk
 
 
+def parse_playlist_id(value: str) -> int:
+    pk = parse_id(value, PLAYLIST)[1]
+    assert isinstance(pk, int)
+    return pk
+
+
 def parse_artist_id(value: str) -> str:
     name = parse_id(value, ARTIST)[1]
     assert isinstance(name, str)
@@ -70,6 +80,26 @@ def parse_artist_id(value: str) -> str:
 
 def _names(names: Iterable[str]) -> list[dict[str, str]]:
     return [{"id": artist_id(name), "name": name} for name in names]
+
+
+def _marks(row: Track | Album) -> dict[str, Any]:
+    """The caller's star and rating, where the selector annotated them (library.selectors.with_marks); a
+    rating is 1-5 or absent, never 0."""
+    return {"starred": getattr(row, "favourite_at", None), "userRating": getattr(row, "rating", None)}
+
+
+def cover_id(row: Track | Album) -> str | None:
+    """The getCoverArt id of the row's cover (a track's own picture, else its album's), once it is ready."""
+    if row.cover is None:
+        return None
+    if isinstance(row, Album):
+        return album_id(row.pk)
+    album = row.album if row.album_id else None
+    own = row.artwork_id is not None and row.artwork is not None and row.artwork.is_ready
+    # Named by the album when it is the album's picture: apps cache covers by this id, once per album.
+    if own and (album is None or row.artwork_id != album.artwork_id):
+        return track_id(row.pk)
+    return album_id(album.pk) if album is not None else track_id(row.pk)
 
 
 def _seconds(ms: int) -> int:
@@ -99,6 +129,7 @@ def song(track: Track, progress: ProgressState | None = None) -> dict[str, Any]:
         "track": track.track_number,
         "year": track.year,
         "genre": track.genres[0] if track.genres else None,
+        "coverArt": cover_id(track),
         "size": sum(f.size_bytes for f in files) if files else None,
         "contentType": media_type(one) if one is not None else None,
         "suffix": PurePosixPath(first.path).suffix[1:].lower() or None
@@ -122,6 +153,7 @@ def song(track: Track, progress: ProgressState | None = None) -> dict[str, Any]:
         "displayArtist": ", ".join(artists),
         "albumArtists": _names(album_artists),
         "displayAlbumArtist": ", ".join(album_artists),
+        **_marks(track),
     }
     if progress is not None:
         entry["playCount"] = progress.play_count
@@ -144,6 +176,7 @@ def album(row: Album) -> dict[str, Any]:
         "name": row.title,
         "artist": row.album_artist or ", ".join(artists) or None,
         "artistId": artist_id(artists[0]) if artists else None,
+        "coverArt": cover_id(row),
         "songCount": row.track_count,
         "duration": _seconds(row.duration_ms),
         "created": row.created_at,
@@ -154,6 +187,7 @@ def album(row: Album) -> dict[str, Any]:
         "displayArtist": ", ".join(artists),
         "isCompilation": row.compilation,
         "releaseTypes": [part.strip() for part in row.release_type.split(";") if part.strip()],
+        **_marks(row),
     }
 
 
@@ -169,12 +203,15 @@ def album_child(row: Album) -> dict[str, Any]:
         "artist": entry["artist"],
         "year": row.year,
         "genre": entry["genre"],
+        "coverArt": entry["coverArt"],
         "duration": entry["duration"],
         "created": row.created_at,
         "albumId": entry["id"],
         "artistId": entry["artistId"],
+        "starred": entry["starred"],
+        "userRating": entry["userRating"],
     }
 
 
-def artist(name: str, album_count: int) -> dict[str, Any]:
-    return {"id": artist_id(name), "name": name, "albumCount": album_count}
+def artist(name: str, album_count: int, *, starred: Any = None, rating: int | None = None) -> dict[str, Any]:
+    return {"id": artist_id(name), "name": name, "albumCount": album_count, "starred": starred, "userRating": rating}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.http import Http404, HttpRequest
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -15,7 +13,7 @@ from apps.subsonic.params import Params
 from apps.subsonic.registry import METHODS, Call
 from apps.subsonic.response import ErrorCode, SubsonicError, envelope, render, response_format
 
-logger = logging.getLogger(__name__)
+_DOMAIN_CODES = {400: ErrorCode.MISSING_PARAMETER, 403: ErrorCode.NOT_AUTHORIZED, 404: ErrorCode.NOT_FOUND}
 
 
 # Exempt from CSRF: nothing here reads the session cookie (credentials travel in the parameters), so a
@@ -43,10 +41,12 @@ def rest(request: HttpRequest, method: str) -> HttpResponseBase:
     except Http404:
         return render(envelope(error=SubsonicError(ErrorCode.NOT_FOUND, "Data not found")), fmt=fmt, callback=callback)
     except DomainError as error:
-        # A service's refusal (a position past the end, a queue too long): the caller's input was wrong.
+        # A service's refusal, in the spec's terms: what the user may not see is "not found", what they may
+        # only read is "not authorized", bad input (a position past the end) a parameter error.
         detail = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in (error.fields or {}).items())
         message = f"{error.message} {detail}".strip()
-        return render(envelope(error=SubsonicError(ErrorCode.GENERIC, message)), fmt=fmt, callback=callback)
+        code = _DOMAIN_CODES.get(error.status_code, ErrorCode.GENERIC)
+        return render(envelope(error=SubsonicError(code, message)), fmt=fmt, callback=callback)
     if isinstance(answer, HttpResponseBase):
         return answer
     return render(envelope(answer), fmt=fmt, callback=callback)

@@ -54,7 +54,15 @@ ALBUM_ID3 = obj(
         "maximum": 5}, "starred": TIME, "playCount": NONNEG, "song": array(CHILD),
     },
 )  # fmt: skip
-ARTIST_ID3 = obj({"id": STRING, "name": STRING}, {"albumCount": NONNEG, "coverArt": STRING, "album": array(ALBUM_ID3)})
+RATING = {"type": "integer", "minimum": 1, "maximum": 5}
+ARTIST_ID3 = obj(
+    {"id": STRING, "name": STRING},
+    {"albumCount": NONNEG, "coverArt": STRING, "album": array(ALBUM_ID3), "starred": TIME, "userRating": RATING},
+)
+PLAYLIST = obj(
+    {"id": STRING, "name": STRING, "songCount": NONNEG, "duration": NONNEG, "created": TIME, "changed": TIME},
+    {"comment": STRING, "owner": STRING, "public": BOOL, "coverArt": STRING, "entry": array(CHILD)},
+)
 INDEX = obj({"name": STRING}, {"artist": array(ARTIST_ID3)})
 USER_ROLES = ("admin", "settings", "download", "upload", "playlist", "coverArt", "comment", "podcast", "stream",
               "jukebox", "share", "videoConversion")  # fmt: skip
@@ -114,7 +122,16 @@ BODIES: dict[str, dict[str, Any]] = {
             )
         },
     ),  # fmt: skip
-    "starred": obj({}, {"artist": array(ARTIST_ID_NAME), "album": array(CHILD), "song": array(CHILD)}),
+    "starred": obj(
+        {},
+        {
+            "artist": array(obj({"id": STRING, "name": STRING}, {"starred": TIME, "userRating": RATING})),
+            "album": array(CHILD),
+            "song": array(CHILD),
+        },
+    ),  # fmt: skip
+    "playlists": obj({}, {"playlist": array(PLAYLIST)}),
+    "playlist": PLAYLIST,
     "starred2": obj({}, {"artist": array(ARTIST_ID3), "album": array(ALBUM_ID3), "song": array(CHILD)}),
     "artistInfo": obj({}, {"biography": STRING}),
     "artistInfo2": obj({}, {"biography": STRING}),

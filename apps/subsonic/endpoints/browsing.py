@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F, IntegerField, OuterRef, Prefetch, Subquery, Value
+from django.db.models import F, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.db.models.query import prefetch_related_objects
 
-from apps.library.models import AudioFile, Library
+from apps.library.models import Library
 from apps.library.selectors import album_get, album_list, artist_albums, name_counts
 from apps.playback.models import PlaybackProgress
 from apps.subsonic import mapping
@@ -67,11 +66,10 @@ def get_artist(call: Call) -> dict[str, Any]:
 
 
 def _album_songs(call: Call, pk: int) -> tuple[Any, list[dict[str, Any]]]:
-    album = album_get(user=call.user, album_id=pk)
-    tracks = list(album.tracks.all())
-    files = AudioFile.objects.order_by("root", "path")
-    prefetch_related_objects(tracks, "library", Prefetch("files", queryset=files))
-    return album, song_page(call.user, tracks)
+    album = album_get(user=call.user, album_id=pk)  # the album's own order of its tracks (podcast: newest first)
+    order = [track.pk for track in album.tracks.all()]
+    tracks = visible_tracks(call.user).in_bulk(order)  # with the caller's marks and what a Child shows
+    return album, song_page(call.user, [tracks[pk] for pk in order if pk in tracks])
 
 
 @endpoint("getAlbum")

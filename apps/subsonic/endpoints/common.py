@@ -9,7 +9,7 @@ from django.db.models import Prefetch, QuerySet
 
 from apps.accounts.types import RequestUser
 from apps.library.models import AudioFile, Library, Track
-from apps.library.selectors import track_list
+from apps.library.selectors import TRACK_COVER_RELATED, track_list
 from apps.playback.selectors import progress_of_tracks
 from apps.subsonic import mapping
 from apps.subsonic.params import Params
@@ -22,7 +22,8 @@ _FILE_FIELDS = ("id", "track_id", "path", "size_bytes", "codec", "format", "bitr
 def with_song_fields(tracks: QuerySet[Track]) -> QuerySet[Track]:
     """What mapping.song reads, in two more queries for the whole page (libraries joined, files prefetched)."""
     files = AudioFile.objects.only(*_FILE_FIELDS).order_by("root", "path")
-    return tracks.select_related("library", "album").prefetch_related(Prefetch("files", queryset=files))
+    related = ("library", "album", *TRACK_COVER_RELATED)
+    return tracks.select_related(*related).prefetch_related(Prefetch("files", queryset=files))
 
 
 def visible_tracks(user: RequestUser) -> QuerySet[Track]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Max, Q, QuerySet, Sum
+from django.db.models import F, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from apps.library.models import Album, Track
@@ -52,9 +52,11 @@ def _albums_of_type(call: Call, list_type: str) -> QuerySet[Album]:
             return within.order_by("year" if first <= last else "-year", "title", "id")
         case "byGenre":
             return albums.filter(genres__contains=[params.require("genre")]).order_by("title", "id")
-        case "highest" | "starred":
-            # Ratings and stars belong to apps.collections (issue 17): none to list until it is there.
-            return albums.none()
+        case "highest":
+            # The caller's ratings (library.selectors.with_marks annotates them): rated albums only.
+            return albums.filter(Q(rating__isnull=False)).order_by(F("rating").desc(), "title", "id")
+        case "starred":
+            return albums.filter(Q(favourite_at__isnull=False)).order_by(F("favourite_at").desc(), "id")
     raise SubsonicError(
         ErrorCode.MISSING_PARAMETER, f"Unknown type {list_type[:50]!r}: one of {', '.join(ALBUM_LIST_TYPES)}."
     )
@@ -134,12 +136,6 @@ def get_now_playing(call: Call) -> dict[str, Any]:
             }
         )
     return {"nowPlaying": {"entry": entries}}
-
-
-@endpoint("getStarred", "getStarred2")
-def get_starred(call: Call) -> dict[str, Any]:
-    # Stars belong to apps.collections (issue 17): nothing is starred until it is there.
-    return {"starred2" if call.method == "getStarred2" else "starred": {}}
 
 
 def _search_query(call: Call) -> str:

@@ -21,7 +21,9 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 
+from apps.library.artwork.storage import ArtworkStorage, size_snap, variant_name
 from apps.library.models import AudioFile, Track
+from apps.library.selectors import album_cover, track_cover
 from apps.ops.http import accel_redirect_response, file_response
 from apps.streaming.profiles import SegmentFormat
 from apps.streaming.selectors import track_for_user, track_source_files
@@ -151,8 +153,23 @@ def hls(call: Call) -> HttpResponseBase:
 
 @endpoint("getCoverArt")
 def get_cover_art(call: Call) -> HttpResponseBase:
-    size = call.params.number("size", None, minimum=0)
-    call.params.require("id")
-    del size
-    # Artwork is issue 16's (apps.library Artwork): no cover is known until it is there.
-    raise not_found("Cover art")
+    """A cover (an album's, or a track's own picture else its album's) at the stored size at or above `size`
+    (64/128/300/600 px, the original above that or without `size`), as JPEG: what every app decodes."""
+    value = call.params.require("id")
+    size = call.params.number("size", None, minimum=1)
+    kind, pk = mapping.parse_id(value, mapping.TRACK, mapping.ALBUM)
+    assert isinstance(pk, int)
+    cover = (
+        track_cover(user=call.user, track_id=pk) if kind == mapping.TRACK else album_cover(user=call.user, album_id=pk)
+    )
+    if cover is None:
+        raise not_found("Cover art")
+    path = ArtworkStorage.from_settings().file(cover.hash, variant_name(size_snap(size), "jpeg"))
+    cache_control = "private, max-age=86400"
+    if settings.USE_X_ACCEL_REDIRECT:
+        location = settings.X_ACCEL_REDIRECT_PREFIX + quote(str(path))
+        return accel_redirect_response(location=location, content_type="image/jpeg", cache_control=cache_control)
+    try:
+        return file_response(call.request, parts=[path], content_type="image/jpeg", cache_control=cache_control)
+    except FileNotFoundError:
+        raise not_found("Cover art") from None
