@@ -39,6 +39,11 @@ EPISODE_FIELDS = (
 )  # fmt: skip
 
 
+POLICY_FIELDS = frozenset(
+    {"auto_download", "auto_download_newest", "keep_newest", "delete_played_after_days", "poll_interval_minutes"}
+)
+
+
 class NotAllowed(DomainError):
     status_code = status.HTTP_404_NOT_FOUND
     code = "not_found"
@@ -71,12 +76,12 @@ def subscription_create(
 ) -> Subscription:
     """Subscribe `library` to a feed; its first refresh is queued. `user` None: the system (OPML import
     by a command, tests)."""
-    if user is not None and not may_manage(user, library):
-        raise NotAllowed("Not found.")
     if library.kind != LibraryKind.PODCAST:
         raise DomainError(
             "Only a podcast library can subscribe to feeds.", fields={"library": ["not a podcast library"]}
         )
+    if user is not None and not may_manage(user, library):
+        raise NotAllowed("Not found.")
     feed_url = feed_url.strip()
     try:
         url_check(feed_url)
@@ -278,3 +283,66 @@ def auto_downloads_queue(*, subscription: Subscription) -> list[int]:
     else:
         wanted = list(in_feed.filter(published_at__gte=subscription.created_at).values_list("pk", flat=True))
     return episodes_download_request(episode_ids=wanted, states=(EpisodeState.AVAILABLE,))
+
+
+def subscription_update(*, user: User, subscription: Subscription, **policy: object) -> Subscription:
+    """Change the policies (auto-download, retention, interval). Changing the auto-download policy lifts a
+    pause: a person looked at it."""
+    if not may_manage(user, subscription.library):
+        raise NotAllowed("Not found.")
+    allowed = {
+        "auto_download",
+        "auto_download_newest",
+        "keep_newest",
+        "delete_played_after_days",
+        "poll_interval_minutes",
+    }
+    for name, value in policy.items():
+        if name not in allowed:
+            raise DomainError(f"{name} cannot be changed.", fields={name: ["cannot be changed"]})
+        setattr(subscription, name, value)
+    if "auto_download" in policy or "auto_download_newest" in policy:
+        subscription.auto_download_paused = False
+    subscription.save()
+    if "auto_download" in policy or "auto_download_newest" in policy:
+        with transaction.atomic():
+            auto_downloads_queue(subscription=subscription)
+    return subscription
+
+
+def subscription_delete(*, user: User, subscription: Subscription) -> None:
+    """Unsubscribe: the subscription and its episode list go; downloaded files stay tracks of the library."""
+    if not may_manage(user, subscription.library):
+        raise NotAllowed("Not found.")
+    subscription.delete()
+
+
+def subscription_refresh_now(*, user: User, subscription: Subscription) -> None:
+    if not may_manage(user, subscription.library):
+        raise NotAllowed("Not found.")
+    subscription_refresh_request(subscription=subscription, manual=True)
+
+
+@dataclass
+class OpmlImport:
+    created: list[Subscription] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def subscriptions_import(*, user: User | None, library: Library, feed_urls: list[str], **policy: object) -> OpmlImport:
+    """Subscribe to each feed (an OPML import): the ones already subscribed and the refused ones are
+    reported, not fatal."""
+    result = OpmlImport()
+    for url in feed_urls:
+        try:
+            result.created.append(
+                subscription_create(user=user, library=library, feed_url=url, **policy)  # type: ignore[arg-type]
+            )
+        except AlreadySubscribed:
+            result.already.append(url)
+        except NotAllowed:
+            raise
+        except DomainError as exc:
+            result.refused[url] = exc.message
+    return result
