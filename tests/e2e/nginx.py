@@ -47,6 +47,7 @@ class NginxSite:
     hls_secret: str
     extra_http: str = ""  # more http-level config (the benchmark's plain static server)
     worker_processes: int = 1
+    artwork_root: Path | None = None  # ARTWORK_ROOT (default: a folder of the site's own)
 
     @property
     def conf(self) -> Path:
@@ -78,6 +79,7 @@ class NginxSite:
             "/etc/ssl/revenge/privkey.pem": str(key),
             "/var/log/nginx/": f"{self.folder / 'logs'}/",
             "/var/lib/revenge/renditions/": f"{self.renditions_root}/",
+            "/var/lib/revenge/artwork/": f"{self.artwork_root or self.folder / 'artwork'}/",
             "/var/lib/revenge/static/": f"{self.static_root}/",
             "/var/www/letsencrypt": str(self.folder / "acme"),
             "server 127.0.0.1:8000;": f"server {self.upstream};",

@@ -113,6 +113,10 @@ class Stack:
     def renditions(self) -> Path:
         return self.folder / "renditions"
 
+    @property
+    def artwork(self) -> Path:
+        return self.folder / "artwork"
+
     def client(self, *, source: str = "127.0.0.1", token: str | None = None) -> Client:
         return Client(self.site.https_port, source=source, token=token)
 
@@ -147,6 +151,7 @@ class Stack:
             REDIS_URL=self.redis.url,
             REVENGE_DATA_DIR=str(self.folder / "data"),
             RENDITIONS_ROOT=str(self.renditions),
+            ARTWORK_ROOT=str(self.artwork),
             STATIC_ROOT=str(self.folder / "static"),
             MEDIA_ROOT=str(self.folder / "data" / "media"),
             PROMETHEUS_MULTIPROC_DIR=str(self.folder / "prometheus"),
@@ -184,7 +189,7 @@ class Stack:
         with (self.folder / "worker.log").open("w") as log:
             self.processes["worker"] = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "revenge", "worker", "-l", "WARNING", "--concurrency=2",
-                 "-Q", "default,scan,transcode.interactive,transcode.bulk"],
+                 "-Q", "default,scan,transcode.interactive,transcode.bulk,artwork"],
                 cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         with (self.folder / "beat.log").open("w") as log:
@@ -199,6 +204,7 @@ class Stack:
             https_port=https_port,
             upstream=f"127.0.0.1:{self.gunicorn_port}",
             renditions_root=self.renditions,
+            artwork_root=self.artwork,
             static_root=self.folder / "static",
             hls_secret=HLS_SECRET,
         )

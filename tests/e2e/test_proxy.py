@@ -24,10 +24,12 @@ from django.conf import settings
 from django.test import override_settings
 
 from apps.streaming.signing import hls_signature
+from tests.artwork import image_bytes
 from tests.audio import make_audio
 from tests.conftest import free_port, wait_for
 from tests.e2e.nginx import NginxSite, nginx_available, stop
 from tests.e2e.stack import HLS_SECRET, Client, Reply, Stack
+from tests.library.test_artwork_api import art_table
 from tests.ops.test_http import EMPTY_RANGE_TABLE, RANGE_TABLE, range_case
 
 pytestmark = [
@@ -48,6 +50,7 @@ def stack(tmp_path_factory, django_db_blocker):
     for index, (name, (title, seconds)) in enumerate(TITLES.items()):
         make_audio(media / name, seconds=seconds, frequency=330 + 110 * index,
                    tags={"title": title, "artist": "Artist", "album": "Album", "track": str(index + 1)})  # fmt: skip
+    (media / "cover.jpg").write_bytes(image_bytes((200, 30, 30)))  # the album's cover, for /art/
     deployment = Stack(folder=folder, media=folder / "media")
     try:
         with django_db_blocker.unblock():
@@ -235,6 +238,34 @@ def test_signed_urls_get_the_same_answer_from_nginx_and_from_django(stack):
     rows = []
     for what, path, expected in table:
         rows.append((what, via_nginx.get(path).status, via_django.get(path, headers=https).status, expected))
+    mismatched = [row for row in rows if not (row[1] == row[2] == row[3])]
+    assert not mismatched, "(what, nginx, django, expected):\n" + "\n".join(map(str, mismatched))
+
+
+def test_cover_urls_get_the_same_answer_from_nginx_and_from_django(stack):
+    """/art/: the API hands out signed cover URLs; nginx serves them alone, and Django's fallback view answers
+    every valid and invalid URL exactly as nginx does."""
+    api = stack.client(token=stack.token)
+    album_id = stack.tracks["Ouverture"]["album"]["id"]
+    wait_for(lambda: api.get(f"/api/v1/albums/{album_id}").json()["cover"] is not None,
+             timeout_s=60, what="the cover's variants", process=stack.processes["worker"])  # fmt: skip
+    redirect = api.get(f"/api/v1/albums/{album_id}/cover?size=200", headers={"Accept": "image/webp,*/*"})
+    assert redirect.status == 302
+    location = redirect.headers["Location"]
+    content_hash = location.split("/")[4]
+    assert location.endswith(f"/{content_hash}/300.webp")
+    served = stack.client().get(location)
+    assert (served.status, served.headers["Content-Type"], served.body[:4]) == (200, "image/webp", b"RIFF")
+    assert served.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert served.headers["ETag"] == f'"{content_hash}"'
+    wait_for(lambda: [e for e in nginx_log(stack) if e["uri"] == location], timeout_s=5, what="nginx's log")
+    assert {e["upstream_addr"] for e in nginx_log(stack) if e["uri"] == location} == {""}  # nginx alone
+    via_nginx, via_django = stack.client(), stack.direct_client()
+    https = {"X-Forwarded-Proto": "https"}
+    rows = [
+        (what, via_nginx.get(path).status, via_django.get(path, headers=https).status, expected)
+        for what, path, expected in art_table(content_hash, HLS_SECRET)
+    ]
     mismatched = [row for row in rows if not (row[1] == row[2] == row[3])]
     assert not mismatched, "(what, nginx, django, expected):\n" + "\n".join(map(str, mismatched))
 
@@ -534,3 +565,30 @@ def test_the_originals_location_follows_no_symlink(tmp_path):
     assert (regular.status, regular.body) == (200, b"ID3 the scanned file")
     assert swapped.status == 403 and b"SECRET_KEY" not in swapped.body
     assert linked.status == 404 and b"SECRET_KEY" not in linked.body
+
+
+def test_a_growing_live_playlist_is_no_cache_from_nginx_and_from_django(stack):
+    """Issue 18: the live playlist of a growing rendition is revalidated on every load, through nginx and
+    through the Django view alike; everything else under /hls/ stays immutable."""
+    track = stack.tracks["Ouverture"]
+    folder = next((stack.renditions / str(track["id"])).iterdir())
+    live = folder / "aac-128" / "live.m3u8"
+    live.write_text((folder / "aac-128" / "index.m3u8").read_text().replace("VOD", "EVENT"))
+    with override_settings(HLS_SIGNING_SECRET=HLS_SECRET):
+        expires = int(time.time()) + 3600
+        signature = hls_signature(expires=expires, track_id=track["id"], rendition_key=folder.name)
+    base = f"/hls/{expires}/{signature}/{track['id']}/{folder.name}/aac-128"
+    https = {"X-Forwarded-Proto": "https"}
+    try:
+        for client in (stack.client(), stack.direct_client()):
+            reply = client.get(f"{base}/live.m3u8", headers=https)
+            assert reply.status == 200 and reply.body == live.read_bytes()
+            assert reply.headers["Cache-Control"] == "no-cache"
+            assert reply.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+            for name in ("index.m3u8", "init.mp4", "seg00000.m4s"):
+                reply = client.get(f"{base}/{name}", headers=https)
+                assert reply.status == 200 and reply.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            assert client.get(f"{base}/seg09999.m4s", headers=https).status == 404  # not made yet
+            assert client.get(f"{base}/other.m3u8", headers=https).status == 404
+    finally:
+        live.unlink()
