@@ -2,18 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import nh3
 from rest_framework import serializers
 
+from apps.podcasts.html import description_html
 from apps.podcasts.models import AutoDownload, EpisodeState, FeedEpisode, Subscription
-
-# What a show's notes may keep: text formatting and links (rel=noopener noreferrer), nothing active.
-DESCRIPTION_TAGS = {"a", "b", "strong", "i", "em", "u", "p", "br", "ul", "ol", "li", "blockquote", "code", "pre"}
-
-
-def description_html(text: str) -> str:
-    """A feed's HTML description, sanitised (Ammonia): no scripts, styles, images, handlers or iframes."""
-    return nh3.clean(text, tags=DESCRIPTION_TAGS, attributes={"a": {"href", "title"}}, link_rel="noopener noreferrer")
 
 
 class PolicyInput(serializers.Serializer):

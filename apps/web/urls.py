@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.web import views
+from apps.web import podcast_views, views
 
 app_name = "web"
 
@@ -17,4 +17,9 @@ urlpatterns = [
     path("tracks/", views.track_list, name="track-list"),
     path("tracks/<int:track_id>/", views.track_detail, name="track-detail"),
     path("history/", views.history, name="history"),
+    path("podcasts/", podcast_views.podcast_list, name="podcast-list"),
+    path("podcasts/subscribe", podcast_views.podcast_subscribe, name="podcast-subscribe"),
+    path("podcasts/<int:subscription_id>/", podcast_views.podcast_detail, name="podcast-detail"),
+    path("podcasts/<int:subscription_id>/refresh", podcast_views.podcast_refresh, name="podcast-refresh"),
+    path("podcasts/episodes/<int:episode_id>/download", podcast_views.episode_download, name="episode-download"),
 ]
