@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-segments bench-proxy bench-memory vendor-hlsjs
+.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-segments bench-proxy bench-memory bench-smart vendor-hlsjs
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-ladder     the fitted ladder against the full one on a 64 kbit/s AAC book (BENCH_BOOK_HOURS=10)"
 	@echo "make bench-segments   /hls/ segment throughput under gunicorn"
 	@echo "make bench-proxy      segments through nginx secure_link vs nginx static vs the Django view (needs nginx, wrk)"
+	@echo "make bench-smart      smart playlists over a generated catalogue (BENCH_TRACKS=100000, BENCH_RUNS=30)"
 	@echo "make bench-memory     a web worker's memory while it streams a 1 GiB original itself (BENCH_MEMORY_MIB=1024)"
 	@echo "make vendor-hlsjs     update the vendored hls.js (HLSJS_VERSION=$(HLSJS_VERSION)) from the npm registry"
 	@echo "make clean   remove .venv (var/ with the embedded databases is kept)"
@@ -71,6 +72,9 @@ bench-proxy: $(STAMP)
 
 bench-memory: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/memory.py
+
+bench-smart: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/smart.py
 
 # hls.js for the web player, vendored from the npm registry (no CDN, no build step): the minified build,
 # its licence and the version, under apps/web/static/web/vendor/hls.js/. Bump HLSJS_VERSION, run, commit.

@@ -354,5 +354,5 @@ class SmartPreviewView(APIView):
         rules = _parse(SmartPreviewInput, request.data)["rules"]
         services.smart_rules_check(rules=rules)
         tracks = selectors.smart_playlist_tracks(user=request.user, rules=rules)
-        body = {"count": tracks.count(), "tracks": list(tracks[:SMART_PREVIEW_SIZE])}
+        body = {"count": tracks.count(), "tracks": tracks[:SMART_PREVIEW_SIZE]}
         return Response(SmartPreviewOutput(body).data)

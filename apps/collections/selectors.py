@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404
 from apps.accounts.types import RequestUser
 from apps.collections.models import AlbumMark, ArtistMark, Mark, Playlist, PlaylistEntry, SmartPlaylist, TrackMark
 from apps.collections.playlist_files import M3U8Item
-from apps.collections.smart_query import smart_tracks
+from apps.collections.smart_query import SmartTracks, smart_tracks
 from apps.collections.smart_rules import BUILTINS, rules_parse
 from apps.collections.types import NO_MARK, Artist, Markable, MarkState
 from apps.library import selectors as library_selectors
@@ -172,9 +172,9 @@ def smart_playlist_get(*, user: RequestUser, smart_playlist_id: int) -> SmartPla
     return get_object_or_404(smart_playlist_list(user=user), pk=smart_playlist_id)
 
 
-def smart_playlist_tracks(*, user: RequestUser, rules: Any) -> QuerySet[Track]:
-    """The tracks of stored (already checked) or built-in rules, evaluated now: one query (a page of it and
-    its count, when paginated)."""
+def smart_playlist_tracks(*, user: RequestUser, rules: Any) -> SmartTracks:
+    """The tracks of stored (already checked) or built-in rules, evaluated now: one query per slice (and
+    one for a count)."""
     return smart_tracks(user=user, rules=rules_parse(rules))
 
 

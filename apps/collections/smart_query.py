@@ -4,6 +4,7 @@ tracks the user may see, at read time: a change in the library, a play or a star
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import CharField, F, FilteredRelation, Func, Q, QuerySet, Value
@@ -45,9 +46,48 @@ def _names(*columns: str) -> Concat:
     return Concat(*parts, output_field=CharField())
 
 
-def smart_tracks(*, user: RequestUser, rules: Rules) -> QuerySet[Track]:
-    """The tracks the rules select, ordered and limited as they say, with the user's marks: one query."""
-    queryset = library_selectors.track_list(user=user)
+class SmartTracks:
+    """A smart playlist's tracks as a paginator (or any reader) takes them: `count()`, and slices of the
+    ordered, limited rows with the user's marks.
+
+    A slice is two statements: the rules choose the ids (`selection`: filtered and ordered, without the
+    joins a row shows), then those ids' rows are read by primary key. In one statement the planner, which
+    cannot estimate a COALESCE over a LEFT JOIN, joined the album and artwork of every matching track before
+    sorting: 1.2 s for "never played" on 100 000 tracks (bench/smart.py)."""
+
+    ordered = True  # for Django's Paginator: the order is the rules'
+
+    def __init__(self, *, selection: QuerySet[Track], rows: QuerySet[Track], limit: int | None):
+        self.selection = selection
+        self.rows = rows
+        self.limit = limit
+
+    def count(self) -> int:
+        total = self.selection.order_by().count()
+        return min(total, self.limit) if self.limit else total
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def ids(self, key: slice) -> list[int]:
+        selection = self.selection.values_list("pk", flat=True)
+        if self.limit:
+            selection = selection[: self.limit]
+        return list(selection[key])
+
+    def __getitem__(self, key: slice) -> list[Track]:
+        ids = self.ids(key)
+        found = self.rows.in_bulk(ids) if ids else {}
+        return [found[pk] for pk in ids if pk in found]
+
+    def __iter__(self) -> Iterator[Track]:
+        return iter(self[:])
+
+
+def smart_tracks(*, user: RequestUser, rules: Rules) -> SmartTracks:
+    """The tracks the rules select, ordered and limited as they say, with the user's marks."""
+    rows = library_selectors.track_list(user=user)
+    queryset = rows.select_related(None)
     fields = rules.fields()
     if fields & _PROGRESS_FIELDS:
         user_id = user.pk if user.is_authenticated else 0
@@ -62,7 +102,7 @@ def smart_tracks(*, user: RequestUser, rules: Rules) -> QuerySet[Track]:
         queryset = queryset.annotate(rating_value=Coalesce(F("rating"), 0))
     queryset = queryset.filter(_group(rules.root, now=timezone.now()))
     queryset = queryset.order_by(*_ordering(rules.order))
-    return queryset[: rules.limit] if rules.limit else queryset
+    return SmartTracks(selection=queryset, rows=rows, limit=rules.limit)
 
 
 def _ordering(order: str | None) -> list[Any]:
