@@ -19,6 +19,10 @@ from apps.streaming.signing import hls_expiry, hls_signature
 
 TMP_DIR_NAME: Final = ".tmp"
 PLAYLIST_NAME: Final = "index.m3u8"  # in each profile's folder, next to its segments
+# The EVENT playlist of a growing rendition (an interactive run writing in place): it lists only whole
+# segments and ends with EXT-X-ENDLIST when the run does. Its own name, so that it alone is served
+# `no-cache` (nginx cannot look inside a file) while index.m3u8, written once at the end, stays immutable.
+LIVE_PLAYLIST_NAME: Final = "live.m3u8"
 INIT_NAME: Final = "init.mp4"  # the fMP4 init segment
 
 
@@ -53,6 +57,18 @@ class RenditionStorage:
     def is_lost(self, track: int | str, rendition_key: str) -> bool:
         """A ready rendition's folder is gone from disk (deleted behind our back): it must be built again."""
         return not self.folder(track, rendition_key).is_dir()
+
+    def growing_started(self, track: int | str, rendition_key: str, profiles: list[str]) -> bool:
+        """Every profile of a growing rendition has its first whole segment listed (the live playlist is
+        written by ffmpeg through a temp name and a rename, so a read never sees half of one)."""
+        for profile in profiles:
+            try:
+                text = self.file(track, rendition_key, profile, LIVE_PLAYLIST_NAME).read_text()
+            except (FileNotFoundError, NotADirectoryError):
+                return False
+            if "#EXTINF:" not in text:
+                return False
+        return bool(profiles)
 
     def files(self, track: int | str, rendition_key: str, profile: str) -> list[Path] | None:
         """A published rendition's files in play order (init segment first), or None if any is gone (then the

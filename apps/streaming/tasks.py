@@ -22,8 +22,8 @@ from apps.streaming.services import (
     retry_backoff_max=300,
     max_retries=5,
 )
-def rendition_transcode_task(track_id: int) -> dict[str, object]:
-    result = rendition_transcode(track_id=track_id)
+def rendition_transcode_task(track_id: int, growing: bool = False) -> dict[str, object]:
+    result = rendition_transcode(track_id=track_id, growing=growing)
     return {"track": track_id, "outcome": str(result.outcome), "key": result.rendition_key, "s": result.seconds}
 
 

@@ -19,7 +19,7 @@ import m3u8
 from django.conf import settings
 
 from apps.streaming.profiles import Ladder, Profile, SegmentFormat
-from apps.streaming.storage import INIT_NAME, PLAYLIST_NAME
+from apps.streaming.storage import INIT_NAME, LIVE_PLAYLIST_NAME, PLAYLIST_NAME
 
 STDERR_TAIL_LINES = 40
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -55,6 +55,7 @@ def ffmpeg_command(
     ladder: Ladder,
     source_rate_hz: int | None,
     lossy_source: bool,
+    growing: bool = False,
 ) -> list[str]:
     """The one ffmpeg run: decode once, `asplit` to every encoded profile, one HLS muxer per profile; a
     copied profile takes the source's audio packets as they are (no decode at all when it is the only one)."""
@@ -79,7 +80,7 @@ def ffmpeg_command(
             source, encoded = f"[o{encoded}]", encoded + 1
         command += ["-map", source, "-map_metadata", "-1", "-map_chapters", "-1"]
         command += _encoder_args(profile, source_rate_hz=source_rate_hz, lossy_source=lossy_source)
-        command += _hls_args(ladder, folder / profile.name)
+        command += _hls_args(ladder, folder / profile.name, growing=growing)
     return command
 
 
@@ -92,13 +93,19 @@ def _encoder_args(profile: Profile, *, source_rate_hz: int | None, lossy_source:
     return ["-c:a", "aac", "-b:a", f"{profile.bitrate_kbps}k", "-ac", "2", "-ar", str(aac_sample_rate(source_rate_hz))]
 
 
-def _hls_args(ladder: Ladder, folder: Path) -> list[str]:
-    args = ["-f", "hls", "-hls_time", str(ladder.segment_seconds), "-hls_playlist_type", "vod"]
+def _hls_args(ladder: Ladder, folder: Path, *, growing: bool) -> list[str]:
+    """A VOD playlist written at the end; or, `growing`, an EVENT playlist rewritten (temp name + rename, as
+    ffmpeg does for every non-VOD playlist) after each segment, which is itself written under a temp name and
+    renamed when whole (`temp_file`): readers only ever see whole segments, and a playlist listing them."""
+    playlist_type = "event" if growing else "vod"
+    args = ["-f", "hls", "-hls_time", str(ladder.segment_seconds), "-hls_playlist_type", playlist_type]
     args += ["-hls_list_size", "0", "-hls_segment_type", ladder.segment_format]
+    if growing:
+        args += ["-hls_flags", "temp_file"]
     if ladder.segment_format == SegmentFormat.FMP4:
         args += ["-hls_fmp4_init_filename", INIT_NAME]
     args += ["-hls_segment_filename", str(folder / f"seg%05d.{ladder.segment_extension}")]
-    return [*args, str(folder / PLAYLIST_NAME)]
+    return [*args, str(folder / (LIVE_PLAYLIST_NAME if growing else PLAYLIST_NAME))]
 
 
 def concat_list_text(sources: Sequence[Path]) -> str:
@@ -170,6 +177,17 @@ def playlist_finish(path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def playlist_from_live(folder: Path) -> None:
+    """A growing rendition is complete: its VOD index.m3u8 (the one a ready rendition is served by) from the
+    finished live playlist, which stays as it is for the players still reading it."""
+    text = (folder / LIVE_PLAYLIST_NAME).read_text()
+    if "#EXT-X-ENDLIST" not in text:
+        raise TranscodeFailed(f"{folder / LIVE_PLAYLIST_NAME}: the run ended without EXT-X-ENDLIST")
+    tmp = folder / f"{PLAYLIST_NAME}.tmp"
+    tmp.write_text(text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD", 1))
+    os.replace(tmp, folder / PLAYLIST_NAME)
 
 
 def rendition_measure(folder: Path, profile: str) -> Measured:

@@ -13,15 +13,18 @@ from apps.ops.errors import error_body
 from apps.ops.http import file_response, normalize_path
 from apps.streaming.services import rendition_folder_lost
 from apps.streaming.signing import hls_check
-from apps.streaming.storage import RenditionStorage
+from apps.streaming.storage import LIVE_PLAYLIST_NAME, RenditionStorage
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+# A growing rendition's live playlist changes until its EXT-X-ENDLIST: revalidated on every load (as nginx).
+GROWING = "no-cache"
 CONTENT_TYPES = {"m3u8": "application/vnd.apple.mpegurl", "mp4": "audio/mp4", "m4s": "audio/mp4", "ts": "video/mp2t"}
 # After normalisation: /hls/<expires>/<signature>/<track>/<rendition_key>/<profile>/<file>. Every part is
 # matched strictly, so no path built from the URL can leave the renditions root.
 _HLS_PATH = re.compile(
     r"hls/(?P<expires>[0-9]{1,12})/(?P<signature>[A-Za-z0-9_-]{1,64}={0,2})/(?P<track>[0-9]{1,18})"
-    r"/(?P<key>[0-9a-f]{16})/(?P<profile>[a-z0-9-]{1,32})/(?P<name>index\.m3u8|init\.mp4|seg[0-9]{5,9}\.(?:m4s|ts))"
+    r"/(?P<key>[0-9a-f]{16})/(?P<profile>[a-z0-9-]{1,32})"
+    r"/(?P<name>(?:index|live)\.m3u8|init\.mp4|seg[0-9]{5,9}\.(?:m4s|ts))"
 )
 
 
@@ -48,7 +51,10 @@ def hls_file(request: HttpRequest) -> HttpResponseBase:
     file = storage.file(track, key, match["profile"], match["name"])
     try:
         response = file_response(
-            request, parts=[file], content_type=CONTENT_TYPES[file.suffix[1:]], cache_control=IMMUTABLE
+            request,
+            parts=[file],
+            content_type=CONTENT_TYPES[file.suffix[1:]],
+            cache_control=GROWING if file.name == LIVE_PLAYLIST_NAME else IMMUTABLE,
         )
     except (FileNotFoundError, NotADirectoryError, ValueError):
         if track == str(int(track)) and storage.is_lost(track, key):

@@ -565,3 +565,30 @@ def test_the_originals_location_follows_no_symlink(tmp_path):
     assert (regular.status, regular.body) == (200, b"ID3 the scanned file")
     assert swapped.status == 403 and b"SECRET_KEY" not in swapped.body
     assert linked.status == 404 and b"SECRET_KEY" not in linked.body
+
+
+def test_a_growing_live_playlist_is_no_cache_from_nginx_and_from_django(stack):
+    """Issue 18: the live playlist of a growing rendition is revalidated on every load, through nginx and
+    through the Django view alike; everything else under /hls/ stays immutable."""
+    track = stack.tracks["Ouverture"]
+    folder = next((stack.renditions / str(track["id"])).iterdir())
+    live = folder / "aac-128" / "live.m3u8"
+    live.write_text((folder / "aac-128" / "index.m3u8").read_text().replace("VOD", "EVENT"))
+    with override_settings(HLS_SIGNING_SECRET=HLS_SECRET):
+        expires = int(time.time()) + 3600
+        signature = hls_signature(expires=expires, track_id=track["id"], rendition_key=folder.name)
+    base = f"/hls/{expires}/{signature}/{track['id']}/{folder.name}/aac-128"
+    https = {"X-Forwarded-Proto": "https"}
+    try:
+        for client in (stack.client(), stack.direct_client()):
+            reply = client.get(f"{base}/live.m3u8", headers=https)
+            assert reply.status == 200 and reply.body == live.read_bytes()
+            assert reply.headers["Cache-Control"] == "no-cache"
+            assert reply.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+            for name in ("index.m3u8", "init.mp4", "seg00000.m4s"):
+                reply = client.get(f"{base}/{name}", headers=https)
+                assert reply.status == 200 and reply.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            assert client.get(f"{base}/seg09999.m4s", headers=https).status == 404  # not made yet
+            assert client.get(f"{base}/other.m3u8", headers=https).status == 404
+    finally:
+        live.unlink()

@@ -3,10 +3,6 @@ interactive transcode published while the bulk worker is busy with a long one.""
 
 from __future__ import annotations
 
-import shlex
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,23 +11,13 @@ from django.conf import settings
 from apps.streaming import services
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.services import TMP_DIR_NAME
-from revenge.launcher import procfile_entries
 from tests.audio import make_audio
-from tests.conftest import BASE_DIR, child_database_url, wait_for
+from tests.conftest import wait_for
 from tests.factories import LibraryFactory
 from tests.pipeline import scan_job
+from tests.streaming.workers import procfile_worker_start, procfile_workers, worker_stop
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def procfile_workers() -> dict[str, tuple[str, list[str]]]:
-    """name -> (command line, its -Q queues) for each Celery worker of the Procfile."""
-    workers = {}
-    for name, command in procfile_entries(BASE_DIR / "Procfile"):
-        words = shlex.split(command)
-        if words[:4] == ["celery", "-A", "revenge", "worker"]:
-            workers[name] = (command, words[words.index("-Q") + 1].split(","))
-    return workers
 
 
 def test_the_procfile_gives_interactive_transcodes_a_worker_of_their_own():
@@ -40,33 +26,6 @@ def test_the_procfile_gives_interactive_transcodes_a_worker_of_their_own():
     takers = [name for name, q in queues.items() if "transcode.interactive" in q]
     assert takers == ["interactive"]  # the bulk worker never takes it
     assert [name for name, q in queues.items() if "transcode.bulk" in q] == ["worker"]
-
-
-def start(name: str, process_env: dict[str, str]) -> subprocess.Popen:
-    """The Procfile's line for `name`, run as the launcher runs it (a shell expands the ${...}), its transcode
-    queue swapped for this test's own (and nothing else consumed: other tests' messages stay put)."""
-    command, queues = procfile_workers()[name]
-    ours = {"transcode.interactive": services.INTERACTIVE_QUEUE, "transcode.bulk": services.BULK_QUEUE}
-    command = command.replace(",".join(queues), ",".join(ours[q] for q in queues if q in ours))
-    command = command.replace("celery ", f"{shlex.quote(sys.executable)} -m celery ", 1)
-    command = command.replace("--loglevel=INFO", "--loglevel=WARNING")
-    env = {
-        **process_env,
-        "DATABASE_URL": child_database_url(),
-        "RENDITIONS_ROOT": str(settings.RENDITIONS_ROOT),
-        "CELERY_WORKER_CONCURRENCY": "1",  # one bulk slot, so one long transcode keeps the bulk worker busy
-    }
-    return subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], env=env)
-
-
-def stop(worker: subprocess.Popen) -> None:
-    # Cold shutdown: the bulk worker's long transcode is not waited for (its ffmpeg dies with its process).
-    worker.send_signal(signal.SIGQUIT)
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
 
 
 def statuses(track_id: int) -> set[str]:
@@ -87,7 +46,11 @@ def test_an_interactive_transcode_runs_while_the_bulk_worker_is_busy(
         with django_capture_on_commit_callbacks(execute=True):
             services.renditions_request(track_ids=[track.pk])
     tmp_root = settings.RENDITIONS_ROOT / TMP_DIR_NAME
-    workers = [start("worker", process_env), start("interactive", process_env)]
+    # One bulk slot, so one long transcode keeps the bulk worker busy.
+    workers = [
+        procfile_worker_start("worker", process_env, CELERY_WORKER_CONCURRENCY="1"),
+        procfile_worker_start("interactive", process_env),
+    ]
     try:
         wait_for(
             lambda: tmp_root.is_dir() and any(tmp_root.glob(f"{long.pk}-*/*/aac-64/seg00001.m4s")),
@@ -103,6 +66,6 @@ def test_an_interactive_transcode_runs_while_the_bulk_worker_is_busy(
         assert statuses(backlog.pk) == {RenditionStatus.PENDING}
     finally:
         for worker in workers:
-            stop(worker)
+            worker_stop(worker)
     rows = Rendition.objects.filter(track=song)
     assert sorted(r.profile for r in rows) == ["aac-128", "aac-256", "aac-64"]

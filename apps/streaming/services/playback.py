@@ -19,10 +19,10 @@ from django.urls import reverse
 from apps.library.models import Track
 from apps.ops.errors import DomainError
 from apps.streaming import metrics
-from apps.streaming.models import Rendition
+from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.playlists import master_playlist
 from apps.streaming.profiles import PROFILES
-from apps.streaming.selectors import renditions_ready, track_source_files
+from apps.streaming.selectors import renditions_current, renditions_ready, track_source_files
 from apps.streaming.services.renditions import rendition_folder_lost, renditions_request
 from apps.streaming.signing import stream_token
 from apps.streaming.storage import RenditionStorage
@@ -171,12 +171,41 @@ def master_playlist_for_playback(
     *, track: Track, codecs: Sequence[str] | None, max_bitrate_kbps: int | None
 ) -> str | None:
     """The master playlist of the variants this client should get, or None when the renditions are not ready
-    (then they are on their way)."""
+    (then they are on their way). A growing rendition is served as soon as every profile has its first whole
+    segment, at nominal bit rates, its variants pointing at the live playlists."""
     ready = renditions_for_playback(track=track)
-    if ready is None:
+    if ready is not None:
+        variants = variants_for(ready, codecs=codecs, max_bitrate_kbps=max_bitrate_kbps)
+        return master_playlist(track_id=track.pk, renditions=variants)
+    growing = _renditions_growing(track=track)
+    if growing is None:
         return None
-    variants = variants_for(ready, codecs=codecs, max_bitrate_kbps=max_bitrate_kbps)
-    return master_playlist(track_id=track.pk, renditions=variants)
+    nominal = _nominal_bps(track=track, renditions=growing)
+    for rendition in growing:  # variants_for filters on the average bit rate: the nominal one, for now
+        rendition.average_bitrate_bps = nominal[rendition.profile]
+    variants = variants_for(growing, codecs=codecs, max_bitrate_kbps=max_bitrate_kbps)
+    return master_playlist(track_id=track.pk, renditions=variants, nominal_bps=nominal)
+
+
+def _renditions_growing(*, track: Track) -> list[Rendition] | None:
+    """The running renditions of the current key, if every one has its first segment published."""
+    rows = renditions_current(track=track)
+    if not rows or any(r.status != RenditionStatus.RUNNING for r in rows):
+        return None
+    storage = RenditionStorage.from_settings()
+    if not storage.growing_started(track.pk, rows[0].rendition_key, [r.profile for r in rows]):
+        return None
+    return rows
+
+
+def _nominal_bps(*, track: Track, renditions: Sequence[Rendition]) -> dict[str, int]:
+    """What each profile should come to: its bit rate, or the source's for a copy or a lossless tier."""
+    source_kbps = max((f.bitrate_kbps or 0 for f in track_source_files(track=track)), default=0)
+    nominal = {}
+    for rendition in renditions:
+        profile = PROFILES[rendition.profile]
+        nominal[rendition.profile] = (profile.bitrate_kbps or source_kbps or 1411) * 1000
+    return nominal
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,9 @@ def renditions_request(*, track_ids: Iterable[int], interactive: bool = False, r
     """Make sure each track's current renditions exist or are on their way; returns the tasks queued.
 
     Rows are created `pending` for the current rendition key; a task is sent (after commit) for every track
-    not fully ready. Failed rows are retried on demand until TRANSCODE_MAX_ATTEMPTS, or always with
-    `retry_failed` (the admin's Retry).
+    not fully ready and not being transcoded right now (a listener joins the run in progress: its growing
+    rendition, or its end). Failed rows are retried on demand until TRANSCODE_MAX_ATTEMPTS, or always with
+    `retry_failed` (the admin's Retry). An interactive task transcodes growing (services.transcode).
     """
     ids = sorted(set(track_ids))
     tracks = Track.objects.filter(pk__in=ids, missing=False).prefetch_related("files")
@@ -66,6 +67,8 @@ def renditions_request(*, track_ids: Iterable[int], interactive: bool = False, r
             rows = list(Rendition.objects.filter(track=track, rendition_key=key))
             if all(r.status == RenditionStatus.READY for r in rows):
                 continue
+            if any(r.status == RenditionStatus.RUNNING for r in rows) and not track_lock_free(track.pk):
+                continue  # a worker is on it: one run, whoever asks
             failed = [r for r in rows if r.status == RenditionStatus.FAILED]
             if failed:
                 if not retry_failed and max(r.attempts for r in failed) >= settings.TRANSCODE_MAX_ATTEMPTS:
@@ -84,7 +87,12 @@ def renditions_request(*, track_ids: Iterable[int], interactive: bool = False, r
             soft = transcode_time_limit_s(duration_ms)
             try:
                 current_app.send_task(
-                    TRANSCODE_TASK, args=[track_id], queue=queue, soft_time_limit=soft, time_limit=soft + 60
+                    TRANSCODE_TASK,
+                    args=[track_id],
+                    kwargs={"growing": True} if interactive else {},
+                    queue=queue,
+                    soft_time_limit=soft,
+                    time_limit=soft + 60,
                 )
             except Exception as exc:  # kombu's OperationalError, redis' ConnectionError: the broker is away
                 # The rows stay pending: the next request for the track sends again, housekeeping re-queues

@@ -1,5 +1,7 @@
-"""Running one transcode: every rendition of a track's current key from one ffmpeg run, published by one
-rename (readers see all of it or none of it), its rows marked ready in one transaction."""
+"""Running one transcode: every rendition of a track's current key from one ffmpeg run, its rows marked ready
+in one transaction. A bulk run is published by one rename (readers see all of it or none of it); a growing
+run (interactive: a listener is waiting) writes in place, segment by segment, each whole before it is listed
+(storage.LIVE_PLAYLIST_NAME), and withdraws everything it published if it fails."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from apps.streaming.transcoder import (
     ffmpeg_command,
     ffmpeg_run,
     playlist_finish,
+    playlist_from_live,
     rendition_measure,
 )
 
@@ -63,8 +66,12 @@ def _sources_checked(files: list[AudioFile]) -> list[Path] | None:
     return real_paths
 
 
-def rendition_transcode(*, track_id: int, progress: Callable[[float], None] | None = None) -> TranscodeResult:
-    """Build every rendition of the track's current key with one ffmpeg run, and publish them."""
+def rendition_transcode(
+    *, track_id: int, progress: Callable[[float], None] | None = None, growing: bool = False
+) -> TranscodeResult:
+    """Build every rendition of the track's current key with one ffmpeg run, and publish them: at the end
+    by one rename, or `growing`, segment by segment in place (the master playlist is served as soon as every
+    profile has its first segment: playback.master_playlist_for_playback)."""
     track = Track.objects.filter(pk=track_id, missing=False).prefetch_related("files").first()
     files = track_source_files(track=track) if track is not None else []
     if track is None or not files:
@@ -90,15 +97,20 @@ def rendition_transcode(*, track_id: int, progress: Callable[[float], None] | No
         )
         tmp_root = storage.tmp_root
         _remove_leftovers(tmp_root, track.pk)  # of a run killed before its cleanup (we hold the lock)
+        if final.exists():
+            # Not all ready, and nobody else holds the lock: what is there was left by a run that died
+            # (a growing one mid-way, or one between its rename and its database update). Start over.
+            shutil.rmtree(final, ignore_errors=True)
         work = tmp_root / f"{track.pk}-{key}-{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
         try:
             sources = _sources_checked(files)
             if sources is None:
                 raise _SourceChanged
-            out = work / key
+            out = final if growing else work / key
             for profile in ladder.profiles:
                 (out / profile.name).mkdir(parents=True)
+            work.mkdir(parents=True, exist_ok=True)
             concat_list = None
             if len(files) > 1:
                 concat_list = work / "sources.ffconcat"
@@ -110,17 +122,23 @@ def rendition_transcode(*, track_id: int, progress: Callable[[float], None] | No
                 ladder=ladder,
                 source_rate_hz=files[0].sample_rate_hz,
                 lossy_source=not all(f.codec in LOSSLESS_SOURCE_CODECS for f in files),
+                growing=growing,
             )
             ffmpeg_s = ffmpeg_run(command, duration_ms=track.duration_ms, progress=progress)
             measured = []
             for profile in ladder.profiles:
+                if growing:
+                    playlist_from_live(out / profile.name)
                 playlist_finish(out / profile.name / PLAYLIST_NAME)
                 measured.append(rendition_measure(out / profile.name, profile.name))
             if _sources_checked(files) != sources:
                 raise _SourceChanged
-            _publish(out, final)
+            if not growing:
+                _publish(out, final)
         except _SourceChanged:
             shutil.rmtree(work, ignore_errors=True)
+            if growing:
+                shutil.rmtree(final, ignore_errors=True)  # withdrawn: nothing of the old source stays listed
             rows.update(status=RenditionStatus.PENDING, attempts=F("attempts") - 1, updated_at=timezone.now())
             # The next scan records the new file and hands the track back with a new rendition key.
             scan_request(library=track.library, trigger=ScanTrigger.SOURCE_CHANGED)
@@ -128,6 +146,9 @@ def rendition_transcode(*, track_id: int, progress: Callable[[float], None] | No
             return TranscodeResult(Outcome.SOURCE_CHANGED, track.pk, key)
         except (TranscodeFailed, SoftTimeLimitExceeded, OSError) as exc:
             shutil.rmtree(work, ignore_errors=True)
+            if growing:
+                # Withdraw what was published: players get 404s and the failed status, never a wrong byte.
+                shutil.rmtree(final, ignore_errors=True)
             error = _error_text(exc)
             rows.update(
                 status=RenditionStatus.FAILED, error=error, finished_at=timezone.now(), updated_at=timezone.now()
