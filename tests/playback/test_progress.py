@@ -336,6 +336,9 @@ def test_continue_listening_is_newest_first_with_tracks_and_no_n_plus_one(world,
         "year": None,
         "published_at": None,
         "duration_ms": 3_600_000,
+        "favourite_at": None,
+        "rating": None,
+        "cover": None,
     }
     page = world.client.get("/api/v1/progress?state=in_progress&page_size=1&page=2").json()
     assert [row["track"]["title"] for row in page["results"]] == ["Book"]

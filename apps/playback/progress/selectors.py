@@ -113,7 +113,7 @@ def _buffer_overlay(user: RequestUser, entries: list[buffer.BufferedEntry]) -> d
     if not entries:
         return {}
     states = {entry.state.track_id: entry.state for entry in entries}
-    tracks = Track.objects.visible_to(user).select_related("album").in_bulk(list(states))
+    tracks = Track.objects.visible_to(user).select_related("album", "artwork", "album__artwork").in_bulk(list(states))
     stored = {row.track_id: state_from_row(row) for row in _visible_progress(user).filter(track_id__in=tracks)}
     overlay = {}
     for track_id, track in tracks.items():
@@ -166,7 +166,7 @@ def progress_in_progress(*, user: RequestUser) -> MergedNewestFirst[ProgressRow]
         _visible_progress(user)
         .filter(completed=False, position_ms__gt=0)
         .exclude(track_id__in=list(overlay))
-        .select_related("track__album")
+        .select_related("track__album", "track__artwork", "track__album__artwork")
         .order_by("-updated_at", "-track_id")
     )
     extra = [row for row in overlay.values() if row.state.in_progress]
@@ -195,7 +195,7 @@ def progress_changed_since(*, user: RequestUser, since: datetime) -> list[Progre
         _visible_progress(user)
         .filter(updated_at__gt=since)
         .exclude(track_id__in=list(overlay))
-        .select_related("track__album")
+        .select_related("track__album", "track__artwork", "track__album__artwork")
     )
     rows = [_progress_row(row) for row in queryset]
     rows += [row for row in overlay.values() if row.state.updated_us > since_us]
@@ -208,7 +208,7 @@ def progress_all(*, user: RequestUser) -> MergedNewestFirst[ProgressRow]:
     queryset = (
         _visible_progress(user)
         .exclude(track_id__in=list(overlay))
-        .select_related("track__album")
+        .select_related("track__album", "track__artwork", "track__album__artwork")
         .order_by("-updated_at", "-track_id")
     )
     return MergedNewestFirst(queryset, list(overlay.values()), row=_progress_row, key=_progress_key)
@@ -219,7 +219,11 @@ def listen_list(*, user: RequestUser) -> MergedNewestFirst[Listen]:
     if isinstance(user, AnonymousUser):
         return MergedNewestFirst(Listen.objects.none(), [], row=_listen, key=_listen_key)
     pending = [listen for entry in _buffer_entries(user) for listen in entry.listens]
-    tracks = Track.objects.visible_to(user).select_related("album").in_bulk({listen.track_id for listen in pending})
+    tracks = (
+        Track.objects.visible_to(user)
+        .select_related("album", "artwork", "album__artwork")
+        .in_bulk({listen.track_id for listen in pending})
+    )
     extra = [listen_row(listen, track=tracks[listen.track_id]) for listen in pending if listen.track_id in tracks]
     queryset = Listen.objects.filter(user_id=user.pk, track__library__in=Library.objects.visible_to(user))
     if extra:  # a flush that committed but died before marking its entries clean: not twice
@@ -227,7 +231,9 @@ def listen_list(*, user: RequestUser) -> MergedNewestFirst[Listen]:
         for listen in extra:
             already |= Q(track_id=listen.track_id, play_number=listen.play_number)
         queryset = queryset.exclude(already)
-    queryset = queryset.select_related("track__album").order_by("-listened_at", "-id")
+    queryset = queryset.select_related("track__album", "track__artwork", "track__album__artwork").order_by(
+        "-listened_at", "-id"
+    )
     return MergedNewestFirst(queryset, extra, row=_listen, key=_listen_key)
 
 

@@ -828,8 +828,7 @@
     if (track) {
       el.title.textContent = track.title;
       el.title.href = trackPageUrl(track.id);
-      el.tile.className = `tile tile-${(track.album ? track.album.id : track.id) % 8}`;
-      el.tile.textContent = initials(track.title);
+      showCover(track);
     } else {
       el.title.textContent = "Nothing playing";
       el.sub.textContent = "Pick an album or a track";
@@ -972,11 +971,36 @@
     }
   }
 
+  // The track's cover (its own, else its album's) in the player bar, over its dominant colour while it loads;
+  // the coloured initials when it has none. Set through the DOM and CSSOM: the CSP forbids style="".
+  function showCover(track) {
+    const cover = track.cover;
+    if (!cover) {
+      el.tile.className = `tile tile-${(track.album ? track.album.id : track.id) % 8}`;
+      el.tile.style.backgroundColor = "";
+      el.tile.textContent = initials(track.title);
+      return;
+    }
+    const image = document.createElement("img");
+    image.className = "cover-image";
+    image.alt = "";
+    image.src = cover.webp["128"];
+    image.srcset = `${cover.webp["64"]} 64w, ${cover.webp["128"]} 128w, ${cover.webp["300"]} 300w`;
+    image.sizes = "52px";
+    el.tile.className = "tile cover";
+    el.tile.style.backgroundColor = cover.color;
+    el.tile.replaceChildren(image);
+  }
+
   function mediaSessionMetadata() {
     if (!("mediaSession" in navigator) || !window.MediaMetadata) return;
     const track = state.track;
+    // Lock screens and media keys show the cover: every stored size, the platform picks.
+    const artwork = track && track.cover
+      ? ["128", "300", "600"].map((size) => ({ src: track.cover.webp[size], sizes: `${size}x${size}`, type: "image/webp" }))
+      : [];
     navigator.mediaSession.metadata = track
-      ? new MediaMetadata({ title: track.title, artist: track.artists.join(", "), album: track.album ? track.album.title : "" })
+      ? new MediaMetadata({ title: track.title, artist: track.artists.join(", "), album: track.album ? track.album.title : "", artwork })
       : null;
   }
 
