@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-segments bench-proxy bench-memory bench-smart vendor-hlsjs
+.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-cold-start bench-segments bench-proxy bench-memory bench-smart bench-subsonic vendor-hlsjs
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-smart      smart playlists over a generated catalogue (BENCH_TRACKS=100000, BENCH_RUNS=30)"
 	@echo "make bench-memory     a web worker's memory while it streams a 1 GiB original itself (BENCH_MEMORY_MIB=1024)"
 	@echo "make vendor-hlsjs     update the vendored hls.js (HLSJS_VERSION=$(HLSJS_VERSION)) from the npm registry"
+	@echo "make bench-subsonic   OpenSubsonic full sync by search3 vs the REST track list, getAlbumList2, stream first byte (BENCH_SONGS=2020)"
 	@echo "make clean   remove .venv (var/ with the embedded databases is kept)"
 
 check-python:
@@ -80,6 +81,9 @@ bench-smart: $(STAMP)
 # its licence and the version, under apps/web/static/web/vendor/hls.js/. Bump HLSJS_VERSION, run, commit.
 # The source-map comment is dropped: the map is not vendored, and collectstatic's manifest storage fails
 # on a reference to a file that does not exist.
+bench-subsonic: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/subsonic.py $(if $(BENCH_SONGS),--songs $(BENCH_SONGS))
+
 HLSJS_VERSION ?= 1.7.4
 HLSJS_DIR := apps/web/static/web/vendor/hls.js
 

@@ -94,18 +94,20 @@ class AppPasswordCheck(enum.StrEnum):
     NO_MATCH = "no_match"  # none of the user's: maybe the account password, which token auth cannot check
 
 
-def app_password_check_token(*, user: User, token: str, salt: str) -> AppPasswordCheck:
-    """Subsonic token auth (md5(password + salt)) against the user's app passwords; touches the one used."""
+def app_password_check_token(*, username: str, token: str, salt: str) -> tuple[AppPasswordCheck, User | None]:
+    """Subsonic token auth (md5(password + salt)) against the app passwords of the active user of that name:
+    the verdict, and the user when VALID. One query (the user comes with the rows); touches the one used."""
     revoked = False
-    for row in AppPassword.objects.filter(user=user).only("pk", "secret_encrypted", "revoked_at", "last_used_at"):
+    rows = AppPassword.objects.filter(user__username=username, user__is_active=True).select_related("user")
+    for row in rows:
         password = decrypt(row.secret_encrypted)
         if password is not None and token_matches(password=password, token=token, salt=salt):
             if row.revoked_at is not None:
                 revoked = True
                 continue
             _app_password_touch(row)
-            return AppPasswordCheck.VALID
-    return AppPasswordCheck.REVOKED if revoked else AppPasswordCheck.NO_MATCH
+            return AppPasswordCheck.VALID, row.user
+    return (AppPasswordCheck.REVOKED if revoked else AppPasswordCheck.NO_MATCH), None
 
 
 def app_password_check_plain(*, user: User, password: str) -> bool:

@@ -71,18 +71,13 @@ def _authenticate(request: HttpRequest, params: Params) -> User:
         api_token_touch(token=token)
         return token.user
     assert username is not None
-    user = get_user_model().objects.filter(username=username, is_active=True).first()
     token_param, salt, password = params.get("t"), params.get("s"), params.get("p")
     if token_param is not None or salt is not None:
         if not token_param or not salt:
             raise missing("s" if token_param else "t")
-        check = (
-            AppPasswordCheck.NO_MATCH
-            if user is None
-            else app_password_check_token(user=user, token=token_param, salt=salt)
-        )
-        if check is AppPasswordCheck.VALID and user is not None:
-            return user
+        check, found = app_password_check_token(username=username, token=token_param, salt=salt)
+        if found is not None:
+            return found
         sign_in_failed(request)
         if check is AppPasswordCheck.REVOKED:
             raise SubsonicError(ErrorCode.WRONG_CREDENTIALS, "Wrong username or password.")
@@ -93,6 +88,7 @@ def _authenticate(request: HttpRequest, params: Params) -> User:
         )
     if password is None:
         raise missing("p")
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
     clear = _decode_password(password)
     if user is not None and clear is not None and _password_matches(user, clear):
         return user

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Sequence
-from pathlib import PurePosixPath
+from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
-from apps.library.models import Album, AudioFile, LibraryKind, Track
+from apps.library.models import Album, ArtworkStatus, AudioFile, LibraryKind
 from apps.playback.progress.rules import ProgressState
 from apps.streaming.services.originals import media_type
 from apps.subsonic.response import not_found
 
 TRACK, ALBUM, ARTIST, PLAYLIST = "tr", "al", "ar", "pl"
 # Subsonic's song `type`: our library kinds map one to one.
-SONG_TYPES = {LibraryKind.MUSIC: "music", LibraryKind.AUDIOBOOK: "audiobook", LibraryKind.PODCAST: "podcast"}
+SONG_TYPES: dict[str, str] = {
+    LibraryKind.MUSIC: "music",
+    LibraryKind.AUDIOBOOK: "audiobook",
+    LibraryKind.PODCAST: "podcast",
+}
 
 
 def track_id(pk: int) -> str:
@@ -82,78 +86,96 @@ def _names(names: Iterable[str]) -> list[dict[str, str]]:
     return [{"id": artist_id(name), "name": name} for name in names]
 
 
-def _marks(row: Track | Album) -> dict[str, Any]:
+def _marks(row: Album) -> dict[str, Any]:
     """The caller's star and rating, where the selector annotated them (library.selectors.with_marks); a
     rating is 1-5 or absent, never 0."""
     return {"starred": getattr(row, "favourite_at", None), "userRating": getattr(row, "rating", None)}
 
 
-def cover_id(row: Track | Album) -> str | None:
-    """The getCoverArt id of the row's cover (a track's own picture, else its album's), once it is ready."""
-    if row.cover is None:
-        return None
-    if isinstance(row, Album):
-        return album_id(row.pk)
-    album = row.album if row.album_id else None
-    own = row.artwork_id is not None and row.artwork is not None and row.artwork.is_ready
-    # Named by the album when it is the album's picture: apps cache covers by this id, once per album.
-    if own and (album is None or row.artwork_id != album.artwork_id):
-        return track_id(row.pk)
-    return album_id(album.pk) if album is not None else track_id(row.pk)
+def cover_id(row: Album) -> str | None:
+    """The getCoverArt id of the album's cover, once it is ready."""
+    return album_id(row.pk) if row.cover is not None else None
 
 
 def _seconds(ms: int) -> int:
     return max(0, (ms + 500) // 1000)
 
 
-def _playable_files(track: Track) -> list[AudioFile]:
-    return [f for f in track.files.all() if not f.missing and not f.error]
+# What a Child shows of a track, read as one row (endpoints.common): its album's title and both covers' state,
+# and the caller's marks (library.selectors.with_marks annotates favourite_at and rating).
+SONG_COLUMNS = (
+    "id", "title", "artists", "album_artists", "album_artist", "genres", "track_number", "disc_number", "year",
+    "duration_ms", "created_at", "group_key", "library__kind", "album_id", "album__title", "artwork_id",
+    "artwork__status", "album__artwork_id", "album__artwork__status", "favourite_at", "rating",
+)  # fmt: skip
+FILE_COLUMNS = ("track_id", "path", "size_bytes", "codec", "format", "bitrate_kbps", "sample_rate_hz", "channels")
 
 
-def song(track: Track, progress: ProgressState | None = None) -> dict[str, Any]:
-    """A Child (song): the track with its album (select_related) and files (prefetched: no query here)."""
-    album = track.album
-    files = _playable_files(track)
+def _suffix(path: str) -> str | None:
+    """What PurePosixPath(path).suffix says, without it (a 500-song page calls this 500 times)."""
+    name = path.rpartition("/")[2]
+    stem, dot, suffix = name.rpartition(".")
+    return suffix.lower() or None if dot and stem else None
+
+
+@cache
+def _media_type(file_format: str, codec: str) -> str:
+    return media_type(AudioFile(format=file_format, codec=codec))  # streaming's rule, once per pair
+
+
+def _song_cover(row: dict[str, Any]) -> str | None:
+    """Track.cover's rule on a row: the track's own picture once ready, else its album's. Named by the album
+    when it is the album's picture: apps cache covers by this id, once per album."""
+    own = row["artwork_id"] is not None and row["artwork__status"] == ArtworkStatus.READY
+    album_ready = row["album__artwork_id"] is not None and row["album__artwork__status"] == ArtworkStatus.READY
+    if own and (row["artwork_id"] != row["album__artwork_id"] or row["album_id"] is None):
+        return track_id(row["id"])
+    if album_ready:
+        return album_id(row["album_id"])
+    return None
+
+
+def song(row: dict[str, Any], files: list[dict[str, Any]], progress: ProgressState | None = None) -> dict[str, Any]:
+    """A Child (song) from a row of SONG_COLUMNS and its playable files (rows of FILE_COLUMNS)."""
+    one = files[0] if len(files) == 1 else None  # a book of many files has no one format
     first = files[0] if files else None
-    artists = list(track.artists) or list(track.album_artists) or ([track.album_artist] if track.album_artist else [])
-    album_artists = list(track.album_artists) or ([track.album_artist] if track.album_artist else artists)
-    one = first if first is not None and len(files) == 1 else None  # a book of many files has no one format
-    bitrate = one.bitrate_kbps if one is not None else None
+    album_pk = row["album_id"]
+    artists = row["artists"] or row["album_artists"] or ([row["album_artist"]] if row["album_artist"] else [])
+    album_artists = row["album_artists"] or ([row["album_artist"]] if row["album_artist"] else artists)
     entry: dict[str, Any] = {
-        "id": track_id(track.pk),
-        "parent": album_id(album.pk) if album else None,
+        "id": track_id(row["id"]),
+        "parent": album_id(album_pk) if album_pk else None,
         "isDir": False,
-        "title": track.title,
-        "album": album.title if album else None,
+        "title": row["title"],
+        "album": row["album__title"],
         "artist": ", ".join(artists) or None,
-        "track": track.track_number,
-        "year": track.year,
-        "genre": track.genres[0] if track.genres else None,
-        "coverArt": cover_id(track),
-        "size": sum(f.size_bytes for f in files) if files else None,
-        "contentType": media_type(one) if one is not None else None,
-        "suffix": PurePosixPath(first.path).suffix[1:].lower() or None
-        if first is not None and len(files) == 1
-        else None,
-        "duration": _seconds(track.duration_ms),
-        "bitRate": bitrate,
-        "path": one.path if one is not None else track.group_key,
-        "discNumber": track.disc_number,
-        "created": track.created_at,
-        "albumId": album_id(album.pk) if album else None,
+        "track": row["track_number"],
+        "year": row["year"],
+        "genre": row["genres"][0] if row["genres"] else None,
+        "coverArt": _song_cover(row),
+        "size": sum(f["size_bytes"] for f in files) if files else None,
+        "contentType": _media_type(one["format"], one["codec"]) if one else None,
+        "suffix": _suffix(one["path"]) if one else None,
+        "duration": _seconds(row["duration_ms"]),
+        "bitRate": one["bitrate_kbps"] if one else None,
+        "path": one["path"] if one else row["group_key"],
+        "discNumber": row["disc_number"],
+        "created": row["created_at"],
+        "albumId": album_id(album_pk) if album_pk else None,
         "artistId": artist_id(artists[0]) if artists else None,
-        "type": SONG_TYPES.get(LibraryKind(track.library.kind), "music"),
+        "type": SONG_TYPES.get(row["library__kind"], "music"),
         "mediaType": "song",
         "isVideo": False,
-        "samplingRate": first.sample_rate_hz if first is not None else None,
-        "channelCount": first.channels if first is not None else None,
+        "samplingRate": first["sample_rate_hz"] if first else None,
+        "channelCount": first["channels"] if first else None,
         # OpenSubsonic: the lists are always sent, empty when there is nothing.
-        "genres": [{"name": genre} for genre in track.genres],
+        "genres": [{"name": genre} for genre in row["genres"]],
         "artists": _names(artists),
         "displayArtist": ", ".join(artists),
         "albumArtists": _names(album_artists),
         "displayAlbumArtist": ", ".join(album_artists),
-        **_marks(track),
+        "starred": row["favourite_at"],
+        "userRating": row["rating"],
     }
     if progress is not None:
         entry["playCount"] = progress.play_count
@@ -161,11 +183,6 @@ def song(track: Track, progress: ProgressState | None = None) -> dict[str, Any]:
         if progress.in_progress:
             entry["bookmarkPosition"] = progress.position_ms
     return entry
-
-
-def songs(tracks: Sequence[Track], progress: dict[int, ProgressState] | None = None) -> list[dict[str, Any]]:
-    progress = progress or {}
-    return [song(track, progress.get(track.pk)) for track in tracks]
 
 
 def album(row: Album) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from apps.playback.models import MAX_QUEUE_TRACKS, PlaybackState
 from apps.playback.selectors import play_queue_get, progress_in_progress, track_for_progress
 from apps.playback.services import play_queue_save, progress_record, progress_reset, session_start
 from apps.subsonic import mapping
-from apps.subsonic.endpoints.common import song_page, visible_tracks
+from apps.subsonic.endpoints.common import songs_by_id
 from apps.subsonic.params import MAX_COUNT
 from apps.subsonic.registry import Call, endpoint
 from apps.subsonic.response import ErrorCode, SubsonicError, missing, not_found
@@ -71,8 +71,7 @@ def scrobble(call: Call) -> dict[str, Any]:
 @endpoint("getBookmarks")
 def get_bookmarks(call: Call) -> dict[str, Any]:
     rows = list(progress_in_progress(user=call.user)[:MAX_COUNT])
-    tracks = {t.pk: t for t in visible_tracks(call.user).filter(pk__in=[row.state.track_id for row in rows])}
-    songs = {entry["id"]: entry for entry in song_page(call.user, list(tracks.values()))}
+    songs = {entry["id"]: entry for entry in songs_by_id(call.user, [row.state.track_id for row in rows])}
     bookmarks = []
     for row in rows:
         entry = songs.get(mapping.track_id(row.state.track_id))
@@ -118,16 +117,15 @@ def _queue(call: Call) -> tuple[dict[str, Any], int] | None:
     state = play_queue_get(user=call.user, device_id=None)
     if state.queue.updated_at is None:
         return None
-    tracks = {t.pk: t for t in visible_tracks(call.user).filter(pk__in=state.track_ids)}
-    ordered = [tracks[pk] for pk in state.track_ids if pk in tracks]
+    entries = songs_by_id(call.user, state.track_ids)
     body = {
         "position": state.queue.position_ms,
         "username": call.user.get_username(),
         "changed": state.queue.updated_at,
         "changedBy": state.queue.device_id.removeprefix("subsonic:"),
-        "entry": song_page(call.user, ordered),
+        "entry": entries,
     }
-    return body, state.current_index if ordered else -1
+    return body, state.current_index if entries else -1
 
 
 @endpoint("getPlayQueue")

@@ -11,7 +11,7 @@ from apps.library.models import Library
 from apps.library.selectors import album_get, album_list, artist_albums, name_counts
 from apps.playback.models import PlaybackProgress
 from apps.subsonic import mapping
-from apps.subsonic.endpoints.common import folder_filter, song_page, visible_tracks
+from apps.subsonic.endpoints.common import folder_filter, songs_by_id, songs_of, visible_tracks
 from apps.subsonic.registry import Call, endpoint
 from apps.subsonic.response import not_found
 
@@ -67,9 +67,7 @@ def get_artist(call: Call) -> dict[str, Any]:
 
 def _album_songs(call: Call, pk: int) -> tuple[Any, list[dict[str, Any]]]:
     album = album_get(user=call.user, album_id=pk)  # the album's own order of its tracks (podcast: newest first)
-    order = [track.pk for track in album.tracks.all()]
-    tracks = visible_tracks(call.user).in_bulk(order)  # with the caller's marks and what a Child shows
-    return album, song_page(call.user, [tracks[pk] for pk in order if pk in tracks])
+    return album, songs_by_id(call.user, [track.pk for track in album.tracks.all()])
 
 
 @endpoint("getAlbum")
@@ -80,10 +78,10 @@ def get_album(call: Call) -> dict[str, Any]:
 
 @endpoint("getSong")
 def get_song(call: Call) -> dict[str, Any]:
-    track = visible_tracks(call.user).filter(pk=mapping.parse_track_id(call.params.require("id"))).first()
-    if track is None:
+    entries = songs_by_id(call.user, [mapping.parse_track_id(call.params.require("id"))])
+    if not entries:
         raise not_found("Song")
-    return {"song": song_page(call.user, [track])[0]}
+    return {"song": entries[0]}
 
 
 @endpoint("getMusicDirectory")
@@ -138,13 +136,13 @@ def get_top_songs(call: Call) -> dict[str, Any]:
     name = call.params.require("artist")
     count = call.params.count("count", 50)
     plays = PlaybackProgress.objects.filter(user_id=call.user.pk, track_id=OuterRef("pk")).values("play_count")[:1]
-    tracks = list(
+    tracks = (
         visible_tracks(call.user)
         .filter(artists__contains=[name])
         .annotate(plays=Coalesce(Subquery(plays, output_field=IntegerField()), Value(0)))
-        .order_by(F("plays").desc(), "title", "id")[:count]
+        .order_by(F("plays").desc(), "title", "id")
     )
-    return {"topSongs": {"song": song_page(call.user, tracks)}}
+    return {"topSongs": {"song": songs_of(call.user, tracks, 0, count)}}
 
 
 @endpoint("getSimilarSongs", "getSimilarSongs2")

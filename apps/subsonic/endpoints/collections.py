@@ -32,7 +32,7 @@ from apps.collections.types import Artist, Markable
 from apps.library.models import Album, Track
 from apps.library.selectors import album_list, track_list
 from apps.subsonic import mapping
-from apps.subsonic.endpoints.common import song_page, with_song_fields
+from apps.subsonic.endpoints.common import songs_by_id, songs_of
 from apps.subsonic.params import MAX_COUNT
 from apps.subsonic.registry import Call, endpoint
 from apps.subsonic.response import ErrorCode, SubsonicError, missing, not_found
@@ -95,7 +95,6 @@ def set_rating(call: Call) -> dict[str, Any]:
 
 @endpoint("getStarred", "getStarred2")
 def get_starred(call: Call) -> dict[str, Any]:
-    tracks = list(with_song_fields(favourite_tracks(user=call.user))[:MAX_COUNT])
     albums = list(favourite_albums(user=call.user)[:MAX_COUNT])
     artists = artist_marks(user=call.user, favourites_only=True)[:MAX_COUNT]
     if call.method == "getStarred2":
@@ -113,7 +112,7 @@ def get_starred(call: Call) -> dict[str, Any]:
             ],
             "album": [mapping.album_child(row) for row in albums],
         }
-    body["song"] = song_page(call.user, tracks)
+    body["song"] = songs_of(call.user, favourite_tracks(user=call.user), 0, MAX_COUNT)
     return {"starred2" if call.method == "getStarred2" else "starred": body}
 
 
@@ -147,9 +146,8 @@ def get_playlists(call: Call) -> dict[str, Any]:
 def _playlist_with_entries(call: Call, pk: int) -> dict[str, Any]:
     playlist = playlist_get(user=call.user, playlist_id=pk)
     rows = playlist_entries(user=call.user, playlist=playlist)
-    tracks = with_song_fields(track_list(user=call.user)).in_bulk({row.track.pk for row in rows})
-    ordered = [tracks[row.track.pk] for row in rows if row.track.pk in tracks]
-    return {"playlist": _playlist(playlist, entries=song_page(call.user, ordered))}
+    entries = songs_by_id(call.user, [row.track.pk for row in rows])
+    return {"playlist": _playlist(playlist, entries=entries)}
 
 
 @endpoint("getPlaylist")

@@ -12,7 +12,7 @@ from apps.library.models import Album, Track
 from apps.library.selectors import album_list, name_counts
 from apps.playback.selectors import session_open_list
 from apps.subsonic import mapping
-from apps.subsonic.endpoints.common import folder_filter, song_page, visible_tracks, with_song_fields
+from apps.subsonic.endpoints.common import folder_filter, songs_by_id, songs_of, visible_tracks
 from apps.subsonic.params import MAX_COUNT
 from apps.subsonic.registry import Call, endpoint
 from apps.subsonic.response import ErrorCode, SubsonicError, missing
@@ -95,8 +95,7 @@ def get_random_songs(call: Call) -> dict[str, Any]:
         tracks = tracks.filter(year__gte=first)
     if (last := params.number("toYear")) is not None:
         tracks = tracks.filter(year__lte=last)
-    page = list(tracks.order_by("?")[: params.count("size", 10)])
-    return {"randomSongs": {"song": song_page(call.user, page)}}
+    return {"randomSongs": {"song": songs_of(call.user, tracks.order_by("?"), 0, params.count("size", 10))}}
 
 
 @endpoint("getSongsByGenre")
@@ -109,8 +108,7 @@ def get_songs_by_genre(call: Call) -> dict[str, Any]:
         .filter(genres__contains=[genre])
         .order_by("album_id", "disc_number", "track_number", "id")
     )
-    page = list(tracks[offset : offset + params.count("count", 10)])
-    return {"songsByGenre": {"song": song_page(call.user, page)}}
+    return {"songsByGenre": {"song": songs_of(call.user, tracks, offset, offset + params.count("count", 10))}}
 
 
 @endpoint("getNowPlaying")
@@ -118,10 +116,9 @@ def get_now_playing(call: Call) -> dict[str, Any]:
     """The user's own open playback sessions: progress and sessions are private (DESIGN.md, Security), so
     unlike Subsonic servers that show everyone's, another user's listening is not shown."""
     sessions = list(session_open_list(user=call.user)[:MAX_COUNT])
-    tracks = {t.pk: t for t in with_song_fields(Track.objects.filter(pk__in=[s.track_id for s in sessions]))}
     entries = []
     now = timezone.now()
-    songs = {entry["id"]: entry for entry in song_page(call.user, list(tracks.values()))}
+    songs = {entry["id"]: entry for entry in songs_by_id(call.user, [s.track_id for s in sessions])}
     for session in sessions:
         entry = songs.get(mapping.track_id(session.track_id))
         if entry is None:
@@ -147,7 +144,7 @@ def _search_query(call: Call) -> str:
     return "" if query in ('""', "''", "*") else query.strip('"')
 
 
-def _search(call: Call) -> tuple[list[dict[str, Any]], list[Album], list[Track]]:
+def _search(call: Call) -> tuple[list[dict[str, Any]], list[Album], list[dict[str, Any]]]:
     params = call.params
     query = _search_query(call)
     folder = folder_filter(call.user, params)
@@ -166,14 +163,14 @@ def _search(call: Call) -> tuple[list[dict[str, Any]], list[Album], list[Track]]
         if query:
             found = found.filter(Q(title__icontains=query) | Q(album_artist__icontains=query))
         albums = list(found.order_by("id")[album_offset : album_offset + album_count])
-    tracks: list[Track] = []
+    tracks: list[dict[str, Any]] = []
     if song_count:
         songs = _songs_in_folder(call)
         if query:
             songs = songs.filter(
                 Q(title__icontains=query) | Q(album__title__icontains=query) | Q(album_artist__icontains=query)
             )
-        tracks = list(songs.order_by("id")[song_offset : song_offset + song_count])
+        tracks = songs_of(call.user, songs.order_by("id"), song_offset, song_offset + song_count)
     return artists, albums, tracks
 
 
@@ -184,7 +181,7 @@ def search2(call: Call) -> dict[str, Any]:
         "searchResult2": {
             "artist": [{"id": mapping.artist_id(row["name"]), "name": row["name"]} for row in artists],
             "album": [mapping.album_child(row) for row in albums],
-            "song": song_page(call.user, tracks),
+            "song": tracks,
         }
     }
 
@@ -196,6 +193,6 @@ def search3(call: Call) -> dict[str, Any]:
         "searchResult3": {
             "artist": [mapping.artist(row["name"], row["album_count"]) for row in artists],
             "album": [mapping.album(row) for row in albums],
-            "song": song_page(call.user, tracks),
+            "song": tracks,
         }
     }

@@ -1,0 +1,240 @@
+"""OpenSubsonic benchmark: what apps do most, on one gunicorn with the deployment config.
+
+    make bench-subsonic                    # 2 020 songs in 202 albums
+    make bench-subsonic BENCH_SONGS=100000
+
+On a throw-away database with a generated library (rows only; one real tone, transcoded, for `stream`):
+(a) a full library sync as apps do it: `search3` with an empty query, 500 songs per page, until a short page;
+(b) the ceiling, in the same run on the same server: paging `GET /api/v1/tracks?page_size=500` over the same
+    rows; ratio a/b as throughput (b's time / a's time), target >= 0.8;
+(c) `getAlbumList2?type=newest&size=50` p50 (target <= 8 ms);
+(d) `stream` time to first byte of a ready rendition (maxBitRate=64: the aac-64 rendition as one file) and of
+    the original (format=raw), p50 (target <= 5 ms).
+Every /rest/ call authenticates as apps do by default: u + t + s with an app password. Sequential calls, one
+client, like an app syncing; each figure is the median of interleaved repetitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revenge.settings")
+_TMP = Path(tempfile.mkdtemp(prefix="revenge-bench-subsonic-"))
+os.environ["RENDITIONS_ROOT"] = str(_TMP / "renditions")
+os.environ["STREAMING_LADDER"] = "full"  # the 64k tone gets aac-64 (a fitted ladder would copy it)
+
+import django  # noqa: E402
+
+# ruff: noqa: T201 - a benchmark prints its figures
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from apps.accounts.services import api_token_issue, app_password_create  # noqa: E402
+from apps.library.models import Album, AudioFile, Library, LibraryKind, Track  # noqa: E402
+from apps.library.services import library_scan  # noqa: E402
+from apps.streaming.services import rendition_transcode  # noqa: E402
+from bench.load import database_url, free_port  # noqa: E402
+
+PAGE = 500
+REPEATS = 5
+
+
+def generate(songs: int) -> None:
+    library = Library.objects.create(name="bench", kind=LibraryKind.MUSIC, root_paths=["/nonexistent/bench"])
+    album_count = max(1, songs // 10)
+    albums = Album.objects.bulk_create(
+        Album(library=library, title=f"Album {n}", album_artist=f"Artist {n % 97}", album_artists=[f"Artist {n % 97}"],
+              artists=[f"Artist {n % 97}"], genres=[f"Genre {n % 13}"], year=1960 + n % 60, track_count=10,
+              duration_ms=10 * 215_000)
+        for n in range(album_count)
+    )  # fmt: skip
+    now = timezone.now()
+    for start in range(0, songs, 5000):
+        batch = range(start, min(songs, start + 5000))
+        tracks = Track.objects.bulk_create(
+            Track(library=library, album=albums[n // 10 % album_count], group_key=f"a{n // 10}/{n}.mp3",
+                  title=f"Song {n}", artists=[f"Artist {n // 10 % 97}"], album_artist=f"Artist {n // 10 % 97}",
+                  album_artists=[f"Artist {n // 10 % 97}"], genres=[f"Genre {n // 10 % 13}"], track_number=n % 10 + 1,
+                  disc_number=1, year=1960 + n // 10 % 60, duration_ms=215_000, source_fingerprint=f"fp{n}")
+            for n in batch
+        )  # fmt: skip
+        AudioFile.objects.bulk_create(
+            AudioFile(library=library, track=track, root="/nonexistent/bench", path=track.group_key,
+                      group_key=track.group_key, size_bytes=5_160_000, mtime_ns=1, format="mp3", codec="mp3",
+                      bitrate_kbps=192, sample_rate_hz=44100, channels=2, duration_ms=215_000, scanned_at=now)
+            for track in tracks
+        )  # fmt: skip
+
+
+def real_track() -> Track:
+    """One 60 s tone, scanned and transcoded (every rendition ready)."""
+    folder = _TMP / "music"
+    folder.mkdir(parents=True)
+    subprocess.run(
+        [settings.FFMPEG_BINARY, "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+         "sine=frequency=440:sample_rate=44100:duration=60", "-c:a", "libmp3lame", "-b:a", "192k",
+         "-metadata", "title=Tone", str(folder / "tone.mp3")],
+        check=True,
+    )  # fmt: skip
+    library = Library.objects.create(name="real", kind=LibraryKind.MUSIC, root_paths=[str(folder)])
+    library_scan(library=library)
+    track = Track.objects.get(library=library)
+    assert rendition_transcode(track_id=track.pk).outcome == "published"
+    return track
+
+
+class Server:
+    def __init__(self) -> None:
+        self.port = free_port()
+        env = {**os.environ, "DATABASE_URL": database_url(), "PORT": str(self.port),
+               "PROMETHEUS_MULTIPROC_DIR": str(_TMP / "metrics")}  # fmt: skip
+        (_TMP / "metrics").mkdir(exist_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--access-logfile", "/dev/null",
+             "revenge.wsgi:application"],
+            cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not self._healthy():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("gunicorn did not start")
+            time.sleep(0.2)
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+
+    def _healthy(self) -> bool:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            conn.request("GET", "/healthz")
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+
+    def get(self, path: str, headers: dict[str, str] | None = None, *, first_byte: bool = False) -> tuple[bytes, float]:
+        started = time.perf_counter()
+        self.conn.request("GET", path, headers=headers or {})
+        response = self.conn.getresponse()
+        if first_byte:
+            response.read(1)
+            elapsed = time.perf_counter() - started
+            body = response.read()
+        else:
+            body = response.read()
+            elapsed = time.perf_counter() - started
+        assert response.status == 200, (path, response.status, body[:300])
+        return body, elapsed * 1000
+
+    def stop(self) -> None:
+        self.conn.close()
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--songs", type=int, default=int(os.environ.get("BENCH_SONGS", "2020")))
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args()
+    test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    server = None
+    try:
+        generate(args.songs)
+        tone = real_track()
+        user = get_user_model().objects.create_user("bench", password="bench password 1")
+        user.is_staff = True  # sees every library, as a single-user server's owner does
+        user.save()
+        token = api_token_issue(user=user)[1]
+        app_password = app_password_create(user=user, name="bench")[1]
+        salt = "5a1t"
+        auth = {"u": "bench", "t": hashlib.md5((app_password + salt).encode()).hexdigest(), "s": salt,
+                "v": "1.16.1", "c": "bench", "f": "json"}  # fmt: skip
+        server = Server()
+        total = args.songs + 1
+
+        def sync_subsonic() -> float:
+            elapsed, offset, seen = 0.0, 0, 0
+            while True:
+                query = urlencode({**auth, "query": "", "artistCount": 0, "albumCount": 0, "songCount": PAGE,
+                                   "songOffset": offset})  # fmt: skip
+                body, ms = server.get(f"/rest/search3?{query}")
+                elapsed += ms
+                songs = json.loads(body)["subsonic-response"]["searchResult3"].get("song", [])
+                seen += len(songs)
+                offset += PAGE
+                if len(songs) < PAGE:
+                    break
+            assert seen == total, (seen, total)
+            return elapsed
+
+        def sync_rest() -> float:
+            elapsed, page, seen = 0.0, 1, 0
+            while True:
+                body, ms = server.get(f"/api/v1/tracks?page_size={PAGE}&page={page}",
+                                      {"Authorization": f"Bearer {token}"})  # fmt: skip
+                elapsed += ms
+                answer = json.loads(body)
+                seen += len(answer["results"])
+                page += 1
+                if not answer["next"]:
+                    break
+            assert seen == total, (seen, total)
+            return elapsed
+
+        sync_subsonic(), sync_rest()  # warm-up: connections, prepared statements, caches
+        subsonic_ms, rest_ms = [], []
+        for _ in range(REPEATS):  # interleaved: a shared machine's load drifts
+            subsonic_ms.append(sync_subsonic())
+            rest_ms.append(sync_rest())
+        album_list = f"/rest/getAlbumList2?{urlencode({**auth, 'type': 'newest', 'size': 50})}"
+        stream_64 = f"/rest/stream?{urlencode({**auth, 'id': f'tr-{tone.pk}', 'maxBitRate': 64})}"
+        stream_raw = f"/rest/stream?{urlencode({**auth, 'id': f'tr-{tone.pk}', 'format': 'raw'})}"
+        for path in (album_list, stream_64, stream_raw):
+            server.get(path, first_byte=True)
+        albums = [server.get(album_list)[1] for _ in range(args.calls)]
+        first_64 = [server.get(stream_64, first_byte=True)[1] for _ in range(args.calls // 2)]
+        first_raw = [server.get(stream_raw, first_byte=True)[1] for _ in range(args.calls // 2)]
+    finally:
+        if server is not None:
+            server.stop()
+        connection.creation.destroy_test_db(test_database, verbosity=0)
+        shutil.rmtree(_TMP, ignore_errors=True)
+
+    subsonic, rest = statistics.median(subsonic_ms), statistics.median(rest_ms)
+    ratio = rest / subsonic
+    workers = os.environ.get("WEB_CONCURRENCY") or min(2 * (os.cpu_count() or 1) + 1, 8)
+    print(f"subsonic benchmark: {total} songs, {args.songs // 10} albums; gunicorn {workers} workers, "
+          f"{os.cpu_count()} CPUs; one sequential client, auth u+t+s (app password)")  # fmt: skip
+    pages = -(-total // PAGE)
+    print(
+        f"  (a) full sync, search3 ''  x{PAGE}: {subsonic:8.1f} ms  ({pages} pages, {subsonic / total * 1000:.0f} us/song)"
+    )
+    print(f"  (b) REST /tracks pages     x{PAGE}: {rest:8.1f} ms  (ceiling)")
+    print(f"      a/b throughput = {ratio:.2f} (target >= 0.8)")
+    album_p50 = statistics.median(albums)
+    print(f"  (c) getAlbumList2 newest 50: p50 {album_p50:.1f} ms, p90 {sorted(albums)[int(0.9 * len(albums))]:.1f} ms"
+          "  (target <= 8 ms)")  # fmt: skip
+    print(f"  (d) stream first byte: ready rendition (maxBitRate=64) p50 {statistics.median(first_64):.1f} ms, "
+          f"original (format=raw) p50 {statistics.median(first_raw):.1f} ms  (target <= 5 ms)")  # fmt: skip
+    return 0 if ratio >= 0.8 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
