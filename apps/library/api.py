@@ -18,6 +18,7 @@ from apps.library.serializers import (
     CoverInput,
     LibraryOutput,
     LibraryStaffOutput,
+    LyricsOutput,
     NameCountFilterInput,
     NameCountOutput,
     ScanJobOutput,
@@ -95,6 +96,13 @@ class TrackDetailView(APIView):
     @extend_schema(responses=TrackDetailOutput)
     def get(self, request: Request, track_id: int) -> Response:
         return Response(TrackDetailOutput(selectors.track_get(user=request.user, track_id=track_id)).data)
+
+
+class TrackLyricsView(APIView):
+    @extend_schema(responses={200: LyricsOutput, 404: ErrorOutput})
+    def get(self, request: Request, track_id: int) -> Response:
+        """The track's lyrics, synced lines with their start times and plain text (empty when it has none)."""
+        return Response(LyricsOutput(selectors.track_lyrics(user=request.user, track_id=track_id)).data)
 
 
 class AlbumListView(generics.ListAPIView):

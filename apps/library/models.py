@@ -169,6 +169,9 @@ class Album(models.Model):
     artwork_key = models.CharField(max_length=2200, blank=True, db_default="")
     # Why an image met on the last scan (or upload) was not used; the previous good cover stays meanwhile.
     artwork_error = models.TextField(blank=True, db_default="")
+    # Gated over all blocks of the album's measured tracks (apps.streaming.analysis), null until one is.
+    loudness_lufs = models.FloatField(null=True, blank=True)
+    true_peak_dbtp = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -281,6 +284,13 @@ class AudioFile(models.Model):
     # The embedded front cover read with the tags; a bad one leaves the previous picture and says why.
     artwork = models.ForeignKey(Artwork, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     artwork_error = models.CharField(max_length=500, blank=True, db_default="")
+    # Lyrics from the file's tags and its <name>.lrc / <name>.txt sidecars (apps.library.scanner.lyrics):
+    # {"synced": [[start_ms, text]...], "plain", "language", "source"}, {} when none. Why some were cut or
+    # refused (a non-UTF-8 sidecar, a 5 MB tag) in lyrics_error; lyrics_sidecar keys the sidecars' sizes and
+    # mtimes so that a changed .lrc has the file read again.
+    lyrics = models.JSONField(default=dict, blank=True, db_default=Value({}, output_field=models.JSONField()))
+    lyrics_error = models.CharField(max_length=500, blank=True, db_default="")
+    lyrics_sidecar = models.CharField(max_length=200, blank=True, db_default="")
     missing = models.BooleanField(default=False)
     scanned_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -295,6 +305,28 @@ class AudioFile(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+class TrackLoudness(models.Model):
+    """What the transcode's analysis branch measured of a track's decoded audio (apps.streaming.analysis):
+    EBU R128 integrated loudness (-inf for digital silence), loudness range, true peak, the histogram of its
+    gating blocks (album loudness is gated over all of an album's blocks) and, for spoken word, its silences.
+    Keyed by the source fingerprint it was measured on: unchanged audio is never measured twice. Its own
+    table so that track lists do not carry the histogram and the silences."""
+
+    track = models.OneToOneField(Track, on_delete=models.CASCADE, primary_key=True, related_name="loudness")
+    source_fingerprint = models.CharField(max_length=64)
+    integrated_lufs = models.FloatField()
+    range_lu = models.FloatField()
+    true_peak_dbtp = models.FloatField()
+    # {"<loudness in 0.1 LU steps>": block count}: 400 ms blocks every 100 ms above the -70 LUFS gate.
+    block_histogram = models.JSONField(default=dict, blank=True)
+    # [start_ms, end_ms, start_ms, end_ms, ...]: silences of spoken word (empty for music).
+    silences_ms = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    measured_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.integrated_lufs:.1f} LUFS"
 
 
 class Chapter(models.Model):

@@ -11,6 +11,8 @@ from django.shortcuts import get_object_or_404
 
 from apps.accounts.types import RequestUser
 from apps.library.models import Album, Artwork, AudioFile, Chapter, Library, LibraryKind, ScanJob, Track
+from apps.library.scanner.grouping import play_order
+from apps.library.scanner.lyrics import Lyrics
 
 # What "newest" means for podcast episodes, wherever they are listed (a show, a podcast library, the API):
 # by publish date (the scanner falls back to the file's mtime), then when added, for rows that have none.
@@ -73,7 +75,7 @@ def track_get(*, user: RequestUser, track_id: int) -> Track:
         Track.objects.visible_to(user)
         .select_related("album", *TRACK_COVER_RELATED)
         .prefetch_related(
-            Prefetch("files", queryset=AudioFile.objects.order_by("root", "path")),
+            Prefetch("files", queryset=AudioFile.objects.order_by("root", "path").defer("lyrics")),
             Prefetch("chapters", queryset=Chapter.objects.order_by("index")),
         )
     )
@@ -145,3 +147,29 @@ def name_counts(
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def track_lyrics(*, user: RequestUser, track_id: int) -> Lyrics:
+    """The track's lyrics if the user may see it (404 otherwise; empty Lyrics when it has none). A book made
+    of several files: each file's synced lines moved onto the book's timeline, plain texts joined. For the
+    REST API and the OpenSubsonic getLyrics/getLyricsBySongId alike."""
+    track = get_object_or_404(Track.objects.visible_to(user).only("id"), pk=track_id)
+    files = sorted(
+        AudioFile.objects.filter(track=track, missing=False, error="").only(
+            "root", "path", "tags", "duration_ms", "lyrics"
+        ),
+        key=play_order,
+    )
+    result = Lyrics()
+    plains: list[str] = []
+    start_ms = 0
+    for audio_file in files:
+        lyrics = Lyrics.from_json(audio_file.lyrics)
+        if not lyrics.empty:
+            result.synced.extend((start_ms + line_ms, text) for line_ms, text in lyrics.synced)
+            plains.append(lyrics.plain)
+            result.language = result.language or lyrics.language
+            result.source = result.source or lyrics.source
+        start_ms += audio_file.duration_ms
+    result.plain = "\n\n".join(plain for plain in plains if plain)
+    return result

@@ -1,5 +1,6 @@
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.library.artwork.storage import ArtworkStorage
@@ -166,3 +167,24 @@ class NameCountFilterInput(serializers.Serializer):
     q = serializers.CharField(
         required=False, allow_blank=True, max_length=200, help_text="Case-insensitive part of the name."
     )
+
+
+class LyricsLineOutput(serializers.Serializer):
+    start_ms = serializers.IntegerField()
+    text = serializers.CharField()
+
+
+class LyricsOutput(serializers.Serializer):
+    """A track's lyrics: synced lines (empty when only plain text is known) and the plain text."""
+
+    synced = serializers.SerializerMethodField()
+    plain = serializers.CharField()
+    language = serializers.CharField(help_text="As tagged (ISO 639-2, e.g. 'eng'); empty when unknown.")
+    origin = serializers.CharField(
+        source="source",
+        help_text="Where they were read: sidecar.lrc, SYLT, USLT, ©lyr, LYRICS, sidecar.txt...; empty: none.",
+    )
+
+    @extend_schema_field(LyricsLineOutput(many=True))
+    def get_synced(self, lyrics: Any) -> list[dict[str, Any]]:
+        return [{"start_ms": start_ms, "text": text} for start_ms, text in lyrics.synced]

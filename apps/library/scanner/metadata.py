@@ -17,6 +17,7 @@ from mutagen.mp3 import BitrateMode
 from mutagen.mp4 import MP4, MP4FreeForm, MP4Tags
 
 from apps.library.artwork.images import embedded_picture
+from apps.library.scanner.lyrics import Candidate
 
 AUDIO_EXTENSIONS = frozenset({".mp3", ".m4a", ".m4b", ".mp4", ".flac", ".ogg", ".oga", ".opus", ".wav"})
 
@@ -96,6 +97,8 @@ _FORMATS = {
 # Opus always decodes at 48 kHz; its header's "input sample rate" is only a hint.
 _FIXED_SAMPLE_RATES = {"OggOpus": 48000}
 _VORBIS_CHAPTER = re.compile(r"chapter(\d+)$")
+# Lyrics are read whole by _lyrics (apps.library.scanner.lyrics), not cut to a tag value's size.
+_LYRICS_KEYS = frozenset({"lyrics", "unsyncedlyrics", "unsynced lyrics"})
 
 
 class UnreadableFile(Exception):
@@ -116,6 +119,8 @@ class FileMetadata:
     truncated: bool = False
     # The embedded front cover's bytes, from the same parse (apps.library.artwork.images.embedded_picture).
     picture: bytes | None = None
+    # Embedded lyrics texts (USLT, SYLT, ©lyr, LYRICS/UNSYNCEDLYRICS), from the same parse.
+    lyrics: list[Candidate] = field(default_factory=list)
 
 
 def read_metadata(path: str, size_bytes: int) -> FileMetadata:
@@ -154,7 +159,37 @@ def read_metadata(path: str, size_bytes: int) -> FileMetadata:
         chapters=_clean_chapters(_chapters(audio, tags), duration_ms),
         truncated=truncated,
         picture=_picture(audio),
+        lyrics=_lyrics(audio.tags),
     )
+
+
+def _lyrics(raw: Any) -> list[Candidate]:
+    found: list[Candidate] = []
+    if isinstance(raw, ID3Tags):
+        for frame in raw.getall("SYLT"):
+            # format 2: milliseconds; 1 (MPEG frames) cannot be timed without the frame length: skipped.
+            if frame.format == 2 and frame.type in (0, 1) and frame.text:
+                lines = tuple((int(start), str(text)) for text, start in frame.text)
+                found.append(Candidate(source="SYLT", lines=lines, language=_language(frame.lang)))
+        for frame in raw.getall("USLT"):
+            if frame.text:
+                found.append(Candidate(source="USLT", text=str(frame.text), language=_language(frame.lang)))
+        for frame in raw.getall("TXXX"):
+            if frame.desc.strip().lower() in _LYRICS_KEYS and frame.text:
+                found.append(Candidate(source="TXXX", text="\n".join(str(text) for text in frame.text)))
+    elif isinstance(raw, MP4Tags):
+        for value in raw.get("\xa9lyr", []):
+            found.append(Candidate(source="\xa9lyr", text=str(value)))
+    elif isinstance(raw, VComment):
+        for key, value in raw:
+            if key.strip().lower() in _LYRICS_KEYS and value:
+                found.append(Candidate(source=key.strip().upper(), text=str(value)))
+    return found
+
+
+def _language(code: Any) -> str:
+    text = str(code or "").strip()
+    return "" if text.lower() in ("xxx", "und", "") else text[:16]
 
 
 def _picture(audio: Any) -> bytes | None:
@@ -223,7 +258,7 @@ def _normalise_tags(raw: Any) -> dict[str, list[str]]:
                 _add(tags, "genre", list(frame.genres))
             elif frame_id in _ID3_FRAMES:
                 _add(tags, _ID3_FRAMES[frame_id], [str(text) for text in frame.text])
-            elif frame_id == "TXXX" and frame.desc:
+            elif frame_id == "TXXX" and frame.desc and frame.desc.strip().lower() not in _LYRICS_KEYS:
                 key = frame.desc.strip().lower()
                 _add(tags, _VORBIS_ALIASES.get(key, key), [str(text) for text in frame.text])
             elif frame_id == "COMM" and frame.text and not frame.desc.startswith("iTun"):
@@ -244,7 +279,7 @@ def _normalise_tags(raw: Any) -> dict[str, list[str]]:
     elif isinstance(raw, VComment):
         for key, value in raw:
             key = key.strip().lower()
-            if key == "metadata_block_picture":
+            if key == "metadata_block_picture" or key in _LYRICS_KEYS:
                 continue
             _add(tags, _VORBIS_ALIASES.get(key, key), value)
     return tags

@@ -20,6 +20,7 @@ from typing import Any
 
 from apps.library.artwork.images import BadImage
 from apps.library.artwork.storage import ArtworkStorage
+from apps.library.scanner.lyrics import Candidate, pick, sidecar_lyrics
 from apps.library.scanner.metadata import UnreadableFile, read_metadata
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ _UNREADABLE: dict[str, Any] = {
     "tags": "{}",
     "chapters": "[]",
     "truncated": False,
+    "lyrics": "{}",
+    "lyrics_error": "",
 }
 _NO_PICTURE: dict[str, Any] = {
     "artwork_hash": None,
@@ -80,21 +83,39 @@ def picture_columns(picture: bytes | None, rules: PictureRules | None) -> dict[s
     }
 
 
+def lyrics_columns(path: str, embedded: list[Candidate]) -> dict[str, Any]:
+    """The file's lyrics (its sidecars' and its tags') as JSON text, why any were cut or refused, and the key
+    of its sidecars (a changed .lrc makes the file be read again)."""
+    sidecars, key, problems = sidecar_lyrics(path)
+    lyrics = pick([*sidecars, *embedded])
+    return {
+        "lyrics": json.dumps(lyrics.as_json(), ensure_ascii=False),
+        "lyrics_error": "; ".join([*problems, *lyrics.problems])[:500],
+        "lyrics_sidecar": key,
+    }
+
+
 def file_columns(job: tuple[str, int], pictures: PictureRules | None = None) -> dict[str, Any] | None:
     """The AudioFile columns read from one file (tags and chapters as JSON text, the embedded picture stored
-    and described), or None if it vanished."""
+    and described, its lyrics), or None if it vanished."""
     path, size_bytes = job
     try:
         metadata = read_metadata(path, size_bytes)
     except FileNotFoundError:
         return None
     except UnreadableFile as exc:
-        return {**_UNREADABLE, **_NO_PICTURE, "error": str(exc)}
+        return {**_UNREADABLE, **_NO_PICTURE, "lyrics_sidecar": "", "error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - mutagen raises all sorts on corrupt data; record it, go on
         logger.warning("unexpected error reading %s", path, exc_info=True)
-        return {**_UNREADABLE, **_NO_PICTURE, "error": f"unreadable ({type(exc).__name__}: {exc})"[:500]}
+        return {
+            **_UNREADABLE,
+            **_NO_PICTURE,
+            "lyrics_sidecar": "",
+            "error": f"unreadable ({type(exc).__name__}: {exc})"[:500],
+        }
     return {
         **picture_columns(metadata.picture, pictures),
+        **lyrics_columns(path, metadata.lyrics),
         "format": metadata.format,
         "codec": metadata.codec,
         "bitrate_kbps": metadata.bitrate_kbps,

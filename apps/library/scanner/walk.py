@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from apps.library.artwork.images import IMAGE_EXTENSIONS
+from apps.library.scanner.lyrics import SIDECAR_EXTENSIONS
 from apps.library.scanner.metadata import AUDIO_EXTENSIONS
 
 # AudioFile.group_key and Track.group_key hold root + "/" + path (a book: its folder) in 2048 characters.
@@ -32,6 +33,7 @@ def walk_roots(
     *,
     on_problem: Callable[[str, str], None],
     on_image: Callable[[FoundFile], None] | None = None,
+    on_sidecar: Callable[[FoundFile], None] | None = None,
 ) -> Iterator[FoundFile]:
     """Every audio file under `roots`, depth first.
 
@@ -39,7 +41,8 @@ def walk_roots(
     the roots (no escape to the rest of the disk), and a folder is entered once even if links loop
     back to it. A folder or file that cannot be read, or that disappears while we walk, is reported
     through `on_problem(path, message)` and the walk goes on. Image files (candidate covers) met on the way
-    are given to `on_image`, with their size and mtime, in the same pass.
+    are given to `on_image`, with their size and mtime, in the same pass; lyrics sidecars (.lrc, .txt) to
+    `on_sidecar`.
     """
     real_roots = [os.path.realpath(root) for root in roots]
     for root in roots:
@@ -81,6 +84,10 @@ def walk_roots(
                     if extension in IMAGE_EXTENSIONS and on_image is not None and entry.is_file():
                         image_stat = entry.stat()
                         on_image(FoundFile(root, f"{relative}{name}", image_stat.st_size, image_stat.st_mtime_ns))
+                        continue
+                    if extension in SIDECAR_EXTENSIONS and on_sidecar is not None and entry.is_file():
+                        sidecar_stat = entry.stat()
+                        on_sidecar(FoundFile(root, f"{relative}{name}", sidecar_stat.st_size, sidecar_stat.st_mtime_ns))
                         continue
                     if extension not in AUDIO_EXTENSIONS or not entry.is_file():
                         continue

@@ -32,6 +32,7 @@ from apps.library.artwork.images import ImageInfo
 from apps.library.artwork.storage import StoredImage
 from apps.library.models import Album, ArtworkSource, Library, Track
 from apps.library.scanner.grouping import FileRow, TrackSpec, build_track, fingerprint, group_keys, join_path
+from apps.library.scanner.lyrics import sidecar_key
 from apps.library.scanner.reader import read_all
 from apps.library.scanner.walk import FoundFile, walk_roots
 from apps.library.services.artwork import artworks_upsert, covers_resolve, picture_rules
@@ -84,12 +85,12 @@ class ScanResult:
 
 
 _KNOWN_SQL = """
-SELECT root, path, id, size_bytes, mtime_ns, missing, group_key, NULLIF(error, '')
+SELECT root, path, id, size_bytes, mtime_ns, missing, group_key, NULLIF(error, ''), lyrics_sidecar
 FROM library_audiofile WHERE library_id = %s
 """
 # Positions in a _KNOWN_SQL row. Plain tuples, not named ones: an unchanged rescan is mostly this loop,
 # and building 100 000 NamedTuples costs more than the query that returns them.
-_ID, _SIZE, _MTIME, _MISSING, _GROUP, _ERROR = 2, 3, 4, 5, 6, 7
+_ID, _SIZE, _MTIME, _MISSING, _GROUP, _ERROR, _SIDECAR = 2, 3, 4, 5, 6, 7, 8
 
 
 def library_scan(*, library: Library, progress: ProgressCallback | None = None) -> ScanResult:
@@ -106,9 +107,16 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
     # `report`, whose heartbeat writes would open a second connection.
     found: list[FoundFile] = []
     images: list[FoundFile] = []  # candidate covers, met by the same walk
+    sidecars: list[FoundFile] = []  # <name>.lrc / <name>.txt lyrics, likewise
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-walk") as walker:
         walking = walker.submit(
-            found.extend, walk_roots(list(library.root_paths), on_problem=result.problem, on_image=images.append)
+            found.extend,
+            walk_roots(
+                list(library.root_paths),
+                on_problem=result.problem,
+                on_image=images.append,
+                on_sidecar=sidecars.append,
+            ),
         )
         with bulk_cursor() as cursor:
             cursor.execute(_KNOWN_SQL, [library.pk], binary=True)
@@ -122,6 +130,7 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
     report("walk", len(found), len(found))
     result.seen = len(found)
     keys = group_keys(library.kind, found)
+    sidecar_keys = _sidecar_keys(sidecars)
 
     to_read: list[FoundFile] = []
     restored_ids: list[int] = []
@@ -135,7 +144,11 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
             continue
         if old[_MISSING]:
             result.restored += 1
-        if old[_SIZE] != found_file.size_bytes or old[_MTIME] != found_file.mtime_ns:
+        if (
+            old[_SIZE] != found_file.size_bytes
+            or old[_MTIME] != found_file.mtime_ns
+            or old[_SIDECAR] != sidecar_keys.get((found_file.root, _stem(found_file.path)), "")
+        ):
             result.updated += 1
             to_read.append(found_file)
             continue
@@ -166,6 +179,20 @@ def library_scan(*, library: Library, progress: ProgressCallback | None = None) 
     return result
 
 
+def _stem(path: str) -> str:
+    dot = path.rfind(".")
+    return path[:dot] if dot > path.rfind("/") else path
+
+
+def _sidecar_keys(sidecars: list[FoundFile]) -> dict[tuple[str, str], str]:
+    """(root, path without extension) → the key the reader records for that audio file's sidecars."""
+    found: dict[tuple[str, str], list[tuple[str, int, int]]] = defaultdict(list)
+    for sidecar in sidecars:
+        stem = _stem(sidecar.path)
+        found[(sidecar.root, stem)].append((sidecar.path[len(stem) :].lower(), sidecar.size_bytes, sidecar.mtime_ns))
+    return {key: sidecar_key(entries) for key, entries in found.items()}
+
+
 def _mark_files(*, restored_ids: list[int], gone_ids: list[int], regrouped: list[tuple[int, str]]) -> None:
     """Files back on disk, files gone, files now in another group: one transaction, no file re-read."""
     now = timezone.now()
@@ -189,19 +216,22 @@ def _mark_files(*, restored_ids: list[int], gone_ids: list[int], regrouped: list
 _UPSERT_FILES_SQL = """
 INSERT INTO library_audiofile (
     library_id, root, path, group_key, size_bytes, mtime_ns, format, codec, bitrate_kbps, sample_rate_hz,
-    channels, duration_ms, truncated, tags, embedded_chapters, error, artwork_id, artwork_error, missing,
-    scanned_at, created_at, updated_at
+    channels, duration_ms, truncated, tags, embedded_chapters, error, artwork_id, artwork_error, lyrics,
+    lyrics_error, lyrics_sidecar, missing, scanned_at, created_at, updated_at
 )
 SELECT %(library)s, r.root, r.path, r.group_key, r.size_bytes, r.mtime_ns, r.format, r.codec, r.bitrate_kbps,
        r.sample_rate_hz, r.channels, r.duration_ms, r.truncated, r.tags::jsonb, r.chapters::jsonb, r.error,
-       r.artwork_id, r.artwork_error, false, %(now)s, %(now)s, %(now)s
+       r.artwork_id, r.artwork_error, r.lyrics::jsonb, r.lyrics_error, r.lyrics_sidecar, false,
+       %(now)s, %(now)s, %(now)s
 FROM unnest(
     %(root)b::text[], %(path)b::text[], %(group_key)b::text[], %(size_bytes)b::bigint[], %(mtime_ns)b::bigint[],
     %(format)b::text[], %(codec)b::text[], %(bitrate_kbps)b::integer[], %(sample_rate_hz)b::integer[],
     %(channels)b::smallint[], %(duration_ms)b::bigint[], %(truncated)b::boolean[], %(tags)b::text[],
-    %(chapters)b::text[], %(error)b::text[], %(artwork_id)b::bigint[], %(artwork_error)b::text[]
+    %(chapters)b::text[], %(error)b::text[], %(artwork_id)b::bigint[], %(artwork_error)b::text[],
+    %(lyrics)b::text[], %(lyrics_error)b::text[], %(lyrics_sidecar)b::text[]
 ) AS r(root, path, group_key, size_bytes, mtime_ns, format, codec, bitrate_kbps, sample_rate_hz, channels,
-       duration_ms, truncated, tags, chapters, error, artwork_id, artwork_error)
+       duration_ms, truncated, tags, chapters, error, artwork_id, artwork_error, lyrics, lyrics_error,
+       lyrics_sidecar)
 ON CONFLICT (library_id, root, path) DO UPDATE SET
     group_key = EXCLUDED.group_key, size_bytes = EXCLUDED.size_bytes, mtime_ns = EXCLUDED.mtime_ns,
     format = EXCLUDED.format, codec = EXCLUDED.codec, bitrate_kbps = EXCLUDED.bitrate_kbps,
@@ -210,12 +240,14 @@ ON CONFLICT (library_id, root, path) DO UPDATE SET
     error = EXCLUDED.error,
     -- A picture that cannot be used leaves the file's previous one (and says why in artwork_error).
     artwork_id = CASE WHEN EXCLUDED.artwork_error <> '' THEN library_audiofile.artwork_id ELSE EXCLUDED.artwork_id END,
-    artwork_error = EXCLUDED.artwork_error,
+    artwork_error = EXCLUDED.artwork_error, lyrics = EXCLUDED.lyrics, lyrics_error = EXCLUDED.lyrics_error,
+    lyrics_sidecar = EXCLUDED.lyrics_sidecar,
     missing = false, scanned_at = EXCLUDED.scanned_at, updated_at = EXCLUDED.updated_at
 """
 _FILE_COLUMNS = (
     "root", "path", "group_key", "size_bytes", "mtime_ns", "format", "codec", "bitrate_kbps", "sample_rate_hz",
     "channels", "duration_ms", "truncated", "tags", "chapters", "error", "artwork_id", "artwork_error",
+    "lyrics", "lyrics_error", "lyrics_sidecar",
 )  # fmt: skip
 
 
