@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.postgres.forms import SimpleArrayField
 from django.db import connection
@@ -12,8 +13,21 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from apps.library.models import Album, AudioFile, Chapter, Library, LibraryAccess, ScanJob, ScanStatus, Track
+from apps.library.artwork.images import BadImage, image_check
+from apps.library.artwork.storage import ArtworkStorage
+from apps.library.models import (
+    Album,
+    Artwork,
+    AudioFile,
+    Chapter,
+    Library,
+    LibraryAccess,
+    ScanJob,
+    ScanStatus,
+    Track,
+)
 from apps.library.services import scan_request
+from apps.library.services.artwork import album_cover_upload
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -182,12 +196,21 @@ class AudioFileInline(admin.TabularInline):
 
 @admin.register(Track)
 class TrackAdmin(admin.ModelAdmin):
-    list_display = ("title", "artist_names", "album", "library", "duration", "missing", "updated_at")
+    list_display = ("thumbnail", "title", "artist_names", "album", "library", "duration", "missing", "updated_at")
+    list_display_links = ("thumbnail", "title")
     list_filter = ("library", GenreFilter, "missing", HasErrorFilter)
     search_fields = ("title", "album__title", "album_artist")
-    list_select_related = ("album", "library")
+    list_select_related = ("album", "library", "artwork", "album__artwork")
     raw_id_fields = ("album",)
-    readonly_fields = ("library", "group_key", "source_fingerprint", "created_at", "updated_at")
+    readonly_fields = (
+        "cover_preview",
+        "artwork",
+        "library",
+        "group_key",
+        "source_fingerprint",
+        "created_at",
+        "updated_at",
+    )
     inlines = [AudioFileInline, ChapterInline]
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Track], search_term: str):
@@ -204,6 +227,14 @@ class TrackAdmin(admin.ModelAdmin):
     def duration(self, track: Track) -> str:
         seconds = track.duration_ms // 1000
         return f"{seconds // 3600}:{seconds // 60 % 60:02}:{seconds % 60:02}"
+
+    @admin.display(description="cover")
+    def thumbnail(self, track: Track) -> str:
+        return cover_img(track.cover, 64)
+
+    @admin.display(description="cover (its own picture, else its album's)")
+    def cover_preview(self, track: Track) -> str:
+        return cover_img(track.cover, 300)
 
 
 @admin.register(AudioFile)
@@ -231,9 +262,92 @@ class AudioFileAdmin(admin.ModelAdmin):
         return False
 
 
+def cover_img(artwork: Artwork | None, size: int) -> str:
+    """A cover's variant of `size` px through its signed /art/ URL (what clients get), or a dash."""
+    if artwork is None:
+        return "—"
+    shown = min(size, 200)
+    url = ArtworkStorage.url(artwork.hash, size, "jpeg")
+    return format_html('<img src="{}" width="{}" height="{}" alt="" loading="lazy">', url, shown, shown)
+
+
+class AlbumForm(forms.ModelForm):
+    cover_upload = forms.FileField(
+        required=False,
+        label="Replace the cover",
+        help_text="JPEG, PNG or WebP. An uploaded cover wins over folder images and embedded pictures, and stays "
+        "through rescans.",
+    )
+
+    class Meta:
+        model = Album
+        exclude = ["artwork", "artwork_key"]
+
+    def clean_cover_upload(self) -> bytes | None:
+        upload = self.cleaned_data.get("cover_upload")
+        if not upload:
+            return None
+        # Checked here for the form's error message; album_cover_upload checks it again (any caller).
+        if upload.size > settings.ARTWORK_MAX_BYTES:
+            raise forms.ValidationError(
+                f"image of {upload.size / 1e6:.1f} MB, over the {settings.ARTWORK_MAX_BYTES / 1e6:.1f} MB limit"
+            )
+        data = upload.read()
+        try:
+            image_check(data, max_bytes=settings.ARTWORK_MAX_BYTES, max_pixels=settings.ARTWORK_MAX_PIXELS)
+        except BadImage as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
+
 @admin.register(Album)
 class AlbumAdmin(admin.ModelAdmin):
-    list_display = ("title", "album_artist", "library", "year", "track_count")
+    form = AlbumForm
+    list_display = ("thumbnail", "title", "album_artist", "library", "year", "track_count", "cover_problem")
+    list_display_links = ("thumbnail", "title")
     list_filter = ("library",)
     search_fields = ("title", "album_artist")
-    list_select_related = ("library",)
+    list_select_related = ("library", "artwork")
+    readonly_fields = ("cover_preview", "cover_source", "artwork_error")
+
+    @admin.display(description="cover")
+    def thumbnail(self, album: Album) -> str:
+        return cover_img(album.cover, 64)
+
+    @admin.display(description="cover")
+    def cover_preview(self, album: Album) -> str:
+        return cover_img(album.cover, 300)
+
+    @admin.display(description="cover taken from")
+    def cover_source(self, album: Album) -> str:
+        return album.artwork_key.split(":", 1)[0] if album.artwork_key else "—"
+
+    @admin.display(description="cover problem", boolean=False)
+    def cover_problem(self, album: Album) -> str:
+        return album.artwork_error.splitlines()[0] if album.artwork_error else ""
+
+    def save_model(self, request: HttpRequest, obj: Album, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        data = form.cleaned_data.get("cover_upload")
+        if data:
+            artwork = album_cover_upload(album=obj, data=data)
+            self.message_user(
+                request,
+                f"New cover stored ({artwork.width}×{artwork.height}); its sizes are being made.",
+                messages.INFO,
+            )
+
+
+@admin.register(Artwork)
+class ArtworkAdmin(admin.ModelAdmin):
+    list_display = ("thumbnail", "hash", "mime", "width", "height", "size_bytes", "source", "status", "color")
+    list_filter = ("status", "source", "mime")
+    search_fields = ("hash",)
+    readonly_fields = [field.name for field in Artwork._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="cover")
+    def thumbnail(self, artwork: Artwork) -> str:
+        return cover_img(artwork if artwork.is_ready else None, 64)
