@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.podcasts.services.downloads import DownloadInterrupted, episode_download, episode_download_give_up
+from apps.podcasts.services.downloads import (
+    DownloadInterrupted,
+    episode_download,
+    episode_download_give_up,
+    episodes_reclaim,
+)
 from apps.podcasts.services.retention import episodes_retention
 from apps.podcasts.services.subscriptions import subscription_refresh, subscriptions_refresh_due
 
@@ -13,7 +18,9 @@ DOWNLOAD_RETRIES = 5
 
 @shared_task(name="apps.podcasts.tasks.subscriptions_refresh_due_task")
 def subscriptions_refresh_due_task() -> int:
-    """Every minute (beat): queue a refresh of each subscription whose next poll is due."""
+    """Every minute (beat): queue a refresh of each subscription whose next poll is due, and again the
+    downloads whose worker died."""
+    episodes_reclaim()
     return len(subscriptions_refresh_due())
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import mutagen
@@ -26,6 +27,7 @@ from mutagen import MutagenError
 
 from apps.library.models import Chapter, Library, Track
 from apps.library.services.targeted import library_file_scan
+from apps.ops.db import advisory_lock_try
 from apps.podcasts.feeds import chapters_parse, safe_name
 from apps.podcasts.fetch import FetchError, FetchRefused, TooLarge, client
 from apps.podcasts.models import EpisodeState, FeedEpisode
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 PARTS_DIR = ".revenge-downloads"
 CHAPTERS_MAX_BYTES = 1024 * 1024
+LOCK_NAMESPACE = 0x506F6443 << 32  # "PodC": apart from the other advisory locks (track ids, flush)
 # mutagen's file type → the extension the file gets (the scanner reads these).
 EXTENSIONS = {
     "MP3": ".mp3", "EasyMP3": ".mp3", "MP4": ".m4a", "EasyMP4": ".m4a", "OggVorbis": ".ogg", "OggOpus": ".opus",
@@ -88,9 +91,22 @@ def parts_folder(library: Library) -> Path:
     return Path(library.root_paths[0]) / PARTS_DIR
 
 
+def _lock_key(episode_id: int) -> int:
+    """The advisory lock a download holds (session-level: it goes with the worker's connection if the
+    worker dies, so episodes_reclaim can tell a dead download from a slow one)."""
+    return LOCK_NAMESPACE + episode_id
+
+
 def episode_download(*, episode_id: int) -> DownloadResult:
     """Run one download (the task's body). Raises DownloadInterrupted for a transient failure (the task
     retries and resumes); records a permanent one on the episode."""
+    with advisory_lock_try(_lock_key(episode_id)) as mine:
+        if not mine:
+            return DownloadResult(state="skipped")  # another worker is on it
+        return _download(episode_id)
+
+
+def _download(episode_id: int) -> DownloadResult:
     claimed = FeedEpisode.objects.filter(
         pk=episode_id, state__in=[EpisodeState.QUEUED, EpisodeState.DOWNLOADING]
     ).update(state=EpisodeState.DOWNLOADING, download_attempts=F("download_attempts") + 1, updated_at=timezone.now())
@@ -131,6 +147,19 @@ def episode_download(*, episode_id: int) -> DownloadResult:
         updated_at=timezone.now(),
     )
     return DownloadResult(state=EpisodeState.DOWNLOADED, track_id=track.pk, resumed_from_bytes=resumed_from)
+
+
+def episodes_reclaim(*, idle: timedelta = timedelta(minutes=1)) -> list[int]:
+    """Beat: downloads left `downloading` by a worker that died (its advisory lock is free) are queued
+    again; the next run resumes the part file. The dead worker's message would only come back after the
+    broker's visibility timeout (an hour)."""
+    stuck = FeedEpisode.objects.filter(state=EpisodeState.DOWNLOADING, updated_at__lt=timezone.now() - idle)
+    orphans = []
+    for episode_id in stuck.values_list("pk", flat=True):
+        with advisory_lock_try(_lock_key(episode_id)) as free:
+            if free:
+                orphans.append(episode_id)
+    return episodes_download_request(episode_ids=orphans, states=(EpisodeState.DOWNLOADING,))
 
 
 def episode_download_give_up(*, episode_id: int, error: str) -> None:
