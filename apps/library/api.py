@@ -22,6 +22,8 @@ from apps.library.serializers import (
     NameCountFilterInput,
     NameCountOutput,
     ScanJobOutput,
+    SearchInput,
+    SearchOutput,
     TrackDetailOutput,
     TrackListOutput,
 )
@@ -193,3 +195,17 @@ class TrackCoverView(_CoverView):
     def get(self, request: Request, track_id: int) -> HttpResponseRedirect:
         """The track's cover (its own picture, else its album's): a redirect to its signed URL."""
         return _cover_redirect(request, selectors.track_cover(user=request.user, track_id=track_id), "track")
+
+
+class SearchView(APIView):
+    @extend_schema(parameters=[SearchInput], responses={200: SearchOutput, 400: ErrorOutput})
+    def get(self, request: Request) -> Response:
+        """Artists, albums, tracks, shows, episodes and books you can see that match `q`, best first: exact,
+        then prefix, then a word's prefix, then similar spellings ('motorhead' finds 'Motörhead', 'beetles'
+        finds 'The Beatles')."""
+        params = SearchInput(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        results = selectors.search(
+            user=request.user, term=params.validated_data["q"], limit=params.validated_data["limit"]
+        )
+        return Response(SearchOutput(results).data)

@@ -4,12 +4,21 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import CharField, F, Func, Q, QuerySet, Value
+from django.db.models import F, Q, QuerySet
 from django_filters.constants import EMPTY_VALUES
 from drf_spectacular.utils import extend_schema_field
 
 from apps.library.models import Album, Library, LibraryKind, Track
-from apps.library.selectors import EPISODE_NEWEST_FIRST
+from apps.library.search import (
+    SEARCH_ORDER,
+    SEARCH_QUERY_MAX_CHARS,
+    SEARCH_QUERY_MIN_CHARS,
+    TRACK_SEARCH_ORDER,
+    SearchTerm,
+    SearchTermInvalid,
+    search_term,
+)
+from apps.library.selectors import EPISODE_NEWEST_FIRST, album_matching, track_matching
 
 
 @extend_schema_field({"type": "integer", "minimum": 1})
@@ -23,9 +32,31 @@ class IdFilter(django_filters.NumberFilter):
         super().__init__(*args, **kwargs)
 
 
-class ArrayToString(Func):
-    function = "array_to_string"
-    output_field = CharField()
+class SearchTermField(forms.CharField):
+    """A search text checked by apps.library.search (length, NUL), cleaned to a SearchTerm."""
+
+    def clean(self, value: Any) -> SearchTerm | None:
+        value = super().clean(value)
+        if value in EMPTY_VALUES:
+            return None
+        try:
+            return search_term(value)
+        except SearchTermInvalid as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from exc
+
+
+@extend_schema_field({"type": "string", "minLength": SEARCH_QUERY_MIN_CHARS, "maxLength": SEARCH_QUERY_MAX_CHARS})
+class SearchFilter(django_filters.CharFilter):
+    """`q=`: the search matcher (accent-insensitive, typo-tolerant); without an ordering, best matches first."""
+
+    field_class = SearchTermField
+
+    def filter(self, qs: QuerySet, value: SearchTerm | None) -> QuerySet:
+        if value is None:
+            return qs
+        if qs.model is Track:
+            return track_matching(qs, value).order_by(*TRACK_SEARCH_ORDER)
+        return album_matching(qs, value).order_by(*SEARCH_ORDER)
 
 
 class StableOrderingFilter(django_filters.OrderingFilter):
@@ -67,7 +98,9 @@ class TrackFilter(MarkFilters):
         method="filter_artist", help_text="Tracks whose artists or album artists include this name."
     )
     genre = django_filters.CharFilter(method="filter_genre", help_text="Tracks whose genres include this one.")
-    q = django_filters.CharFilter(method="filter_q", help_text="Case-insensitive search in title, artists, album.")
+    q = SearchFilter(
+        help_text="Search title, artists and album title: accents and case ignored, typos forgiven, best first."
+    )
     ordering = MarkOrderingFilter(
         fields=(
             ("title", "title"),
@@ -102,16 +135,11 @@ class TrackFilter(MarkFilters):
     def filter_genre(self, queryset: QuerySet[Track], name: str, value: str) -> QuerySet[Track]:
         return queryset.filter(genres__contains=[value])
 
-    def filter_q(self, queryset: QuerySet[Track], name: str, value: str) -> QuerySet[Track]:
-        return queryset.annotate(artists_text=ArrayToString(F("artists"), Value(" "))).filter(
-            Q(title__icontains=value) | Q(artists_text__icontains=value) | Q(album__title__icontains=value)
-        )
-
 
 class AlbumFilter(MarkFilters):
     library = IdFilter(field_name="library_id")
     artist = django_filters.CharFilter(method="filter_artist")
-    q = django_filters.CharFilter(field_name="title", lookup_expr="icontains")
+    q = SearchFilter(help_text="Search the title: accents and case ignored, typos forgiven, best first.")
     ordering = MarkOrderingFilter(
         fields=(("title", "title"), ("year", "year"), ("created_at", "added"), *MarkFilters.MARK_ORDERINGS),
     )

@@ -3,6 +3,7 @@ for staff). Anything outside that scope is indistinguishable from something that
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.db import connection
@@ -13,6 +14,19 @@ from apps.accounts.types import RequestUser
 from apps.library.models import Album, Artwork, AudioFile, Chapter, Library, LibraryKind, ScanJob, Track
 from apps.library.scanner.grouping import play_order
 from apps.library.scanner.lyrics import Lyrics
+from apps.library.search import (
+    SEARCH_ORDER,
+    TRACK_SEARCH_ORDER,
+    Matches,
+    MatchRank,
+    MatchSimilarity,
+    SearchNorm,
+    SearchNormArray,
+    SearchTerm,
+    match_sql,
+    rank_sql,
+    similarity_sql,
+)
 
 # What "newest" means for podcast episodes, wherever they are listed (a show, a podcast library, the API):
 # by publish date (the scanner falls back to the file's mtime), then when added, for rows that have none.
@@ -136,17 +150,15 @@ def name_counts(
     if not library_ids:
         return []
     extra = ""
-    params: list[list[int] | str] = [library_ids]
-    if query:
-        extra = "AND name ILIKE %s"
-        params = [library_ids, f"%{_escape_like(query)}%"]
+    params: list[Any] = [library_ids]
+    if " ".join(query.split()):
+        # The search matcher (apps.library.search), without its minimum length: a list filter, not a search.
+        extra, match_params = match_sql(("revenge_search_norm(name)", []), SearchTerm(" ".join(query.split())))
+        extra = f"AND {extra}"
+        params += match_params
     with connection.cursor() as cursor:
         cursor.execute(_NAME_COUNTS_SQL.format(column=column, extra=extra), params)
         return [{"name": name, "track_count": tracks, "album_count": albums} for name, tracks, albums in cursor]
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def track_lyrics(*, user: RequestUser, track_id: int) -> Lyrics:
@@ -173,3 +185,81 @@ def track_lyrics(*, user: RequestUser, track_id: int) -> Lyrics:
         start_ms += audio_file.duration_ms
     result.plain = "\n\n".join(plain for plain in plains if plain)
     return result
+
+
+def track_matching(queryset: QuerySet[Track], term: SearchTerm) -> QuerySet[Track]:
+    """Tracks whose title, artists or album title match (the tracks' `q=` filter and search); best first when
+    ordered by `search_rank`, `-search_similarity` (see apps.library.search)."""
+    albums = Album.objects.filter(Matches(SearchNorm("title"), term)).values("pk")
+    return queryset.filter(
+        Q(Matches(SearchNorm("title"), term))
+        | Q(Matches(SearchNormArray("artists"), term, prefix_index=False))
+        | Q(album__in=albums)
+    ).annotate(
+        search_rank=MatchRank(SearchNorm("title"), term), search_similarity=MatchSimilarity(SearchNorm("title"), term)
+    )
+
+
+def album_matching(queryset: QuerySet[Album], term: SearchTerm) -> QuerySet[Album]:
+    """Albums (shows, series) whose title matches, with `search_rank` and `search_similarity`."""
+    return queryset.filter(Matches(SearchNorm("title"), term)).annotate(
+        search_rank=MatchRank(SearchNorm("title"), term), search_similarity=MatchSimilarity(SearchNorm("title"), term)
+    )
+
+
+_ARTIST_SEARCH_SQL = """
+SELECT name, count(DISTINCT album.id) AS album_count
+FROM library_album AS album, unnest(album.album_artists || album.artists) AS name
+WHERE album.library_id = ANY(%s) AND album.track_count > 0 AND {albums_match} AND {name_match}
+GROUP BY name
+ORDER BY min({rank}), max({similarity}) DESC, length(name), name
+LIMIT %s
+"""
+
+
+@dataclass
+class SearchResults:
+    """What /api/v1/search answers, each kind best match first. Artists are names (there is no artist row):
+    album artists and everyone credited on an album, with how many visible albums carry them."""
+
+    artists: list[dict[str, Any]] = field(default_factory=list)
+    albums: list[Album] = field(default_factory=list)
+    tracks: list[Track] = field(default_factory=list)
+    shows: list[Album] = field(default_factory=list)
+    episodes: list[Track] = field(default_factory=list)
+    books: list[Track] = field(default_factory=list)
+
+
+def search(*, user: RequestUser, term: SearchTerm, limit: int) -> SearchResults:
+    """Artists, albums and tracks of music libraries, shows and episodes of podcast libraries, books of
+    audiobook libraries, that the user may see, matching the term: at most `limit` of each, in 7 queries."""
+    kinds: dict[str, list[int]] = {kind: [] for kind in LibraryKind.values}
+    for library_id, kind in Library.objects.visible_to(user).values_list("pk", "kind"):
+        kinds[kind].append(library_id)
+    results = SearchResults()
+    music, podcasts, books = kinds[LibraryKind.MUSIC], kinds[LibraryKind.PODCAST], kinds[LibraryKind.AUDIOBOOK]
+    if music:
+        results.artists = _artist_search(music, term, limit)
+    for library_ids, attribute in ((music, "albums"), (podcasts, "shows")):
+        if library_ids:
+            albums = album_matching(album_list(user=user).filter(library_id__in=library_ids), term)
+            setattr(results, attribute, list(albums.order_by(*SEARCH_ORDER)[:limit]))
+    for library_ids, attribute in ((music, "tracks"), (podcasts, "episodes"), (books, "books")):
+        if library_ids:
+            tracks = track_matching(track_list(user=user).filter(library_id__in=library_ids), term)
+            setattr(results, attribute, list(tracks.order_by(*TRACK_SEARCH_ORDER)[:limit]))
+    return results
+
+
+def _artist_search(library_ids: list[int], term: SearchTerm, limit: int) -> list[dict[str, Any]]:
+    albums_where = "revenge_search_norm_array(album.album_artists || album.artists)"
+    name: tuple[str, list[Any]] = ("revenge_search_norm(name)", [])
+    albums_match, albums_params = match_sql((albums_where, []), term, prefix_index=False)
+    name_match, name_params = match_sql(name, term)
+    rank, rank_params = rank_sql(name, term)
+    similarity, similarity_params = similarity_sql(name, term)
+    sql = _ARTIST_SEARCH_SQL.format(albums_match=albums_match, name_match=name_match, rank=rank, similarity=similarity)
+    params = [library_ids, *albums_params, *name_params, *rank_params, *similarity_params, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [{"name": row[0], "album_count": row[1]} for row in cursor]

@@ -4,6 +4,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.library.artwork.storage import ArtworkStorage
+from apps.library.search import (
+    SEARCH_LIMIT_MAX,
+    SEARCH_QUERY_MAX_CHARS,
+    SEARCH_QUERY_MIN_CHARS,
+    SearchTerm,
+    SearchTermInvalid,
+    search_term,
+)
 
 
 class ScanJobOutput(serializers.Serializer):
@@ -188,3 +196,36 @@ class LyricsOutput(serializers.Serializer):
     @extend_schema_field(LyricsLineOutput(many=True))
     def get_synced(self, lyrics: Any) -> list[dict[str, Any]]:
         return [{"start_ms": start_ms, "text": text} for start_ms, text in lyrics.synced]
+
+
+class SearchInput(serializers.Serializer):
+    q = serializers.CharField(
+        trim_whitespace=False,
+        help_text=(
+            f"What to look for, {SEARCH_QUERY_MIN_CHARS}–{SEARCH_QUERY_MAX_CHARS} characters: accents and case "
+            "ignored, typos forgiven (4 characters or more)."
+        ),
+    )
+    limit = serializers.IntegerField(
+        required=False, default=10, min_value=1, max_value=SEARCH_LIMIT_MAX, help_text="At most this many of each kind."
+    )
+
+    def validate_q(self, value: str) -> SearchTerm:
+        try:
+            return search_term(value)
+        except SearchTermInvalid as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+class SearchArtistOutput(serializers.Serializer):
+    name = serializers.CharField()
+    album_count = serializers.IntegerField(help_text="Visible albums that credit them.")
+
+
+class SearchOutput(serializers.Serializer):
+    artists = SearchArtistOutput(many=True, help_text="Music artists (album artists and everyone credited).")
+    albums = AlbumOutput(many=True, help_text="Music albums.")
+    tracks = TrackListOutput(many=True, help_text="Music tracks (title, artists or album title matched).")
+    shows = AlbumOutput(many=True, help_text="Podcast shows.")
+    episodes = TrackListOutput(many=True, help_text="Podcast episodes.")
+    books = TrackListOutput(many=True, help_text="Audiobooks.")

@@ -16,4 +16,5 @@ urlpatterns = [
     path("tracks/<int:track_id>/lyrics", api.TrackLyricsView.as_view(), name="track-lyrics"),
     path("artists", api.ArtistListView.as_view(), name="artist-list"),
     path("genres", api.GenreListView.as_view(), name="genre-list"),
+    path("search", api.SearchView.as_view(), name="search"),
 ]

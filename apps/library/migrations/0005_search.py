@@ -1,9 +1,81 @@
-# Reserved for the search issue (17): its extensions, functions and indexes go here. Empty until then, so
-# that the lyrics/loudness migration (0006) can depend on it while both are built at the same time.
+# Search (issue 17): accent-insensitive, typo-tolerant matching of titles and names with PostgreSQL's contrib
+# extensions unaccent and pg_trgm. The normalising functions and the indexes over them are SQL only (no model
+# state): apps/library/search.py writes the very same expressions, and tests/library/test_search.py checks
+# with EXPLAIN that every query shape uses these indexes.
 from django.db import migrations
+
+REQUIRED_EXTENSIONS = ("pg_trgm", "unaccent")
+
+# IMMUTABLE wrappers, so they can be indexed: unaccent(text) is only STABLE because it looks its dictionary
+# up by name through search_path. Naming the dictionary and the function by schema removes that, which is
+# what PostgreSQL's documentation and everyone's `f_unaccent` do. array_to_string is STABLE in general (it
+# calls the element type's output function); for text[] that output never changes, so the array form is
+# declared IMMUTABLE too. lower() after unaccent(): 'Ö' -> 'O' -> 'o'.
+FUNCTIONS_SQL = """
+CREATE OR REPLACE FUNCTION f_unaccent(text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+    AS $$ SELECT {schema}.unaccent('{schema}.unaccent'::regdictionary, $1) $$;
+CREATE OR REPLACE FUNCTION revenge_search_norm(text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+    AS $$ SELECT lower(f_unaccent($1)) $$;
+CREATE OR REPLACE FUNCTION revenge_search_norm_array(text[]) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+    AS $$ SELECT lower(f_unaccent(array_to_string($1, ' '))) $$;
+"""
+
+# Trigram GIN indexes serve the word-prefix LIKE and the word-similarity operator (<%); the btree ones
+# (text_pattern_ops, whatever the database's collation) serve exact and whole-string prefix matches, also for
+# the two-character queries whose trigrams would match too much.
+INDEXES_SQL = """
+CREATE INDEX library_track_title_trgm ON library_track USING gin (revenge_search_norm(title) gin_trgm_ops);
+CREATE INDEX library_track_title_prefix ON library_track (revenge_search_norm(title) text_pattern_ops);
+CREATE INDEX library_track_artists_trgm ON library_track
+    USING gin (revenge_search_norm_array(artists) gin_trgm_ops);
+CREATE INDEX library_album_title_trgm ON library_album USING gin (revenge_search_norm(title) gin_trgm_ops);
+CREATE INDEX library_album_title_prefix ON library_album (revenge_search_norm(title) text_pattern_ops);
+CREATE INDEX library_album_names_trgm ON library_album
+    USING gin (revenge_search_norm_array(album_artists || artists) gin_trgm_ops);
+"""
+
+DROP_SQL = """
+DROP INDEX IF EXISTS library_track_title_trgm, library_track_title_prefix, library_track_artists_trgm,
+    library_album_title_trgm, library_album_title_prefix, library_album_names_trgm;
+DROP FUNCTION IF EXISTS revenge_search_norm_array(text[]), revenge_search_norm(text), f_unaccent(text);
+"""
+
+
+class MissingExtension(RuntimeError):
+    pass
+
+
+def create_search(apps, schema_editor):
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_available_extensions WHERE name = ANY(%s)", [list(REQUIRED_EXTENSIONS)])
+        available = {name for (name,) in cursor.fetchall()}
+        missing = [name for name in REQUIRED_EXTENSIONS if name not in available]
+        if missing:
+            cursor.execute("SHOW server_version")
+            (version,) = cursor.fetchone()
+            raise MissingExtension(
+                f"PostgreSQL {version} at DATABASE_URL lacks the extension(s) {', '.join(missing)}, which search "
+                "needs: install the server's contrib modules (Debian/Ubuntu: they come with the `postgresql` "
+                "package; RHEL: `postgresql-contrib`) and run migrate again. See README, 'Against your own "
+                "PostgreSQL'."
+            )
+        for name in REQUIRED_EXTENSIONS:
+            cursor.execute(f"CREATE EXTENSION IF NOT EXISTS {name}")
+        cursor.execute("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'unaccent'")
+        (schema,) = cursor.fetchone()
+        cursor.execute(FUNCTIONS_SQL.format(schema=schema))
+        cursor.execute(INDEXES_SQL)
+
+
+def drop_search(apps, schema_editor):
+    # The extensions stay: other databases objects (or the DBA) may use them.
+    schema_editor.execute(DROP_SQL)
 
 
 class Migration(migrations.Migration):
     dependencies = [("library", "0004_artwork")]
 
-    operations: list[migrations.operations.base.Operation] = []
+    operations = [migrations.RunPython(create_search, drop_search)]
