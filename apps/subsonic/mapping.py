@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from apps.library.models import Album, ArtworkStatus, AudioFile, LibraryKind
@@ -39,6 +39,7 @@ def playlist_id(pk: int) -> str:
     return f"{PLAYLIST}-{pk}"
 
 
+@lru_cache(maxsize=65536)
 def artist_id(name: str) -> str:
     return f"{ARTIST}-" + base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
 

@@ -131,6 +131,18 @@ BODIES: dict[str, dict[str, Any]] = {
         },
     ),  # fmt: skip
     "playlists": obj({}, {"playlist": array(PLAYLIST)}),
+    "lyricsList": obj(
+        {},
+        {
+            "structuredLyrics": array(
+                obj(
+                    {"lang": STRING, "synced": BOOL, "line": array(obj({"value": STRING}, {"start": NONNEG}))},
+                    {"displayArtist": STRING, "displayTitle": STRING, "offset": INT},
+                )
+            )
+        },
+    ),  # fmt: skip
+    "lyrics": obj({}, {"artist": STRING, "title": STRING, "value": STRING}),
     "playlist": PLAYLIST,
     "starred2": obj({}, {"artist": array(ARTIST_ID3), "album": array(ALBUM_ID3), "song": array(CHILD)}),
     "artistInfo": obj({}, {"biography": STRING}),

@@ -9,7 +9,15 @@ from django.db.models import F, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from apps.library.models import Album, Track
-from apps.library.selectors import album_list, name_counts
+from apps.library.search import (
+    SEARCH_ORDER,
+    SEARCH_QUERY_MIN_CHARS,
+    TRACK_SEARCH_ORDER,
+    SearchTerm,
+    SearchTermInvalid,
+    search_term,
+)
+from apps.library.selectors import album_list, album_matching, name_counts, track_matching
 from apps.playback.selectors import session_open_list
 from apps.subsonic import mapping
 from apps.subsonic.endpoints.common import folder_filter, songs_by_id, songs_of, visible_tracks
@@ -144,9 +152,26 @@ def _search_query(call: Call) -> str:
     return "" if query in ('""', "''", "*") else query.strip('"')
 
 
+def _search_term(query: str) -> SearchTerm | None:
+    """The library's matcher term (typo-tolerant, accent-blind: apps.library.search), None for everything.
+    Apps search as the user types, so one character is searched too (as a list filter, like name_counts)."""
+    if not query:
+        return None
+    try:
+        return search_term(query)
+    except SearchTermInvalid as error:
+        text = " ".join(query.split())
+        if text and "\x00" not in text and len(text) < SEARCH_QUERY_MIN_CHARS:
+            return SearchTerm(text)
+        raise SubsonicError(ErrorCode.MISSING_PARAMETER, f"query: {error}") from None
+
+
 def _search(call: Call) -> tuple[list[dict[str, Any]], list[Album], list[dict[str, Any]]]:
+    """An empty query lists everything by id (a stable order to page through: apps sync this way); a query
+    lists matches best first, as the REST API's search orders them."""
     params = call.params
     query = _search_query(call)
+    term = _search_term(query)
     folder = folder_filter(call.user, params)
     artist_count, artist_offset = params.count("artistCount", 20), params.number("artistOffset", 0) or 0
     album_count, album_offset = params.count("albumCount", 20), params.number("albumOffset", 0) or 0
@@ -160,17 +185,13 @@ def _search(call: Call) -> tuple[list[dict[str, Any]], list[Album], list[dict[st
         found = album_list(user=call.user)
         if folder is not None:
             found = found.filter(library_id=folder)
-        if query:
-            found = found.filter(Q(title__icontains=query) | Q(album_artist__icontains=query))
-        albums = list(found.order_by("id")[album_offset : album_offset + album_count])
+        found = found.order_by("id") if term is None else album_matching(found, term).order_by(*SEARCH_ORDER)
+        albums = list(found[album_offset : album_offset + album_count])
     tracks: list[dict[str, Any]] = []
     if song_count:
         songs = _songs_in_folder(call)
-        if query:
-            songs = songs.filter(
-                Q(title__icontains=query) | Q(album__title__icontains=query) | Q(album_artist__icontains=query)
-            )
-        tracks = songs_of(call.user, songs.order_by("id"), song_offset, song_offset + song_count)
+        songs = songs.order_by("id") if term is None else track_matching(songs, term).order_by(*TRACK_SEARCH_ORDER)
+        tracks = songs_of(call.user, songs, song_offset, song_offset + song_count)
     return artists, albums, tracks
 
 

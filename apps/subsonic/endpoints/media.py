@@ -14,16 +14,18 @@ mean running ffmpeg in the request. Clients read the Content-Type (audio/mp4) an
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import m3u8
 from django.conf import settings
+from django.db.models import Q
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 
 from apps.library.artwork.storage import ArtworkStorage, size_snap, variant_name
 from apps.library.models import AudioFile, Track
-from apps.library.selectors import album_cover, track_cover
+from apps.library.selectors import album_cover, track_cover, track_list, track_lyrics
 from apps.ops.http import accel_redirect_response, file_response
 from apps.streaming.profiles import SegmentFormat
 from apps.streaming.selectors import track_for_user, track_source_files
@@ -173,3 +175,46 @@ def get_cover_art(call: Call) -> HttpResponseBase:
         return file_response(call.request, parts=[path], content_type="image/jpeg", cache_control=cache_control)
     except FileNotFoundError:
         raise not_found("Cover art") from None
+
+
+@endpoint("getLyricsBySongId")
+def get_lyrics_by_song_id(call: Call) -> dict[str, Any]:
+    """songLyrics: the synced lines (one structured entry, start in ms) and the plain text (another, unsynced)."""
+    pk = mapping.parse_track_id(call.params.require("id"))
+    lyrics = track_lyrics(user=call.user, track_id=pk)
+    track = track_for_user(user=call.user, track_id=pk)
+    if track is None:
+        raise not_found("Song")
+    head = {
+        "displayArtist": ", ".join(track.artists) or track.album_artist or None,
+        "displayTitle": track.title,
+        "lang": lyrics.language or "xxx",  # ISO 639 "xxx": unknown, as the spec asks when none is tagged
+        "offset": 0,
+    }
+    structured = []
+    if lyrics.synced:
+        structured.append(
+            {**head, "synced": True, "line": [{"start": ms, "value": text} for ms, text in lyrics.synced]}
+        )
+    if lyrics.plain:
+        structured.append({**head, "synced": False, "line": [{"value": text} for text in lyrics.plain.split("\n")]})
+    return {"lyricsList": {"structuredLyrics": structured}}
+
+
+@endpoint("getLyrics")
+def get_lyrics(call: Call) -> dict[str, Any]:
+    """The first visible song with this title (and artist, when given) that has lyrics: its plain text."""
+    artist, title = call.params.get("artist"), call.params.get("title")
+    tracks = track_list(user=call.user)
+    if title:
+        tracks = tracks.filter(title__iexact=title)
+    if artist:
+        tracks = tracks.filter(Q(artists__contains=[artist]) | Q(album_artist__iexact=artist))
+    if not title and not artist:
+        return {"lyrics": {}}
+    for track in tracks.order_by("id")[:20]:
+        lyrics = track_lyrics(user=call.user, track_id=track.pk)
+        if not lyrics.empty:
+            text = lyrics.plain or "\n".join(line for _ms, line in lyrics.synced)
+            return {"lyrics": {"artist": ", ".join(track.artists) or None, "title": track.title, "value": text}}
+    return {"lyrics": {}}

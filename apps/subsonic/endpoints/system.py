@@ -15,6 +15,7 @@ EXTENSIONS: dict[str, list[int]] = {
     "formPost": [1],
     "transcodeOffset": [1],
     "indexBasedQueue": [1],
+    "songLyrics": [1],
 }
 
 
