@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.web import podcast_views, views
+from apps.web import collection_views, podcast_views, views
 
 app_name = "web"
 
@@ -17,6 +17,18 @@ urlpatterns = [
     path("tracks/", views.track_list, name="track-list"),
     path("tracks/<int:track_id>/", views.track_detail, name="track-detail"),
     path("history/", views.history, name="history"),
+    path("favourites/", collection_views.favourites, name="favourites"),
+    path("playlists/", collection_views.playlist_list, name="playlist-list"),
+    path("playlists/<int:playlist_id>/", collection_views.playlist_detail, name="playlist-detail"),
+    path("smart-playlists/", collection_views.smart_playlist_list, name="smart-playlist-list"),
+    path(
+        "smart-playlists/<int:smart_playlist_id>/",
+        collection_views.smart_playlist_detail,
+        name="smart-playlist-detail",
+    ),
+    path(
+        "smart-playlists/builtin/<slug:slug>/", collection_views.smart_playlist_builtin, name="smart-playlist-builtin"
+    ),
     path("podcasts/", podcast_views.podcast_list, name="podcast-list"),
     path("podcasts/subscribe", podcast_views.podcast_subscribe, name="podcast-subscribe"),
     path("podcasts/<int:subscription_id>/", podcast_views.podcast_detail, name="podcast-detail"),
