@@ -248,3 +248,31 @@ def test_xml_tree_reads_text_values():
     assert xml_tree(body)["subsonic-response"]["genres"] == {
         "genre": [{"songCount": 1, "albumCount": 1, "value": "Jazz"}]
     }
+
+
+def test_connect_an_app_page_creates_shows_once_and_revokes(listener):
+    client = Client()
+    client.force_login(listener)
+    page = client.get("/connect/")
+    assert page.status_code == 200 and page["Cache-Control"] == "no-store"
+    html = page.content.decode()
+    assert '<code data-connect="server">http://testserver/</code>' in html
+    assert '<code data-connect="username">listener</code>' in html
+    assert "None yet." in html
+    created = client.post("/connect/", {"name": "  Symfonium   on my phone "})
+    body = created.content.decode()
+    password = re.search(r'<code class="connect-password" data-connect="password">([a-z2-9-]+)</code>', body)[1]
+    assert AppPassword.objects.get().name == "Symfonium on my phone"
+    assert "<svg" in body and "shown only this once" in body
+    salt = "9f"
+    assert error_code(call("ping", u="listener", t=hashlib.md5((password + salt).encode()).hexdigest(), s=salt)) is None
+    again = client.get("/connect/").content.decode()
+    assert password not in again and f"<code>{password[:5]}…</code>" in again
+    assert client.post("/connect/", {"name": "   "}).status_code == 400
+    row = AppPassword.objects.get()
+    other = Client()
+    other.force_login(UserFactory())
+    assert other.post(f"/connect/{row.pk}/revoke").status_code == 404
+    assert client.post(f"/connect/{row.pk}/revoke").status_code == 302
+    assert error_code(call("ping", u="listener", p=password)) == 40
+    assert "None yet." in client.get("/connect/").content.decode()
