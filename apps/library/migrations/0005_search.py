@@ -11,16 +11,18 @@ REQUIRED_EXTENSIONS = ("pg_trgm", "unaccent")
 # what PostgreSQL's documentation and everyone's `f_unaccent` do. array_to_string is STABLE in general (it
 # calls the element type's output function); for text[] that output never changes, so the array form is
 # declared IMMUTABLE too. lower() after unaccent(): 'Ö' -> 'O' -> 'o'.
+# Every name in the bodies is schema-qualified: PostgreSQL 17+ runs CREATE INDEX, VACUUM and ANALYZE with
+# search_path = pg_catalog, pg_temp, where an unqualified f_unaccent is not found.
 FUNCTIONS_SQL = """
-CREATE OR REPLACE FUNCTION f_unaccent(text) RETURNS text
+CREATE OR REPLACE FUNCTION {own}.f_unaccent(text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
     AS $$ SELECT {schema}.unaccent('{schema}.unaccent'::regdictionary, $1) $$;
-CREATE OR REPLACE FUNCTION revenge_search_norm(text) RETURNS text
+CREATE OR REPLACE FUNCTION {own}.revenge_search_norm(text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
-    AS $$ SELECT lower(f_unaccent($1)) $$;
-CREATE OR REPLACE FUNCTION revenge_search_norm_array(text[]) RETURNS text
+    AS $$ SELECT pg_catalog.lower({own}.f_unaccent($1)) $$;
+CREATE OR REPLACE FUNCTION {own}.revenge_search_norm_array(text[]) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
-    AS $$ SELECT lower(f_unaccent(array_to_string($1, ' '))) $$;
+    AS $$ SELECT pg_catalog.lower({own}.f_unaccent(pg_catalog.array_to_string($1, ' '))) $$;
 """
 
 # Trigram GIN indexes serve the word-prefix LIKE and the word-similarity operator (<%); the btree ones
@@ -66,7 +68,10 @@ def create_search(apps, schema_editor):
             cursor.execute(f"CREATE EXTENSION IF NOT EXISTS {name}")
         cursor.execute("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'unaccent'")
         (schema,) = cursor.fetchone()
-        cursor.execute(FUNCTIONS_SQL.format(schema=schema))
+        # Where the tables are (the first schema of search_path), which the app's queries find them by.
+        cursor.execute("SELECT quote_ident(current_schema())")
+        (own,) = cursor.fetchone()
+        cursor.execute(FUNCTIONS_SQL.format(schema=schema, own=own))
         cursor.execute(INDEXES_SQL)
 
 
