@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 
 from celery import current_app
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -31,6 +32,11 @@ logger = logging.getLogger(__name__)
 TRANSCODE_TASK = "apps.streaming.tasks.rendition_transcode_task"
 # pg_try_advisory_lock(bigint) namespace for per-track transcode locks ("RV" in the top bits).
 _LOCK_NAMESPACE = 0x5256 << 40
+# A track's transcode is sent to a queue at most once per this many seconds: a player polling the master
+# playlist every 20 ms while it answers 202 would otherwise queue one task per poll (measured: 1 587 in a
+# minute, each a no-op the one interactive worker then had to get through before the next listener's track).
+# After it, a request sends again: a message lost with the broker is not waited for longer than this.
+SEND_ONCE_S = 60
 
 
 class Outcome(enum.StrEnum):
@@ -85,6 +91,9 @@ def renditions_request(*, track_ids: Iterable[int], interactive: bool = False, r
     def send() -> None:
         for track_id, duration_ms in to_send:
             soft = transcode_time_limit_s(duration_ms)
+            claim = f"streaming:transcode-sent:{queue}:{track_id}"
+            if not retry_failed and not _claim(claim):
+                continue  # sent moments ago, and on its way
             try:
                 current_app.send_task(
                     TRANSCODE_TASK,
@@ -98,11 +107,27 @@ def renditions_request(*, track_ids: Iterable[int], interactive: bool = False, r
                 # The rows stay pending: the next request for the track sends again, housekeeping re-queues
                 # pending rows nobody works on. The request that asked goes on (HLS "not ready yet").
                 logger.warning("transcodes not queued, broker unreachable (%s): tracks %s", exc, to_send)
+                _unclaim(claim)
                 return
 
     if to_send:
         transaction.on_commit(send)
     return len(to_send)
+
+
+def _claim(key: str) -> bool:
+    """Whether this request is the one to send (SEND_ONCE_S); with the cache away, every request sends."""
+    try:
+        return bool(cache.add(key, 1, timeout=SEND_ONCE_S))
+    except Exception:  # redis' ConnectionError and friends: sending twice is harmless, not sending is not
+        return True
+
+
+def _unclaim(key: str) -> None:
+    try:
+        cache.delete(key)
+    except Exception:  # the cache is away too: its key expires on its own
+        pass
 
 
 def renditions_after_scan(*, track_ids: list[int]) -> int:
