@@ -7,18 +7,16 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from django.db.models import CharField, F, FilteredRelation, Func, Q, QuerySet, Value
-from django.db.models.functions import Coalesce, Concat
+from django.db.models import BooleanField, F, FilteredRelation, Func, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.accounts.types import RequestUser
 from apps.collections.smart_rules import Condition, Group, Rules
 from apps.library import selectors as library_selectors
 from apps.library.models import Track
+from apps.library.search import SearchNorm, SearchNormArray
 
-# Names are joined with a separator no rule text may hold (rules refuse control characters): `starts_with`
-# is then "contains SEP + text" over SEP + name SEP name..., one ILIKE instead of a subquery per element.
-_SEP = "\x1f"
 _PROGRESS_FIELDS = {"last_played", "play_count", "in_progress"}
 _ORDER_BY: dict[str, tuple[str, bool]] = {  # order → (expression name, nulls last)
     "title": ("title", False),
@@ -34,16 +32,40 @@ _ORDER_BY: dict[str, tuple[str, bool]] = {  # order → (expression name, nulls 
 }
 
 
-class _ArrayToString(Func):
-    function = "array_to_string"
-    output_field = CharField()
+class _Like(Func):
+    """`a LIKE b`, as a condition."""
+
+    arg_joiner = " LIKE "
+    template = "(%(expressions)s)"
+    output_field = BooleanField()
 
 
-def _names(*columns: str) -> Concat:
-    parts: list[Any] = [Value(_SEP)]
-    for column in columns:
-        parts += [_ArrayToString(F(column), Value(_SEP)), Value(_SEP)]
-    return Concat(*parts, output_field=CharField())
+class _Equal(Func):
+    arg_joiner = " = "
+    template = "(%(expressions)s)"
+    output_field = BooleanField()
+
+
+def _like_text(text: str) -> str:
+    """The text with LIKE's wildcards and escape character taken literally (rules are never patterns)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _norm_like(normalised: Func, pattern: str) -> Q:
+    # Both sides through revenge_search_norm, as apps.library.search matches: accent- and case-insensitive,
+    # and the trigram / prefix indexes of migration library.0005 serve title, album title and artists.
+    return Q(_Like(normalised, SearchNorm(Value(pattern))))
+
+
+def _text(normalised: Func, op: str, value: str, *, names: bool) -> Q:
+    like = _like_text(value)
+    if op == "contains":
+        return _norm_like(normalised, f"%{like}%")
+    if names:  # starts_with on a list of names: a word of a name starts with it
+        return _norm_like(normalised, f"{like}%") | _norm_like(normalised, f"% {like}%")
+    if op == "starts_with":
+        return _norm_like(normalised, f"{like}%")
+    return Q(_Equal(normalised, SearchNorm(Value(value))))
 
 
 class SmartTracks:
@@ -63,8 +85,10 @@ class SmartTracks:
         self.limit = limit
 
     def count(self) -> int:
-        total = self.selection.order_by().count()
-        return min(total, self.limit) if self.limit else total
+        unordered = self.selection.order_by()
+        if self.limit:  # counting stops at the limit: `SELECT count(*) FROM (… LIMIT n)`
+            return unordered.values("pk")[: self.limit].count()
+        return unordered.count()
 
     def __len__(self) -> int:
         return self.count()
@@ -94,10 +118,6 @@ def smart_tracks(*, user: RequestUser, rules: Rules) -> SmartTracks:
         queryset = queryset.annotate(
             user_progress=FilteredRelation("playback_progress", condition=Q(playback_progress__user_id=user_id))
         ).annotate(last_played=F("user_progress__updated_at"), play_count=Coalesce(F("user_progress__play_count"), 0))
-    if "artist" in fields:
-        queryset = queryset.annotate(artist_names=_names("artists", "album_artists"))
-    if "genre" in fields:
-        queryset = queryset.annotate(genre_names=_names("genres"))
     if "rating" in fields:
         queryset = queryset.annotate(rating_value=Coalesce(F("rating"), 0))
     queryset = queryset.filter(_group(rules.root, now=timezone.now()))
@@ -133,16 +153,14 @@ def _day_start(day: dt.date) -> dt.datetime:
 def _condition(condition: Condition, *, now: dt.datetime) -> Q:
     field, op, value = condition.field, condition.op, condition.value
     if field in ("title", "album"):
-        column = "title" if field == "title" else "album__title"
-        lookup = {"is": "iexact", "contains": "icontains", "starts_with": "istartswith"}[op]
-        return Q(**{f"{column}__{lookup}": value})
+        return _text(SearchNorm(F("title" if field == "title" else "album__title")), op, value, names=False)
     if field in ("artist", "genre"):
-        if op == "is":  # an exact name: the GIN indexes on the arrays
+        if op == "is":  # an exact name, artist or album artist: the GIN indexes on the arrays
             if field == "artist":
                 return Q(artists__contains=[value]) | Q(album_artists__contains=[value])
             return Q(genres__contains=[value])
-        column = "artist_names" if field == "artist" else "genre_names"
-        return Q(**{f"{column}__icontains": value if op == "contains" else _SEP + value})
+        # The track's artists (what search matches and its trigram index covers), or its genres.
+        return _text(SearchNormArray(F("artists" if field == "artist" else "genres")), op, value, names=True)
     if field in ("added", "last_played"):
         column = "created_at" if field == "added" else "last_played"
         if op == "in_the_last":

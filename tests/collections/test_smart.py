@@ -87,6 +87,8 @@ def cond(field, op, value) -> dict:
         ({"all": [cond("artist", "starts_with", "bill")]}, ["Blue in Green"]),
         ({"all": [cond("artist", "contains", "ILE")], "order": "title"}, ["100% Pure", "Blue in Green", "So What"]),
         ({"all": [cond("artist", "is", "Miles")]}, []),
+        ({"all": [cond("artist", "contains", "MÍLES")]}, ["Blue in Green", "So What"]),  # as search matches
+        ({"all": [cond("title", "starts_with", "blüe in")]}, ["Blue in Green"]),
         ({"all": [cond("title", "contains", "%")]}, ["100% Pure"]),
         ({"all": [cond("title", "contains", ".*")]}, []),
         ({"all": [cond("title", "starts_with", "_")]}, []),
