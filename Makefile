@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-cold-start bench-segments bench-proxy bench-memory bench-smart bench-subsonic vendor-hlsjs
+.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-cold-start bench-segments bench-proxy bench-memory bench-smart bench-subsonic bench-podcasts vendor-hlsjs
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-proxy      segments through nginx secure_link vs nginx static vs the Django view (needs nginx, wrk)"
 	@echo "make bench-smart      smart playlists over a generated catalogue (BENCH_TRACKS=100000, BENCH_RUNS=30)"
 	@echo "make bench-memory     a web worker's memory while it streams a 1 GiB original itself (BENCH_MEMORY_MIB=1024)"
+	@echo "make bench-podcasts   feed refreshes (500 x 300 episodes: all 304, all changed) and one episode download, vs bare HTTP and curl"
 	@echo "make vendor-hlsjs     update the vendored hls.js (HLSJS_VERSION=$(HLSJS_VERSION)) from the npm registry"
 	@echo "make bench-subsonic   OpenSubsonic full sync by search3 vs the REST track list, getAlbumList2, stream first byte (BENCH_SONGS=2020)"
 	@echo "make clean   remove .venv (var/ with the embedded databases is kept)"
@@ -73,6 +74,9 @@ bench-proxy: $(STAMP)
 
 bench-memory: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/memory.py
+
+bench-podcasts: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/podcasts.py
 
 bench-smart: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/smart.py

@@ -592,3 +592,51 @@ def test_a_growing_live_playlist_is_no_cache_from_nginx_and_from_django(stack):
             assert client.get(f"{base}/other.m3u8", headers=https).status == 404
     finally:
         live.unlink()
+
+
+def test_opensubsonic_clients_through_nginx(stack):
+    """The OpenSubsonic API behind the shipped nginx, driven by py-sonic (its insecure mode: the site's
+    certificate is self-signed) and py-opensonic (given a session that skips the check) over HTTPS. `stream`
+    of the original is authorized by the app and sent by nginx (X-Accel-Redirect, Range by nginx); a rendition
+    streamed as one fMP4 file comes from Django (nginx cannot join the files)."""
+    import asyncio
+
+    import aiohttp
+    import libopensonic
+    import libsonic
+
+    from tests.e2e.stack import ADMIN_PASSWORD, ADMIN_USER
+    from tests.streaming.hls_checks import decoded_seconds
+
+    port, track = stack.site.https_port, stack.tracks["Ouverture"]
+    source = (stack.media / "Artist" / "Album" / "01 Ouverture été.mp3").read_bytes()
+    sonic = libsonic.Connection("https://127.0.0.1", ADMIN_USER, ADMIN_PASSWORD, port=port, legacyAuth=True,
+                                insecure=True, appName="e2e-pysonic")  # fmt: skip
+    assert sonic.ping() is True
+    assert [a["name"] for a in sonic.getAlbumList2("alphabeticalByName")["albumList2"]["album"]] == ["Album"]
+    assert sonic.stream(f"tr-{track['id']}", tformat="raw").read() == source
+
+    opensonic = libopensonic.Connection("https://127.0.0.1", api_key=stack.token, port=port, app_name="e2e")
+
+    async def insecure_session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False))
+
+    opensonic._async._sess = asyncio.run_coroutine_threadsafe(insecure_session(), opensonic._loop).result(10)
+    try:
+        found = opensonic.search3("ouverture")
+        assert [(s.id, s.title) for s in found.song] == [(f"tr-{track['id']}", "Ouverture")]
+        response = opensonic.stream(f"tr-{track['id']}", max_bit_rate=64, tformat="aac")  # the source is a 64k MP3
+        body = asyncio.run_coroutine_threadsafe(response.read(), opensonic._loop).result(60)
+        assert response.headers["Content-Type"] == "audio/mp4" and int(response.headers["Content-Length"]) == len(body)
+    finally:
+        opensonic.cleanup()
+    run = subprocess.run([settings.FFMPEG_BINARY, "-nostdin", "-hide_banner", "-stats", "-i", "pipe:0", "-f", "null",
+                          "-"], input=body, capture_output=True, timeout=60)  # fmt: skip
+    assert round(decoded_seconds(run.stderr.decode(errors="replace"))) == 20
+
+    query = urlencode({"u": ADMIN_USER, "p": ADMIN_PASSWORD, "id": f"tr-{track['id']}", "format": "raw"})
+    reply = stack.client().get(f"/rest/stream.view?{query}", headers={"Range": "bytes=100-199"})
+    assert (reply.status, reply.body, reply.headers["Content-Type"]) == (206, source[100:200], "audio/mpeg")
+    assert "X-Accel-Redirect" not in reply.headers
+    entry = logged(stack, reply)
+    assert entry["upstream_addr"] == f"127.0.0.1:{stack.gunicorn_port}" and entry["bytes"] == 100  # bytes by nginx
