@@ -106,6 +106,12 @@ def test_listening_with_py_opensonic_and_py_sonic(world, live_server, settings):
         }
         # 64 kbit/s is about a quarter of 256 kbit/s.
         assert 0.15 < streamed[(64, None)][2] / streamed[(320, "aac")][2] < 0.4
+        # transcodeOffset: from the segment holding second 7 (6-12 s of 6 s segments): 8 s are left.
+        response = keyed.stream(f"tr-{first.pk}", max_bit_rate=64, time_offset=7)
+        assert round(decode_s(opensonic_bytes(keyed, response))) == 8
+        hls = requests.get(f"{live_server.url}/rest/hls.m3u8", {"apiKey": world["token"], "id": f"tr-{first.pk}"})
+        assert hls.headers["Content-Type"] == "application/vnd.apple.mpegurl"
+        assert hls.text.startswith("#EXTM3U") and hls.text.count("#EXT-X-STREAM-INF") == 3
     finally:
         keyed.cleanup()
 

@@ -276,3 +276,41 @@ def test_connect_an_app_page_creates_shows_once_and_revokes(listener):
     assert client.post(f"/connect/{row.pk}/revoke").status_code == 302
     assert error_code(call("ping", u="listener", p=password)) == 40
     assert "None yet." in client.get("/connect/").content.decode()
+
+
+def test_album_list_types(listener):
+    from apps.library.models import Album
+    from apps.playback.services import progress_record
+
+    library = LibraryFactory()
+    grant(listener, library)
+    albums = {}
+    for title, year in (("Alpha", 1990), ("Beta", 2005), ("Gamma", 2020)):
+        genres = ["Jazz"] if title == "Beta" else ["Rock"]
+        albums[title] = Album.objects.create(
+            library=library, title=title, album_artist=f"{title} band", year=year, genres=genres, track_count=1
+        )
+        track = TrackFactory(library=library, album=albums[title], title=f"{title} song", duration_ms=100_000)
+        albums[title].song = track
+    progress_record(user=listener, track_id=albums["Beta"].song.pk, position_ms=90_000, device_id="d")
+    progress_record(user=listener, track_id=albums["Gamma"].song.pk, position_ms=10_000, device_id="d")
+
+    def names(list_type: str, **params) -> list[str]:
+        answer = call("getAlbumList2", type=list_type, **params, **pw())
+        return [album["name"] for album in answer["albumList2"]["album"]]
+
+    assert names("alphabeticalByName") == ["Alpha", "Beta", "Gamma"]
+    assert names("alphabeticalByArtist", size=2, offset=1) == ["Beta", "Gamma"]
+    assert names("newest") == ["Gamma", "Beta", "Alpha"]
+    assert names("byYear", fromYear=2021, toYear=1995) == ["Gamma", "Beta"]  # from > to: newest first
+    assert names("byGenre", genre="Rock") == ["Alpha", "Gamma"]
+    assert sorted(names("random")) == ["Alpha", "Beta", "Gamma"]
+    assert names("highest") == names("starred") == []
+    assert names("newest", musicFolderId=library.pk) == ["Gamma", "Beta", "Alpha"]
+    from apps.playback.services import progress_buffer_flush
+
+    progress_buffer_flush()  # frequent and recent read PostgreSQL (the buffer flushes every few seconds)
+    assert names("frequent") == ["Beta"]  # played through (90 %): one listen
+    assert names("recent") == ["Gamma", "Beta"]
+    as_xml = call("getAlbumList", fmt="xml", type="alphabeticalByName", **pw())["albumList"]["album"]
+    assert [a["title"] for a in as_xml] == ["Alpha", "Beta", "Gamma"]
