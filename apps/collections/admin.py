@@ -89,6 +89,12 @@ def _set_public(modeladmin: PlaylistAdmin, request: HttpRequest, queryset: Query
     modeladmin.message_user(request, f"{changed} playlist(s) made {state}.", messages.SUCCESS)
 
 
+@admin.action(description="Repair positions, count and duration")
+def repair(modeladmin: PlaylistAdmin, request: HttpRequest, queryset: QuerySet[Playlist]) -> None:
+    changed = services.playlists_repair(playlist_ids=list(queryset.values_list("pk", flat=True)))
+    modeladmin.message_user(request, f"{changed} playlist(s) repaired.", messages.SUCCESS)
+
+
 @admin.action(description="Make public")
 def make_public(modeladmin: PlaylistAdmin, request: HttpRequest, queryset: QuerySet[Playlist]) -> None:
     _set_public(modeladmin, request, queryset, True)
@@ -115,7 +121,7 @@ class PlaylistAdmin(admin.ModelAdmin):
     raw_id_fields = ("owner",)
     readonly_fields = ("version", "track_count", "duration_ms", "created_at", "updated_at")
     inlines = [PlaylistEntryInline]
-    actions = [export_m3u8, make_public, make_private]
+    actions = [export_m3u8, make_public, make_private, repair]
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.import_m3u8_view)

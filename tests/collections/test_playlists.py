@@ -232,3 +232,23 @@ def test_the_services_serve_any_front_end(world):
     playlist = services.playlist_entries_add(user=owner, playlist_id=playlist.pk, track_ids=ids(world, "Secret"))
     titles = list(playlist.entries.order_by("position").values_list("track__title", flat=True))
     assert (titles, playlist.version, playlist.track_count) == (["B", "A", "Secret"], 3, 3)
+
+
+def test_repair_after_entries_went_without_the_services(world):
+    owner = world["owner_user"]
+    playlist = services.playlist_create(owner=owner, name="Mix", track_ids=ids(world, "A", "B", "C", "D"))
+    untouched = services.playlist_create(owner=owner, name="Other", track_ids=ids(world, "D"))
+    Track.objects.filter(title="B").delete()  # its entry goes by CASCADE, as with a deleted library
+    Track.objects.filter(title="D").update(duration_ms=10_000)
+    assert services.playlists_repair(playlist_ids=[playlist.pk, untouched.pk]) == 2
+    playlist.refresh_from_db()
+    rows = list(playlist.entries.order_by("position").values_list("position", "track__title"))
+    assert (rows, playlist.track_count, playlist.duration_ms, playlist.version) == (
+        [(0, "A"), (1, "C"), (2, "D")],
+        3,
+        1000 + 3000 + 10_000,
+        2,
+    )
+    untouched.refresh_from_db()
+    assert (untouched.duration_ms, untouched.version) == (10_000, 2)
+    assert services.playlists_repair(playlist_ids=[playlist.pk, untouched.pk]) == 0

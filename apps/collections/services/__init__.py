@@ -13,6 +13,7 @@ from apps.collections.services.playlists import (
     playlist_entries_remove,
     playlist_import_m3u8,
     playlist_update,
+    playlists_repair,
 )
 from apps.collections.services.smart import (
     smart_playlist_create,
@@ -32,6 +33,7 @@ __all__ = [
     "playlist_entries_remove",
     "playlist_import_m3u8",
     "playlist_update",
+    "playlists_repair",
     "rating_set",
     "smart_playlist_create",
     "smart_playlist_delete",

@@ -269,3 +269,40 @@ def _replace_entries(playlist: Playlist, before: list[EntryRow], after: list[Ent
     playlist.track_count = totals["count"]
     playlist.duration_ms = totals["duration_ms"]
     playlist.save(update_fields=["track_count", "duration_ms", "version", "updated_at"])
+
+
+_REPAIR_SQL = """
+WITH numbered AS (
+    SELECT entry.id, entry.playlist_id, row_number() OVER w - 1 AS position
+    FROM collections_playlistentry AS entry
+    WHERE entry.playlist_id = ANY(%(ids)s)
+    WINDOW w AS (PARTITION BY entry.playlist_id ORDER BY entry.position, entry.id)
+), renumbered AS (
+    UPDATE collections_playlistentry AS entry SET position = numbered.position
+    FROM numbered WHERE entry.id = numbered.id AND entry.position <> numbered.position
+    RETURNING entry.playlist_id
+)
+UPDATE collections_playlist AS playlist
+SET track_count = totals.track_count, duration_ms = totals.duration_ms, version = playlist.version + 1
+FROM (
+    SELECT playlist.id, count(entry.id) AS track_count, coalesce(sum(track.duration_ms), 0) AS duration_ms
+    FROM collections_playlist AS playlist
+    LEFT JOIN collections_playlistentry AS entry ON entry.playlist_id = playlist.id
+    LEFT JOIN library_track AS track ON track.id = entry.track_id
+    WHERE playlist.id = ANY(%(ids)s)
+    GROUP BY playlist.id
+) AS totals
+WHERE playlist.id = totals.id
+  AND ((playlist.track_count, playlist.duration_ms) IS DISTINCT FROM (totals.track_count, totals.duration_ms)
+       OR playlist.id IN (SELECT playlist_id FROM renumbered))
+"""
+
+
+def playlists_repair(*, playlist_ids: Sequence[int]) -> int:
+    """Positions 0…n-1 again and the stored count and duration recomputed, for playlists whose entries
+    changed without the services: a track deleted with its library (the entries go by CASCADE), a track
+    whose duration a transcode corrected. One statement; each playlist that changed gets a new version.
+    Returns how many changed."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_REPAIR_SQL, {"ids": list(playlist_ids)})
+        return cursor.rowcount
