@@ -16,7 +16,7 @@ from typing import Any
 from apps.library.models import Album, ArtworkStatus, AudioFile, LibraryKind
 from apps.playback.progress.rules import ProgressState
 from apps.streaming.services.originals import media_type
-from apps.subsonic.response import not_found
+from apps.subsonic.response import Clean, clean_text, not_found
 
 TRACK, ALBUM, ARTIST, PLAYLIST = "tr", "al", "ar", "pl"
 # Subsonic's song `type`: our library kinds map one to one.
@@ -84,7 +84,7 @@ def parse_artist_id(value: str) -> str:
 
 
 def _names(names: Iterable[str]) -> list[dict[str, str]]:
-    return [{"id": artist_id(name), "name": name} for name in names]
+    return [{"id": artist_id(name), "name": clean_text(name)} for name in names]
 
 
 def _marks(row: Album) -> dict[str, Any]:
@@ -147,19 +147,19 @@ def song(row: dict[str, Any], files: list[dict[str, Any]], progress: ProgressSta
         "id": track_id(row["id"]),
         "parent": album_id(album_pk) if album_pk else None,
         "isDir": False,
-        "title": row["title"],
-        "album": row["album__title"],
-        "artist": ", ".join(artists) or None,
+        "title": clean_text(row["title"]),
+        "album": clean_text(row["album__title"]) if row["album__title"] is not None else None,
+        "artist": clean_text(", ".join(artists)) or None,
         "track": row["track_number"],
         "year": row["year"],
-        "genre": row["genres"][0] if row["genres"] else None,
+        "genre": clean_text(row["genres"][0]) if row["genres"] else None,
         "coverArt": _song_cover(row),
         "size": sum(f["size_bytes"] for f in files) if files else None,
         "contentType": _media_type(one["format"], one["codec"]) if one else None,
-        "suffix": _suffix(one["path"]) if one else None,
+        "suffix": clean_text(_suffix(one["path"]) or "") or None if one else None,
         "duration": _seconds(row["duration_ms"]),
         "bitRate": one["bitrate_kbps"] if one else None,
-        "path": one["path"] if one else row["group_key"],
+        "path": clean_text(one["path"] if one else row["group_key"]),
         "discNumber": row["disc_number"],
         "created": row["created_at"],
         "albumId": album_id(album_pk) if album_pk else None,
@@ -170,11 +170,11 @@ def song(row: dict[str, Any], files: list[dict[str, Any]], progress: ProgressSta
         "samplingRate": first["sample_rate_hz"] if first else None,
         "channelCount": first["channels"] if first else None,
         # OpenSubsonic: the lists are always sent, empty when there is nothing.
-        "genres": [{"name": genre} for genre in row["genres"]],
+        "genres": [{"name": clean_text(genre)} for genre in row["genres"]],
         "artists": _names(artists),
-        "displayArtist": ", ".join(artists),
+        "displayArtist": clean_text(", ".join(artists)),
         "albumArtists": _names(album_artists),
-        "displayAlbumArtist": ", ".join(album_artists),
+        "displayAlbumArtist": clean_text(", ".join(album_artists)),
         "starred": row["favourite_at"],
         "userRating": row["rating"],
     }
@@ -183,7 +183,7 @@ def song(row: dict[str, Any], files: list[dict[str, Any]], progress: ProgressSta
         entry["played"] = progress.updated_at if progress.play_count else None
         if progress.in_progress:
             entry["bookmarkPosition"] = progress.position_ms
-    return entry
+    return Clean({key: value for key, value in entry.items() if value is not None})
 
 
 def album(row: Album) -> dict[str, Any]:
