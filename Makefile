@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-cold-start bench-segments bench-proxy bench-memory bench-smart bench-subsonic bench-podcasts vendor-hlsjs
+.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-cold-start bench-segments bench-proxy bench-art bench-memory bench-smart bench-subsonic bench-podcasts vendor-hlsjs
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench-transcode  transcode benchmark (10-minute track)"
 	@echo "make bench-ladder     the fitted ladder against the full one on a 64 kbit/s AAC book (BENCH_BOOK_HOURS=10)"
 	@echo "make bench-segments   /hls/ segment throughput under gunicorn"
+	@echo "make bench-art        the artwork task vs a bare Pillow loop, peak RSS on a bomb and a 20 MB JPEG"
 	@echo "make bench-proxy      segments through nginx secure_link vs nginx static vs the Django view (needs nginx, wrk)"
 	@echo "make bench-smart      smart playlists over a generated catalogue (BENCH_TRACKS=100000, BENCH_RUNS=30)"
 	@echo "make bench-memory     a web worker's memory while it streams a 1 GiB original itself (BENCH_MEMORY_MIB=1024)"
@@ -68,6 +69,9 @@ bench-ladder: $(STAMP)
 
 bench-segments: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/segments.py
+
+bench-art: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/art.py
 
 bench-proxy: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/proxy.py

@@ -9,12 +9,14 @@ on the same path (the ceiling of any five requests through nginx and gunicorn). 
 One nginx (deploy/nginx rendered as in tests/e2e, one worker process), both nginx paths over the same
 TLS settings; wrk as the client. Slices are interleaved (each round starts with a different path) and the
 best of each kept, so background load on this shared machine hits all three alike.
-Target (DESIGN.md): signed / static >= 0.9.
+Target (DESIGN.md): signed / static >= 0.9. The same for a cover: the signed /art/ location against the same
+WebP variant served from a plain static location (target >= 0.9).
 """
 
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import math
 import os
@@ -44,6 +46,8 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from apps.accounts.services import api_token_issue  # noqa: E402
+from apps.library.artwork.storage import ArtworkStorage  # noqa: E402
+from apps.library.artwork.variants import variants_write  # noqa: E402
 from apps.streaming.storage import RenditionStorage  # noqa: E402
 from bench.load import free_port  # noqa: E402
 from bench.rendition import ready_track, start_gunicorn  # noqa: E402
@@ -138,6 +142,24 @@ def first_audio_ms(port: int, token: str, track_id: int) -> tuple[list[float], l
     return play_ms, trivial_ms
 
 
+def _cover(root: Path) -> tuple[str, int]:
+    """A 1200 px cover with detail, stored and sized as the artwork task does: (hash, bytes of its 300 px WebP)."""
+    from PIL import Image
+
+    image = Image.blend(
+        Image.linear_gradient("L").resize((1200, 1200)).convert("RGB"),
+        Image.effect_noise((1200, 1200), 60).convert("RGB"),
+        0.3,
+    )
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    storage = ArtworkStorage(root)
+    stored = storage.store(out.getvalue(), max_bytes=settings.ARTWORK_MAX_BYTES, max_pixels=settings.ARTWORK_MAX_PIXELS)
+    storage.folder(stored.hash).mkdir(parents=True)
+    variants_write(storage.original(stored.hash), storage.folder(stored.hash))
+    return stored.hash, storage.file(stored.hash, "300.webp").stat().st_size
+
+
 def main() -> int:
     if WRK is None or shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
         print("bench/proxy.py needs nginx and wrk (apt-get install nginx wrk)")
@@ -150,6 +172,8 @@ def main() -> int:
         relative = f"{track.pk}/{key}/aac-128/seg00001.m4s"
         signed = f"{RenditionStorage.url_prefix(track_id=track.pk, rendition_key=key)}/aac-128/seg00001.m4s"
         size = (settings.RENDITIONS_ROOT / relative).stat().st_size
+        cover_hash, cover_size = _cover(work / "artwork")
+        art_relative = f"{cover_hash[:2]}/{cover_hash}/300.webp"
         app_port = free_port()
         gunicorn = start_gunicorn(app_port, "--access-logfile", "/dev/null")
         site_folder = work / "nginx"
@@ -161,7 +185,8 @@ def main() -> int:
             f"        ssl_certificate_key {site_folder / 'tls' / 'privkey.pem'};\n"
             f"        include {site_folder / 'snippets' / 'revenge-tls.conf'};\n"
             f"        access_log off;\n"
-            f"        location /plain/ {{ alias {settings.RENDITIONS_ROOT}/; }}\n    }}\n"
+            f"        location /plain/ {{ alias {settings.RENDITIONS_ROOT}/; }}\n"
+            f"        location /plainart/ {{ alias {work / 'artwork'}/; }}\n    }}\n"
         )
         site = NginxSite(
             folder=site_folder,
@@ -169,6 +194,7 @@ def main() -> int:
             https_port=free_port(),
             upstream=f"127.0.0.1:{app_port}",
             renditions_root=settings.RENDITIONS_ROOT,
+            artwork_root=work / "artwork",
             static_root=work / "static",
             hls_secret=settings.HLS_SIGNING_SECRET,
             extra_http=plain_server,
@@ -186,6 +212,8 @@ def main() -> int:
             "signed": f"https://127.0.0.1:{site.https_port}{signed}",
             "static": f"https://127.0.0.1:{plain_port}/plain/{relative}",
             "django": f"http://127.0.0.1:{app_port}{signed}",
+            "art_signed": f"https://127.0.0.1:{site.https_port}{ArtworkStorage.url(cover_hash, 300, 'webp')}",
+            "art_static": f"https://127.0.0.1:{plain_port}/plainart/{art_relative}",
         }
         for url in urls.values():
             wrk(url, 1)  # warm-up, and a failure here stops the run before it measures errors
@@ -215,6 +243,10 @@ def main() -> int:
     print(f"  (c) Django /hls/ view under gunicorn  {best['django'].describe()}")
     print(f"  b/a = {best['signed'].rps / best['static'].rps:.2f} (target >= 0.9)")
     print(f"  c/a = {best['django'].rps / best['static'].rps:.2f} (why /hls/ belongs to nginx)")
+    print(f"one {cover_size // 1024} KiB 300 px WebP cover, the same way:")
+    print(f"  (f) nginx static location (ceiling)   {best['art_static'].describe()}")
+    print(f"  (g) nginx signed /art/ (secure_link)  {best['art_signed'].describe()}")
+    print(f"  g/f = {best['art_signed'].rps / best['art_static'].rps:.2f} (target >= 0.9)")
     play_p50, trivial_p50 = statistics.median(play_ms), statistics.median(trivial_ms)
     play_p99 = statistics.quantiles(play_ms, n=100)[98]
     print(f"time to first audio through nginx, {FIRST_AUDIO_ROUNDS} rounds on one keep-alive TLS connection:")

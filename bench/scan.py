@@ -2,6 +2,7 @@
 
     make bench-scan                 # N=2000 files
     make bench-scan BENCH_FILES=10000
+    make bench-scan BENCH_COVERS=1      # the same with a cover (600 px JPEG, one per album) in every file
 
 (a) a bare mutagen read loop over every file (the ceiling for a full scan),
 (b) a full scan through the service into an empty library (walk + mutagen + PostgreSQL writes),
@@ -18,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +37,8 @@ import mutagen  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from apps.library.models import Library, Track  # noqa: E402
+from apps.library.artwork.images import embedded_picture  # noqa: E402
+from apps.library.models import Artwork, Library, Track  # noqa: E402
 from apps.library.scanner.metadata import AUDIO_EXTENSIONS  # noqa: E402
 from apps.library.services import library_scan  # noqa: E402
 
@@ -48,8 +51,8 @@ FORMATS = {
 }
 
 
-def generate(folder: Path, count: int) -> None:
-    """count files in albums of 10, formats mixed, each with its own tags."""
+def generate(folder: Path, count: int, *, covers: bool = False) -> None:
+    """count files in albums of 10, formats mixed, each with its own tags (and its album's embedded cover)."""
     if (folder / ".complete").exists():
         return
     shutil.rmtree(folder, ignore_errors=True)
@@ -77,6 +80,10 @@ def generate(folder: Path, count: int) -> None:
         audio["tracknumber"] = str(number % 10 + 1)
         audio["genre"] = ["Rock", "Jazz", "Ambient"][album % 3]
         audio.save()
+        if covers:
+            from tests.artwork import embed, image_bytes
+
+            embed(target, image_bytes((album * 7 % 256, album * 13 % 256, album * 29 % 256), size=(600, 600)))
     (folder / ".complete").write_text(str(count))
 
 
@@ -101,6 +108,7 @@ def bare_mutagen(paths: list[str]) -> int:
     for path in paths:
         audio = mutagen.File(path)
         if audio is not None and audio.info.length > 0:
+            embedded_picture(audio)  # the pictures' bytes too, as the scanner takes them (none without covers)
             read += 1
     return read
 
@@ -117,9 +125,10 @@ def best_of(runs: int, function, *args) -> tuple[float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=int(os.environ.get("BENCH_FILES", "2000")))
+    parser.add_argument("--covers", action="store_true", default=os.environ.get("BENCH_COVERS", "") not in ("", "0"))
     args = parser.parse_args()
-    folder = Path(settings.DATA_DIR) / "bench" / f"scan-{args.files}"
-    generate(folder, args.files)
+    folder = Path(settings.DATA_DIR) / "bench" / f"scan-{args.files}{'-covers' if args.covers else ''}"
+    generate(folder, args.files, covers=args.covers)
     paths = sorted(str(p) for p in folder.rglob("*") if p.suffix in FORMATS and ".templates" not in p.parts)
     assert len(paths) == args.files, (len(paths), args.files)
 
@@ -132,21 +141,27 @@ def main() -> int:
     test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     try:
         full_s = float("inf")
-        for attempt in range(3):  # each into a new, empty library
+        for attempt in range(3):  # each into a new, empty library, with an empty artwork store
+            shutil.rmtree(settings.ARTWORK_ROOT, ignore_errors=True) if attempt else None
+            settings.ARTWORK_ROOT = Path(tempfile.mkdtemp(prefix="bench-scan-art-"))
             library = Library.objects.create(name=f"bench {attempt}", root_paths=[str(folder)])
             started = time.perf_counter()
             full = library_scan(library=library)
             full_s = min(full_s, time.perf_counter() - started)
         rescan_s, rescan = best_of(7, lambda: library_scan(library=library))
         tracks = Track.objects.filter(library=library).count()
+        artworks = Artwork.objects.count()
     finally:
         connection.creation.destroy_test_db(test_database, verbosity=0)
+        if str(settings.ARTWORK_ROOT).startswith(tempfile.gettempdir()):
+            shutil.rmtree(settings.ARTWORK_ROOT, ignore_errors=True)
 
     assert walked == read == full.seen == args.files and full.errors == 0 and tracks == args.files
     assert rescan.unchanged == args.files and not rescan.changed_track_ids
     rate = {name: args.files / seconds for name, seconds in
             [("a", mutagen_s), ("b", full_s), ("c", rescan_s), ("d", walk_s)]}  # fmt: skip
-    print(f"scan benchmark, {args.files} files ({', '.join(FORMATS)}), {tracks} tracks")
+    covered = f", a cover embedded in each ({artworks} distinct)" if args.covers else ""
+    print(f"scan benchmark, {args.files} files ({', '.join(FORMATS)}){covered}, {tracks} tracks")
     print(f"  (a) bare mutagen read loop   {rate['a']:10.0f} files/s  ({mutagen_s:.2f} s)")
     print(f"  (b) full scan (service)      {rate['b']:10.0f} files/s  ({full_s:.2f} s)")
     print(f"  (c) unchanged rescan         {rate['c']:10.0f} files/s  ({rescan_s:.3f} s)")

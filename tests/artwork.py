@@ -11,6 +11,7 @@ from pathlib import Path
 from mutagen.flac import FLAC, Picture
 from mutagen.id3 import APIC, ID3
 from mutagen.mp4 import MP4, MP4Cover
+from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 from PIL import Image
 
@@ -55,8 +56,8 @@ def embed(path: Path, data: bytes, *, mime: str = "image/jpeg", picture_type: in
         audio = FLAC(path)
         audio.add_picture(_picture(data, mime, picture_type))
         audio.save()
-    elif suffix == ".ogg":
-        audio = OggVorbis(path)
+    elif suffix in (".ogg", ".opus"):
+        audio = OggVorbis(path) if suffix == ".ogg" else OggOpus(path)
         encoded = base64.b64encode(_picture(data, mime, picture_type).write()).decode()
         audio["metadata_block_picture"] = [encoded]
         audio.save()

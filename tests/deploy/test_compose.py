@@ -77,7 +77,7 @@ def test_workers_consume_exactly_their_queues(settings):
 
     assert queues("worker-transcode") == ["transcode.bulk"]
     assert queues("worker-interactive") == ["transcode.interactive"]  # never behind bulk work (issue 18)
-    assert queues("worker-default") == ["default", "scan", "podcasts"]
+    assert queues("worker-default") == ["default", "scan", "podcasts", "artwork"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "revenge", "beat"]
     assert services["web"]["command"] == ["gunicorn", "revenge.wsgi", "-c", "/opt/revenge/deploy/gunicorn.conf.py"]
     # Every queue the app routes to is consumed by some worker.

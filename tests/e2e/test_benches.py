@@ -55,4 +55,8 @@ def test_proxy_benchmark_measures_all_three_paths_without_errors():
         line = next(line for line in out.splitlines() if label in line)
         assert float(re.search(r"([\d.]+) req/s", line).group(1)) > 0 and "errors" not in line, line
     assert re.search(r"b/a = [\d.]+ \(target >= 0\.9\)", out), out
+    for label in ("(f) nginx static location", "(g) nginx signed /art/"):  # a cover, the same way
+        line = next(line for line in out.splitlines() if label in line)
+        assert float(re.search(r"([\d.]+) req/s", line).group(1)) > 0 and "errors" not in line, line
+    assert re.search(r"g/f = [\d.]+ \(target >= 0\.9\)", out), out
     assert re.search(r"d p50 = [\d.]+ ms \(target <= 30 ms\)", out), out

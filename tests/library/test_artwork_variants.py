@@ -123,3 +123,10 @@ def test_a_scan_sends_the_new_covers_to_the_artwork_queue(media, django_capture_
     messages = [json.loads(item) for item in raw]
     assert [m["headers"]["task"] for m in messages] == ["apps.library.tasks.artwork_variants_task"]
     assert messages[0]["headers"]["kwargsrepr"] == repr({"artwork_ids": [Artwork.objects.get().pk]})
+
+
+def test_the_original_variant_is_capped_and_a_large_jpeg_decoded_at_a_reduced_scale():
+    wide = stored(image_bytes((10, 120, 200), size=(4200, 2100)))
+    assert artwork_variants_build(artwork_id=wide.pk) == ArtworkStatus.READY
+    assert variant(wide, "original.jpg").size == (2048, 1024)
+    assert variant(wide, "600.webp").size == (600, 300)
