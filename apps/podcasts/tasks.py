@@ -11,7 +11,11 @@ from apps.podcasts.services.downloads import (
     episodes_reclaim,
 )
 from apps.podcasts.services.retention import episodes_retention
-from apps.podcasts.services.subscriptions import subscription_refresh, subscriptions_refresh_due
+from apps.podcasts.services.subscriptions import (
+    subscription_refresh,
+    subscriptions_refresh,
+    subscriptions_refresh_due,
+)
 
 DOWNLOAD_RETRIES = 5
 
@@ -28,6 +32,15 @@ def subscriptions_refresh_due_task() -> int:
 def subscription_refresh_task(subscription_id: int, manual: bool = False) -> dict[str, object]:
     result = subscription_refresh(subscription_id=subscription_id, manual=manual)
     return {"status": result.status, "new_episodes": result.new_episodes, "error": result.error}
+
+
+@shared_task(name="apps.podcasts.tasks.subscriptions_refresh_task", soft_time_limit=1800, time_limit=1830)
+def subscriptions_refresh_task(subscription_ids: list[int]) -> dict[str, int]:
+    """A batch of due feeds (beat sends them 50 at a time)."""
+    statuses: dict[str, int] = {}
+    for result in subscriptions_refresh(subscription_ids=subscription_ids).values():
+        statuses[result.status] = statuses.get(result.status, 0) + 1
+    return statuses
 
 
 @shared_task(

@@ -10,7 +10,7 @@ from celery import current_app
 
 from apps.podcasts.services import dispatch
 from apps.podcasts.services.downloads import DownloadInterrupted, episode_download
-from apps.podcasts.services.subscriptions import subscription_refresh
+from apps.podcasts.services.subscriptions import subscription_refresh, subscriptions_refresh
 
 
 def queued() -> list[tuple[str, list]]:
@@ -37,6 +37,8 @@ def drain(capture, *, rounds: int = 5) -> list[tuple[str, list, object]]:
             with capture(execute=True):
                 if task == dispatch.REFRESH_TASK:
                     result: object = subscription_refresh(subscription_id=args[0], manual=args[1])
+                elif task == dispatch.REFRESH_BATCH_TASK:
+                    result = subscriptions_refresh(subscription_ids=args[0])
                 elif task == dispatch.DOWNLOAD_TASK:
                     try:
                         result = episode_download(episode_id=args[0])

@@ -177,6 +177,4 @@ def test_beat_claims_due_feeds_once(podcast_library, django_capture_on_commit_ca
     with django_capture_on_commit_callbacks(execute=True):
         assert subscriptions_refresh_due() == [due.pk]
         assert subscriptions_refresh_due() == []  # claimed: its next poll moved on by the lease
-    assert [(task.rsplit(".", 1)[1], args) for task, args in queued()] == [
-        ("subscription_refresh_task", [due.pk, False])
-    ]
+    assert [(task.rsplit(".", 1)[1], args) for task, args in queued()] == [("subscriptions_refresh_task", [[due.pk]])]

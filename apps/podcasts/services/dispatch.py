@@ -6,6 +6,7 @@ from celery import current_app
 from django.db import transaction
 
 REFRESH_TASK = "apps.podcasts.tasks.subscription_refresh_task"
+REFRESH_BATCH_TASK = "apps.podcasts.tasks.subscriptions_refresh_task"
 DOWNLOAD_TASK = "apps.podcasts.tasks.episode_download_task"
 # None: routed by settings. Tests point it at a queue of their own (the Redis may serve a running worker).
 QUEUE: str | None = None
