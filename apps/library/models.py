@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q, Value
 
+from apps.library.search import ArrayConcat, SearchNorm, SearchNormArray
+
 if TYPE_CHECKING:
     from apps.accounts.types import RequestUser
 
@@ -169,6 +171,16 @@ class Album(models.Model):
     artwork_key = models.CharField(max_length=2200, blank=True, db_default="")
     # Why an image met on the last scan (or upload) was not used; the previous good cover stays meanwhile.
     artwork_error = models.TextField(blank=True, db_default="")
+    # What search matches (apps.library.search), kept by PostgreSQL: the title and the names, lowercased and
+    # without accents, indexed by migration 0005_search.
+    search_title = models.GeneratedField(
+        expression=SearchNorm("title"), output_field=models.TextField(), db_persist=True
+    )
+    search_names = models.GeneratedField(
+        expression=SearchNormArray(ArrayConcat("album_artists", "artists")),
+        output_field=models.TextField(),
+        db_persist=True,
+    )
     # Gated over all blocks of the album's measured tracks (apps.streaming.analysis), null until one is.
     loudness_lufs = models.FloatField(null=True, blank=True)
     true_peak_dbtp = models.FloatField(null=True, blank=True)
@@ -228,6 +240,13 @@ class Track(models.Model):
     missing = models.BooleanField(default=False)
     # The track's own picture (embedded in its first file that has one); clients fall back to the album's.
     artwork = models.ForeignKey(Artwork, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # What search matches (apps.library.search), kept by PostgreSQL, indexed by migration 0005_search.
+    search_title = models.GeneratedField(
+        expression=SearchNorm("title"), output_field=models.TextField(), db_persist=True
+    )
+    search_artists = models.GeneratedField(
+        expression=SearchNormArray("artists"), output_field=models.TextField(), db_persist=True
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -80,6 +80,13 @@ class SearchNorm(Func):
     output_field = TextField()
 
 
+class ArrayConcat(Func):
+    """a || b, for two arrays."""
+
+    arg_joiner = " || "
+    template = "(%(expressions)s)"
+
+
 class SearchNormArray(Func):
     """revenge_search_norm_array(text[]): a list of names as one normalised string."""
 
@@ -137,7 +144,7 @@ def similarity_sql(text: Sql, term: SearchTerm) -> Sql:
 class _TermExpression(Expression):
     """An ORM expression over one normalised source expression and a term, rendered by a *_sql function."""
 
-    def __init__(self, normalised: Expression, term: SearchTerm) -> None:
+    def __init__(self, normalised: Expression | F, term: SearchTerm) -> None:
         super().__init__()
         self.normalised = normalised
         self.term = term
@@ -152,17 +159,18 @@ class _TermExpression(Expression):
         raise NotImplementedError
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> Any:
-        sql, params = compiler.compile(self.normalised)
+        # Resolved by then (resolve_expression turned an F into a column).
+        sql, params = compiler.compile(self.normalised)  # type: ignore[arg-type]
         return self.render((sql, list(params)))
 
 
 class Matches(_TermExpression):
-    """`.filter(Matches(SearchNorm("title"), term))`: the term matches the text (any tier)."""
+    """`.filter(Matches(F("search_title"), term))`: the term matches the text (any tier)."""
 
     output_field = BooleanField()
     conditional = True
 
-    def __init__(self, normalised: Expression, term: SearchTerm, *, prefix_index: bool = True) -> None:
+    def __init__(self, normalised: Expression | F, term: SearchTerm, *, prefix_index: bool = True) -> None:
         super().__init__(normalised, term)
         self.prefix_index = prefix_index
 
