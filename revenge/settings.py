@@ -401,6 +401,15 @@ if not X_ACCEL_REDIRECT_PREFIX.startswith("/"):
         "(nginx's internal location)."
     )
 
+# --- Loudness and silences (issue 21) -----------------------------------------------------------------
+# The level track and album gains bring playback to (LUFS; -18 is ReplayGain 2.0's reference), never lifting
+# a true peak over -1 dBTP.
+LOUDNESS_REFERENCE_LUFS = env_int("LOUDNESS_REFERENCE_LUFS", -18, minimum=-40, maximum=-5)
+# Spoken word (audiobooks, podcasts): a silence is at least SILENCE_MIN_MS long with every 400 ms block more
+# than SILENCE_THRESHOLD_LU under the track's integrated loudness (speech at -20 LUFS: under -45 LUFS).
+SILENCE_THRESHOLD_LU = env_int("SILENCE_THRESHOLD_LU", 25, minimum=6, maximum=60)
+SILENCE_MIN_MS = env_int("SILENCE_MIN_MS", 1000, minimum=400, maximum=60_000)
+
 # --- Artwork ----------------------------------------------------------------------------------------
 # Cover originals (by content hash) and their pre-sized variants, beside the renditions; served under /art/.
 ARTWORK_ROOT = env_path("ARTWORK_ROOT", DATA_DIR / "artwork")

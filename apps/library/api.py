@@ -18,6 +18,7 @@ from apps.library.serializers import (
     CoverInput,
     LibraryOutput,
     LibraryStaffOutput,
+    LoudnessOutput,
     LyricsOutput,
     NameCountFilterInput,
     NameCountOutput,
@@ -105,6 +106,14 @@ class TrackLyricsView(APIView):
     def get(self, request: Request, track_id: int) -> Response:
         """The track's lyrics, synced lines with their start times and plain text (empty when it has none)."""
         return Response(LyricsOutput(selectors.track_lyrics(user=request.user, track_id=track_id)).data)
+
+
+class TrackLoudnessView(APIView):
+    @extend_schema(responses={200: LoudnessOutput, 404: ErrorOutput})
+    def get(self, request: Request, track_id: int) -> Response:
+        """The track's loudness (measured, else as tagged), its track and album gains, and for spoken word the
+        silences a player may skip."""
+        return Response(LoudnessOutput(selectors.track_loudness(user=request.user, track_id=track_id)).data)
 
 
 class AlbumListView(generics.ListAPIView):

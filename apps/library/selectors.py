@@ -6,12 +6,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, FilteredRelation, Prefetch, Q, QuerySet, prefetch_related_objects
 from django.shortcuts import get_object_or_404
 
 from apps.accounts.types import RequestUser
-from apps.library.models import Album, Artwork, AudioFile, Chapter, Library, LibraryKind, ScanJob, Track
+from apps.library.loudness import gain_db, tagged_loudness
+from apps.library.models import (
+    Album,
+    Artwork,
+    AudioFile,
+    Chapter,
+    Library,
+    LibraryKind,
+    ScanJob,
+    Track,
+    TrackLoudness,
+)
 from apps.library.scanner.grouping import play_order
 from apps.library.scanner.lyrics import Lyrics
 from apps.library.search import (
@@ -261,3 +273,55 @@ def _artist_search(library_ids: list[int], term: SearchTerm, limit: int) -> list
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [{"name": row[0], "album_count": row[1]} for row in cursor]
+
+
+@dataclass(frozen=True)
+class LoudnessInfo:
+    """A track's loudness and gains as clients apply them: measured (EBU R128 in the transcode's decode), else
+    as tagged (REPLAYGAIN_* / R128_*), else unknown (gains None). -inf loudness (digital silence) is kept as
+    such here; the API says `digital_silence` instead of a number JSON cannot carry."""
+
+    origin: str  # "measured", "tags" or "none"
+    integrated_lufs: float | None
+    range_lu: float | None
+    true_peak_dbtp: float | None
+    track_gain_db: float | None
+    album_lufs: float | None
+    album_peak_dbtp: float | None
+    album_gain_db: float | None
+    reference_lufs: float
+    silences_ms: list[tuple[int, int]]
+
+
+def track_loudness(*, user: RequestUser, track_id: int) -> LoudnessInfo:
+    """The track's loudness, gains and (spoken word) silences if the user may see it (404 otherwise)."""
+    track = get_object_or_404(Track.objects.visible_to(user).select_related("album"), pk=track_id)
+    reference = float(settings.LOUDNESS_REFERENCE_LUFS)
+    measured = TrackLoudness.objects.filter(track=track, source_fingerprint=track.source_fingerprint).first()
+    tagged = tagged_loudness(track.tags)
+    album = track.album
+    album_measured = album is not None and album.loudness_lufs is not None
+    album_lufs = album.loudness_lufs if album is not None and album_measured else tagged.album_lufs
+    album_peak = album.true_peak_dbtp if album is not None and album_measured else tagged.album_peak_dbtp
+    lufs: float | None
+    range_lu: float | None
+    peak: float | None
+    if measured is not None:
+        origin, lufs, range_lu, peak = "measured", measured.integrated_lufs, measured.range_lu, measured.true_peak_dbtp
+        flat = measured.silences_ms
+        silences = [(flat[index], flat[index + 1]) for index in range(0, len(flat) - 1, 2)]
+    else:
+        origin = "tags" if tagged.track_lufs is not None else "none"
+        lufs, range_lu, peak, silences = tagged.track_lufs, None, tagged.track_peak_dbtp, []
+    return LoudnessInfo(
+        origin=origin,
+        integrated_lufs=lufs,
+        range_lu=range_lu,
+        true_peak_dbtp=peak,
+        track_gain_db=gain_db(lufs, peak, reference_lufs=reference),
+        album_lufs=album_lufs,
+        album_peak_dbtp=album_peak,
+        album_gain_db=gain_db(album_lufs, album_peak, reference_lufs=reference),
+        reference_lufs=reference,
+        silences_ms=silences,
+    )

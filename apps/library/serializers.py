@@ -229,3 +229,47 @@ class SearchOutput(serializers.Serializer):
     shows = AlbumOutput(many=True, help_text="Podcast shows.")
     episodes = TrackListOutput(many=True, help_text="Podcast episodes.")
     books = TrackListOutput(many=True, help_text="Audiobooks.")
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or value != value or value in (float("inf"), float("-inf")) else round(value, 2)
+
+
+class LoudnessOutput(serializers.Serializer):
+    """EBU R128 figures and the gains a player applies (track mode, or album mode for an album played in
+    order). Loudness and peaks are null when unknown or minus infinity (digital_silence)."""
+
+    origin = serializers.CharField(help_text="measured (in the transcode's decode), tags (ReplayGain/R128), none")
+    integrated_lufs = serializers.SerializerMethodField()
+    range_lu = serializers.SerializerMethodField()
+    true_peak_dbtp = serializers.SerializerMethodField()
+    digital_silence = serializers.SerializerMethodField()
+    track_gain_db = serializers.FloatField(allow_null=True, help_text="To reference_lufs, true peak <= -1 dBTP.")
+    album_lufs = serializers.SerializerMethodField()
+    album_gain_db = serializers.FloatField(allow_null=True)
+    reference_lufs = serializers.FloatField()
+    silences = serializers.SerializerMethodField(help_text="Spoken word: [[start_ms, end_ms], ...].")
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_integrated_lufs(self, info: Any) -> float | None:
+        return _finite(info.integrated_lufs)
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_range_lu(self, info: Any) -> float | None:
+        return _finite(info.range_lu)
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_true_peak_dbtp(self, info: Any) -> float | None:
+        return _finite(info.true_peak_dbtp)
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_digital_silence(self, info: Any) -> bool:
+        return info.integrated_lufs == float("-inf")
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_album_lufs(self, info: Any) -> float | None:
+        return _finite(info.album_lufs)
+
+    @extend_schema_field(serializers.ListField(child=serializers.ListField(child=serializers.IntegerField())))
+    def get_silences(self, info: Any) -> list[list[int]]:
+        return [[start_ms, end_ms] for start_ms, end_ms in info.silences_ms]

@@ -14,6 +14,7 @@ urlpatterns = [
     path("albums/<int:album_id>/cover", api.AlbumCoverView.as_view(), name="album-cover"),
     path("tracks/<int:track_id>/cover", api.TrackCoverView.as_view(), name="track-cover"),
     path("tracks/<int:track_id>/lyrics", api.TrackLyricsView.as_view(), name="track-lyrics"),
+    path("tracks/<int:track_id>/loudness", api.TrackLoudnessView.as_view(), name="track-loudness"),
     path("artists", api.ArtistListView.as_view(), name="artist-list"),
     path("genres", api.GenreListView.as_view(), name="genre-list"),
     path("search", api.SearchView.as_view(), name="search"),

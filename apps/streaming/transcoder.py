@@ -18,6 +18,7 @@ from pathlib import Path
 import m3u8
 from django.conf import settings
 
+from apps.streaming.analysis import analysis_filter
 from apps.streaming.profiles import Ladder, Profile, SegmentFormat
 from apps.streaming.storage import INIT_NAME, LIVE_PLAYLIST_NAME, PLAYLIST_NAME
 
@@ -56,9 +57,12 @@ def ffmpeg_command(
     source_rate_hz: int | None,
     lossy_source: bool,
     growing: bool = False,
+    analysis_path: Path | None = None,
 ) -> list[str]:
     """The one ffmpeg run: decode once, `asplit` to every encoded profile, one HLS muxer per profile; a
-    copied profile takes the source's audio packets as they are (no decode at all when it is the only one)."""
+    copied profile takes the source's audio packets as they are (no decode at all when it is the only one).
+    With `analysis_path`, one more branch of the same decode measures loudness into that file
+    (apps.streaming.analysis); a copy-only ladder then decodes for it alone (no encode)."""
     command = [settings.FFMPEG_BINARY, "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats"]
     command += ["-progress", "pipe:1", "-y"]
     if settings.TRANSCODE_THREADS:
@@ -69,9 +73,16 @@ def ffmpeg_command(
     else:
         command += ["-i", str(sources[0])]
     outputs = sum(1 for p in ladder.profiles if not p.copy)
-    if outputs:
+    if outputs and analysis_path is not None:
+        split = f"[0:a:0]asplit={outputs + 1}" + "".join(f"[o{i}]" for i in range(outputs)) + "[analysis]"
+        analysis = analysis_filter(source_label="analysis", metadata_path=str(analysis_path))
+        command += ["-filter_complex", f"{split};{analysis}"]
+    elif outputs:
         split = f"[0:a:0]asplit={outputs}" + "".join(f"[o{i}]" for i in range(outputs))
         command += ["-filter_complex", split if outputs > 1 else "[0:a:0]anull[o0]"]
+    elif analysis_path is not None:  # copies only: decoded for the analysis alone, into a null output
+        analysis = analysis_filter(source_label="0:a:0", metadata_path=str(analysis_path), output_label="analysis")
+        command += ["-filter_complex", analysis]
     encoded = 0
     for profile in ladder.profiles:
         if profile.copy:
@@ -81,6 +92,8 @@ def ffmpeg_command(
         command += ["-map", source, "-map_metadata", "-1", "-map_chapters", "-1"]
         command += _encoder_args(profile, source_rate_hz=source_rate_hz, lossy_source=lossy_source)
         command += _hls_args(ladder, folder / profile.name, growing=growing)
+    if not outputs and analysis_path is not None:
+        command += ["-map", "[analysis]", "-f", "null", "-"]
     return command
 
 

@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.library.models import AudioFile, ScanTrigger, Track
+from apps.library.models import AudioFile, LibraryKind, ScanTrigger, Track
 from apps.library.services import scan_request, track_duration_measured
+from apps.library.services.loudness import track_loudness_current, track_loudness_record
 from apps.library.services.originals import OriginalRefused, audio_file_open
 from apps.streaming import metrics
+from apps.streaming.analysis import parse_metadata
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.selectors import track_rendition_key, track_source_files
 from apps.streaming.services.renditions import Outcome, rows_ensure, track_lock
@@ -111,6 +114,8 @@ def rendition_transcode(
             for profile in ladder.profiles:
                 (out / profile.name).mkdir(parents=True)
             work.mkdir(parents=True, exist_ok=True)
+            # Loudness is measured in this decode unless this audio was measured already (by fingerprint).
+            analysis_path = None if track_loudness_current(track=track) else work / "analysis.txt"
             concat_list = None
             if len(files) > 1:
                 concat_list = work / "sources.ffconcat"
@@ -123,6 +128,7 @@ def rendition_transcode(
                 source_rate_hz=files[0].sample_rate_hz,
                 lossy_source=not all(f.codec in LOSSLESS_SOURCE_CODECS for f in files),
                 growing=growing,
+                analysis_path=analysis_path,
             )
             ffmpeg_s = ffmpeg_run(command, duration_ms=track.duration_ms, progress=progress)
             measured = []
@@ -135,6 +141,8 @@ def rendition_transcode(
                 raise _SourceChanged
             if not growing:
                 _publish(out, final)
+            if analysis_path is not None:
+                _loudness_record(track, analysis_path)
         except _SourceChanged:
             shutil.rmtree(work, ignore_errors=True)
             if growing:
@@ -182,6 +190,32 @@ def rendition_transcode(
 
 class _SourceChanged(Exception):
     pass
+
+
+def _loudness_record(track: Track, analysis_path: Path) -> None:
+    """Store what the analysis branch measured (silences for spoken word). Never fails the transcode: a
+    measurement that cannot be read is logged and taken again by the next transcode of this audio."""
+    spoken = track.library.kind in (LibraryKind.AUDIOBOOK, LibraryKind.PODCAST)
+    try:
+        with analysis_path.open(encoding="utf-8", errors="replace") as lines:
+            measured = parse_metadata(
+                lines,
+                find_silences=spoken,
+                silence_threshold_lu=settings.SILENCE_THRESHOLD_LU,
+                silence_min_ms=settings.SILENCE_MIN_MS,
+            )
+    except (OSError, ValueError) as exc:
+        logger.warning("loudness of track %s not measured: %s", track.pk, exc)
+        return
+    track_loudness_record(
+        track_id=track.pk,
+        source_fingerprint=track.source_fingerprint,
+        integrated_lufs=measured.integrated_lufs,
+        range_lu=measured.range_lu,
+        true_peak_dbtp=measured.true_peak_dbtp,
+        histogram=measured.histogram,
+        silences_ms=measured.silences_flat(),
+    )
 
 
 def _error_text(exc: BaseException) -> str:
