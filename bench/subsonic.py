@@ -113,9 +113,11 @@ class Server:
              "revenge.wsgi:application"],
             cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a machine shared with test runs can take a minute to start it
         while not self._healthy():
             if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.terminate()  # never leave a server behind
+                self.process.wait(timeout=60)
                 raise SystemExit("gunicorn did not start")
             time.sleep(0.2)
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
