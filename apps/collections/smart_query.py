@@ -12,10 +12,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.accounts.types import RequestUser
+from apps.collections.models import TrackMark
 from apps.collections.smart_rules import Condition, Group, Rules
 from apps.library import selectors as library_selectors
 from apps.library.models import Track
 from apps.library.search import SearchNorm, SearchNormArray
+from apps.playback.models import PlaybackProgress
 
 _PROGRESS_FIELDS = {"last_played", "play_count", "in_progress"}
 _ORDER_BY: dict[str, tuple[str, bool]] = {  # order → (expression name, nulls last)
@@ -113,14 +115,14 @@ def smart_tracks(*, user: RequestUser, rules: Rules) -> SmartTracks:
     rows = library_selectors.track_list(user=user)
     queryset = rows.select_related(None)
     fields = rules.fields()
+    user_id = user.pk if user.is_authenticated else 0
     if fields & _PROGRESS_FIELDS:
-        user_id = user.pk if user.is_authenticated else 0
         queryset = queryset.annotate(
             user_progress=FilteredRelation("playback_progress", condition=Q(playback_progress__user_id=user_id))
         ).annotate(last_played=F("user_progress__updated_at"), play_count=Coalesce(F("user_progress__play_count"), 0))
     if "rating" in fields:
         queryset = queryset.annotate(rating_value=Coalesce(F("rating"), 0))
-    queryset = queryset.filter(_group(rules.root, now=timezone.now()))
+    queryset = queryset.filter(_group(rules.root, now=timezone.now(), user_id=user_id))
     queryset = queryset.order_by(*_ordering(rules.order))
     return SmartTracks(selection=queryset, rows=rows, limit=rules.limit)
 
@@ -136,8 +138,13 @@ def _ordering(order: str | None) -> list[Any]:
     return [expression, "id"]
 
 
-def _group(group: Group, *, now: dt.datetime) -> Q:
-    parts = [_group(node, now=now) if isinstance(node, Group) else _condition(node, now=now) for node in group.nodes]
+def _group(group: Group, *, now: dt.datetime, user_id: int) -> Q:
+    parts = [
+        _group(node, now=now, user_id=user_id)
+        if isinstance(node, Group)
+        else _condition(node, now=now, user_id=user_id)
+        for node in group.nodes
+    ]
     if not parts:
         return Q()  # an empty `all` is everything; an empty `any` too (nothing to choose among)
     combined = parts[0]
@@ -150,7 +157,46 @@ def _day_start(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
 
 
-def _condition(condition: Condition, *, now: dt.datetime) -> Q:
+def _own_rows(condition: Condition, *, now: dt.datetime, user_id: int) -> Q | None:
+    """A condition only the user's own rows (a mark, a progress row) can meet, as `id IN (their track ids
+    that meet it)`: the planner then starts from those few rows (unique (user, track) indexes) instead of
+    joining every track to them. None for a condition that a track without such a row meets too (a rating
+    of 0, a play count of 0, not starred, not in progress)."""
+    field, op, value = condition.field, condition.op, condition.value
+    low = value[0] if op == "between" else value
+    if field == "favourite" and value is True:
+        return Q(pk__in=TrackMark.objects.filter(user_id=user_id, favourite_at__isnull=False).values("track_id"))
+    if field == "rating" and (op == "gt" or (op in ("is", "between") and low >= 1)):
+        lookup = {"is": "exact", "gt": "gt", "between": "range"}[op]
+        marks = TrackMark.objects.filter(user_id=user_id, **{f"rating__{lookup}": value})
+        return Q(pk__in=marks.values("track_id"))
+    progress = PlaybackProgress.objects.filter(user_id=user_id)
+    if field == "play_count" and (op == "gt" or (op in ("is", "between") and low >= 1)):
+        lookup = {"is": "exact", "gt": "gt", "between": "range"}[op]
+        return Q(pk__in=progress.filter(**{f"play_count__{lookup}": value}).values("track_id"))
+    if field == "last_played":  # a track never played has no time to compare
+        played = _date_condition("updated_at", op, value, now=now)
+        return Q(pk__in=progress.filter(played).values("track_id"))
+    if field == "in_progress" and value is True:
+        return Q(pk__in=progress.filter(position_ms__gt=0, completed=False).values("track_id"))
+    return None
+
+
+def _date_condition(column: str, op: str, value: Any, *, now: dt.datetime) -> Q:
+    if op == "in_the_last":
+        return Q(**{f"{column}__gte": now - dt.timedelta(days=value)})
+    if op == "gt":  # after that day
+        return Q(**{f"{column}__gte": _day_start(value + dt.timedelta(days=1))})
+    if op == "lt":  # before that day
+        return Q(**{f"{column}__lt": _day_start(value)})
+    low, high = value  # both days included
+    return Q(**{f"{column}__gte": _day_start(low), f"{column}__lt": _day_start(high + dt.timedelta(days=1))})
+
+
+def _condition(condition: Condition, *, now: dt.datetime, user_id: int) -> Q:
+    own = _own_rows(condition, now=now, user_id=user_id)
+    if own is not None:
+        return own
     field, op, value = condition.field, condition.op, condition.value
     if field in ("title", "album"):
         return _text(SearchNorm(F("title" if field == "title" else "album__title")), op, value, names=False)
@@ -161,16 +207,8 @@ def _condition(condition: Condition, *, now: dt.datetime) -> Q:
             return Q(genres__contains=[value])
         # The track's artists (what search matches and its trigram index covers), or its genres.
         return _text(SearchNormArray(F("artists" if field == "artist" else "genres")), op, value, names=True)
-    if field in ("added", "last_played"):
-        column = "created_at" if field == "added" else "last_played"
-        if op == "in_the_last":
-            return Q(**{f"{column}__gte": now - dt.timedelta(days=value)})
-        if op == "gt":  # after that day
-            return Q(**{f"{column}__gte": _day_start(value + dt.timedelta(days=1))})
-        if op == "lt":  # before that day
-            return Q(**{f"{column}__lt": _day_start(value)})
-        low, high = value  # both days included
-        return Q(**{f"{column}__gte": _day_start(low), f"{column}__lt": _day_start(high + dt.timedelta(days=1))})
+    if field == "added":
+        return _date_condition("created_at", op, value, now=now)
     if field == "favourite":
         return Q(favourite_at__isnull=not value)
     if field == "in_progress":
