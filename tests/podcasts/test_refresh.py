@@ -178,3 +178,15 @@ def test_beat_claims_due_feeds_once(podcast_library, django_capture_on_commit_ca
         assert subscriptions_refresh_due() == [due.pk]
         assert subscriptions_refresh_due() == []  # claimed: its next poll moved on by the lease
     assert [(task.rsplit(".", 1)[1], args) for task, args in queued()] == [("subscriptions_refresh_task", [[due.pk]])]
+
+
+def test_auto_download_everything_since_subscribing(podcast_library, feed_server):
+    old = items(feed_server.base, 2)  # published in January 2026, before the subscription
+    fresh = Item("new", "Fresh", f"{feed_server.base}/audio/new.mp3", timezone.now() + timedelta(minutes=1))
+    feed_server.routes["/f"] = Route(body=rss("S", [fresh, *old]))
+    subscription = subscribe(podcast_library, feed_server.url("/f"), auto_download=AutoDownload.SINCE_SUBSCRIBED)
+    result = subscription_refresh(subscription_id=subscription.pk)
+    assert result.queued_downloads == [FeedEpisode.objects.get(key="new").pk]
+    assert sorted(FeedEpisode.objects.values_list("key", "state")) == [
+        ("ep-1", "available"), ("ep-2", "available"), ("new", "queued")
+    ]  # fmt: skip
