@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-cold-start bench-segments bench-proxy bench-art bench-memory bench-smart bench-subsonic bench-podcasts vendor-hlsjs
+.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-cold-start bench-segments bench-proxy bench-art bench-memory bench-smart bench-subsonic bench-podcasts bench-loudness vendor-hlsjs
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench-progress  progress PUT under gunicorn and buffer flush (BENCH_CLIENTS=32, BENCH_SECONDS=15)"
 	@echo "make bench-transcode  transcode benchmark (10-minute track)"
 	@echo "make bench-ladder     the fitted ladder against the full one on a 64 kbit/s AAC book (BENCH_BOOK_HOURS=10)"
+	@echo "make bench-loudness   the transcode with the loudness analysis branch against without it (10-minute track)"
 	@echo "make bench-segments   /hls/ segment throughput under gunicorn"
 	@echo "make bench-art        the artwork task vs a bare Pillow loop, peak RSS on a bomb and a 20 MB JPEG"
 	@echo "make bench-proxy      segments through nginx secure_link vs nginx static vs the Django view (needs nginx, wrk)"
@@ -66,6 +67,9 @@ bench-transcode: $(STAMP)
 
 bench-ladder: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/transcode.py --ladder
+
+bench-loudness: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/loudness.py
 
 bench-segments: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/segments.py
