@@ -7,11 +7,12 @@ when the normalised text
   0. equals it,
   1. starts with it                      (btree text_pattern_ops index),
   2. has a word starting with it         (trigram GIN index, LIKE '% term%'),
-  3. is similar to it, or has a part similar to it (trigram GIN index: pg_trgm's `%` operator,
-     similarity >= 0.3, finds 'The Beatles' from 'beetles' at 0.33; its `<%`, word_similarity >= 0.6,
-     finds 'motorhaed' in a long title at 0.6, where the whole title's similarity is low; both are the
-     extension's default thresholds),
-ranked in that order (MatchRank), then by word similarity, then shorter texts first (SEARCH_ORDER).
+  3. is similar to it                    (trigram GIN index, pg_trgm's `%` operator: similarity >= 0.3, its
+                                          default; 'beetles' finds 'The Beatles' at 0.33, 'motorhaed'
+                                          finds 'Motörhead' at 0.43; not word_similarity's `<%`, which
+                                          would also find a typo inside a long title but cost several
+                                          times more per candidate row),
+ranked in that order (MatchRank), then by similarity, then shorter texts first (SEARCH_ORDER).
 Tiers 2 and 3 need a letter or digit (a term of symbols only has no trigrams, and a trigram index would
 then read every entry); tier 3 needs FUZZY_MIN_CHARS (a short term is similar to too much).
 """
@@ -113,8 +114,8 @@ def match_sql(text: Sql, term: SearchTerm, *, prefix_index: bool = True) -> Sql:
         parts.append(f"{sql} LIKE revenge_search_norm(%s)")
         values += [*params, f"% {term.like_text}%"]
     if term.fuzzy:
-        parts.append(f"revenge_search_norm(%s) %% {sql} OR revenge_search_norm(%s) <%% {sql}")
-        values += [term.text, *params, term.text, *params]
+        parts.append(f"revenge_search_norm(%s) %% {sql}")
+        values += [term.text, *params]
     if not parts:
         return "FALSE", []
     return "(" + " OR ".join(parts) + ")", values
@@ -131,14 +132,14 @@ def rank_sql(text: Sql, term: SearchTerm) -> Sql:
     )
     values = [*params, term.text, *params, f"{term.like_text}%", *params, f"% {term.like_text}%"]
     if term.fuzzy:
-        rendered += f"WHEN revenge_search_norm(%s) %% {sql} OR revenge_search_norm(%s) <%% {sql} THEN 3 "
-        values += [term.text, *params, term.text, *params]
+        rendered += f"WHEN revenge_search_norm(%s) %% {sql} THEN 3 "
+        values += [term.text, *params]
     return rendered + "ELSE 4 END", values
 
 
 def similarity_sql(text: Sql, term: SearchTerm) -> Sql:
     sql, params = text
-    return f"word_similarity(revenge_search_norm(%s), {sql})", [term.text, *params]
+    return f"similarity(revenge_search_norm(%s), {sql})", [term.text, *params]
 
 
 class _TermExpression(Expression):
@@ -192,7 +193,7 @@ class MatchSimilarity(_TermExpression):
         return similarity_sql(text, self.term)
 
 
-# Best first: by tier, then word similarity within a matched tier (a track found only by its artist or album
+# Best first: by tier, then similarity within a matched tier (a track found only by its artist or album
 # has tier 4, and its title's similarity says nothing), then shorter titles. Tracks of the same tier and
 # similarity (all those found by their artist) in album order.
 _SIMILARITY_IF_MATCHED = Case(When(search_rank__lt=4, then=F("search_similarity")), default=Value(0.0)).desc()
