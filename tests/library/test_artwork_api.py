@@ -72,6 +72,13 @@ def test_album_and_track_payloads_carry_signed_cover_urls_without_a_query_per_ro
     assert cover["jpeg"]["64"].endswith(f"/{red}/64.jpg")
     assert by_title["C"]["cover"] is None
     tracks = world.get("/api/v1/tracks").json()["results"]
+    with CaptureQueriesContext(connection) as all_tracks:
+        assert len(world.get("/api/v1/tracks").json()["results"]) == 6
+    Track.objects.filter(album__title__in=["B", "C"]).update(missing=True)  # listed no more
+    with CaptureQueriesContext(connection) as two_tracks:
+        assert len(world.get("/api/v1/tracks").json()["results"]) == 2
+    Track.objects.update(missing=False)
+    assert len(two_tracks) == len(all_tracks)  # six rows or two, covers included: the same queries
     assert {t["title"]: rgb((t["cover"] or {}).get("color")) for t in tracks} == {
         "A1": RED, "A2": RED, "B1": GREEN, "B2": GREEN, "C1": None, "C2": None
     }  # fmt: skip
