@@ -9,7 +9,8 @@
 (c) an unchanged rescan,
 (d) a bare os.scandir + stat walk (the ceiling for an unchanged rescan).
 Targets: b/a >= 0.5 and c/d >= 0.5. The files are generated once with ffmpeg + mutagen and kept under
-var/bench/. The database is a throw-away one (created and dropped here), never the server's.
+$BENCH_DIR (default /tmp/revenge-bench: no library may lie in the server's data or code folder). The
+database is a throw-away one (created and dropped here), never the server's.
 """
 
 from __future__ import annotations
@@ -127,7 +128,9 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=int(os.environ.get("BENCH_FILES", "2000")))
     parser.add_argument("--covers", action="store_true", default=os.environ.get("BENCH_COVERS", "") not in ("", "0"))
     args = parser.parse_args()
-    folder = Path(settings.DATA_DIR) / "bench" / f"scan-{args.files}{'-covers' if args.covers else ''}"
+    # Outside the server's data and code folders, which no library may overlap (library_folders_assert_safe).
+    bench_root = Path(os.environ.get("BENCH_DIR", Path(tempfile.gettempdir()) / "revenge-bench"))
+    folder = bench_root / f"scan-{args.files}{'-covers' if args.covers else ''}"
     generate(folder, args.files, covers=args.covers)
     paths = sorted(str(p) for p in folder.rglob("*") if p.suffix in FORMATS and ".templates" not in p.parts)
     assert len(paths) == args.files, (len(paths), args.files)
