@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.web import collection_views, connect_views, podcast_views, views
+from apps.web import collection_views, connect_views, podcast_views, search_views, views
 
 app_name = "web"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("tracks/", views.track_list, name="track-list"),
     path("tracks/<int:track_id>/", views.track_detail, name="track-detail"),
     path("history/", views.history, name="history"),
+    path("search/", search_views.search, name="search"),
     path("connect/", connect_views.connect, name="connect"),
     path("connect/<int:app_password_id>/revoke", connect_views.connect_revoke, name="connect-revoke"),
     path("favourites/", collection_views.favourites, name="favourites"),
