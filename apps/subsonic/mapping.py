@@ -51,9 +51,12 @@ def parse_id(value: str, *kinds: str) -> tuple[str, int | str]:
         raise not_found()
     if kind == ARTIST:
         try:
-            return kind, base64.urlsafe_b64decode(rest + "=" * (-len(rest) % 4)).decode()
+            name = base64.urlsafe_b64decode(rest + "=" * (-len(rest) % 4)).decode()
         except (binascii.Error, ValueError, UnicodeDecodeError):
             raise not_found() from None
+        if not name or "\x00" in name:  # no artist has such a name (and PostgreSQL text cannot hold NUL)
+            raise not_found()
+        return kind, name
     if not rest.isascii() or not rest.isdigit() or not 0 < int(rest) < 2**63:
         raise not_found()
     return kind, int(rest)

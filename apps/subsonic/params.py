@@ -27,10 +27,10 @@ class Params:
 
     def get(self, name: str) -> str | None:
         value = self._values.get(name)
-        return value if value is None else str(value)
+        return value if value is None else _text(name, value)
 
     def values(self, name: str) -> list[str]:
-        return [str(value) for value in self._values.getlist(name)]
+        return [_text(name, value) for value in self._values.getlist(name)]
 
     def require(self, name: str) -> str:
         value = self.get(name)
@@ -63,6 +63,14 @@ class Params:
         if value.lower() in ("false", "0"):
             return False
         raise SubsonicError(ErrorCode.MISSING_PARAMETER, f"Parameter {name} is not true or false: {value[:50]!r}")
+
+
+def _text(name: str, value: object) -> str:
+    # PostgreSQL text cannot hold NUL: refused here, once, rather than as a database error in some query.
+    text = str(value)
+    if "\x00" in text:
+        raise SubsonicError(ErrorCode.MISSING_PARAMETER, f"Parameter {name} contains a NUL character.")
+    return text
 
 
 def _to_int(name: str, value: str, *, minimum: int, maximum: int) -> int:

@@ -3,6 +3,7 @@ style and its error codes, the app password API, and the bad-input table."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -93,6 +94,7 @@ def test_auth_styles_and_their_codes(listener, app_password):
         ({}, 10),
         ({"u": "listener"}, 10),
         ({"u": "listener", "t": md5}, 10),
+        ({"u": "listener\x00", "p": PASSWORD}, 10),
     ]
     for params, expected in cases:
         assert error_code(call("ping", **params)) == expected, params
@@ -179,6 +181,10 @@ def test_bad_input_table(listener):
         ("createBookmark", {"id": f"tr-{hidden.pk}", "position": "1000"}, 70),
         ("savePlayQueue", {"id": f"tr-{hidden.pk}"}, 70),
         ("getCoverArt", {"id": f"al-{track.pk}", "size": "-1"}, 10),
+        ("getSongsByGenre", {"genre": "Jazz\x00"}, 10),  # NUL: refused before any query sees it
+        ("getArtist", {"id": "ar-" + base64.urlsafe_b64encode(b"A\x00B").decode()}, 70),
+        ("createPlaylist", {"name": "x" * 201}, 10),
+        ("getAlbumList2", {"type": "newest", "offset": str(2**70)}, None),  # far past the end: nothing
     ]
     for method, params, expected in cases:
         assert error_code(call(method, **params, **pw())) == expected, (method, params)

@@ -116,6 +116,14 @@ def get_starred(call: Call) -> dict[str, Any]:
     return {"starred2" if call.method == "getStarred2" else "starred": body}
 
 
+def _checked(name: str, value: str | None, field: str) -> str | None:
+    """A playlist's name or comment within the column's length (10 otherwise, never a database error)."""
+    limit = getattr(Playlist._meta.get_field(field), "max_length", None)
+    if value is not None and limit is not None and len(value) > limit:
+        raise SubsonicError(ErrorCode.MISSING_PARAMETER, f"{name} is longer than {limit} characters.")
+    return value
+
+
 def _playlist(playlist: Playlist, *, entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": mapping.playlist_id(playlist.pk),
@@ -166,14 +174,15 @@ def create_playlist(call: Call) -> dict[str, Any]:
         with transaction.atomic():
             playlist = playlist_get(user=call.user, playlist_id=pk)
             count = playlist.track_count
-            if name := params.get("name"):
+            if name := _checked("name", params.get("name"), "name"):
                 playlist_update(user=call.user, playlist_id=pk, name=name)
             if count:
                 playlist_entries_remove(user=call.user, playlist_id=pk, positions=list(range(count)))
             if track_ids:
                 playlist_entries_add(user=call.user, playlist_id=pk, track_ids=track_ids)
     else:
-        pk = playlist_create(owner=call.user, name=params.require("name"), track_ids=track_ids).pk
+        name = _checked("name", params.require("name"), "name") or ""
+        pk = playlist_create(owner=call.user, name=name, track_ids=track_ids).pk
     return _playlist_with_entries(call, pk)
 
 
@@ -188,7 +197,11 @@ def update_playlist(call: Call) -> dict[str, Any]:
         raise SubsonicError(ErrorCode.MISSING_PARAMETER, "songIndexToRemove must be positions (0, 1, ...).")
     with transaction.atomic():
         playlist_update(
-            user=call.user, playlist_id=pk, name=params.get("name"), description=params.get("comment"), public=public
+            user=call.user,
+            playlist_id=pk,
+            name=_checked("name", params.get("name"), "name"),
+            description=_checked("comment", params.get("comment"), "description"),
+            public=public,
         )
         if removing:
             playlist_entries_remove(user=call.user, playlist_id=pk, positions=removing)
