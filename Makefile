@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-cold-start bench-segments bench-proxy bench-art bench-memory bench-smart bench-subsonic bench-podcasts bench-loudness vendor-hlsjs
+.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-cold-start bench-segments bench-proxy bench-art bench-memory bench-smart bench-search bench-subsonic bench-podcasts bench-loudness vendor-hlsjs
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-art        the artwork task vs a bare Pillow loop, peak RSS on a bomb and a 20 MB JPEG"
 	@echo "make bench-proxy      segments through nginx secure_link vs nginx static vs the Django view (needs nginx, wrk)"
 	@echo "make bench-smart      smart playlists over a generated catalogue (BENCH_TRACKS=100000, BENCH_RUNS=30)"
+	@echo "make bench-search     search (200 exact/prefix/typo/accent queries) over a generated catalogue (BENCH_TRACKS=100000)"
 	@echo "make bench-memory     a web worker's memory while it streams a 1 GiB original itself (BENCH_MEMORY_MIB=1024)"
 	@echo "make bench-podcasts   feed refreshes (500 x 300 episodes: all 304, all changed) and one episode download, vs bare HTTP and curl"
 	@echo "make vendor-hlsjs     update the vendored hls.js (HLSJS_VERSION=$(HLSJS_VERSION)) from the npm registry"
@@ -88,6 +89,9 @@ bench-podcasts: $(STAMP)
 
 bench-smart: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/smart.py
+
+bench-search: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/search.py
 
 # hls.js for the web player, vendored from the npm registry (no CDN, no build step): the minified build,
 # its licence and the version, under apps/web/static/web/vendor/hls.js/. Bump HLSJS_VERSION, run, commit.
