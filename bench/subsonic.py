@@ -9,7 +9,8 @@ On a throw-away database with a generated library (rows only; one real tone, tra
     rows; ratio a/b as throughput (b's time / a's time), target >= 0.8;
 (c) `getAlbumList2?type=newest&size=50` p50 (target <= 8 ms);
 (d) `stream` time to first byte of a ready rendition (maxBitRate=64: the aac-64 rendition as one file) and of
-    the original (format=raw), p50 (target <= 5 ms).
+    the original (format=raw), p50 (target <= 5 ms);
+(e) `getCoverArt?size=300` of the tone's album (a folder image, its sizes made) p50 (target <= 8 ms).
 Every /rest/ call authenticates as apps do by default: u + t + s with an app password. Sequential calls, one
 client, like an app syncing; each figure is the median of interleaved repetitions.
 """
@@ -35,9 +36,11 @@ sys.path.insert(0, str(BASE_DIR))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revenge.settings")
 _TMP = Path(tempfile.mkdtemp(prefix="revenge-bench-subsonic-"))
 os.environ["RENDITIONS_ROOT"] = str(_TMP / "renditions")
-os.environ["STREAMING_LADDER"] = "full"  # the 64k tone gets aac-64 (a fitted ladder would copy it)
+os.environ["STREAMING_LADDER"] = "full"
+os.environ["ARTWORK_ROOT"] = str(_TMP / "artwork")  # the 64k tone gets aac-64 (a fitted ladder would copy it)
 
 import django  # noqa: E402
+from PIL import Image  # noqa: E402
 
 # ruff: noqa: T201 - a benchmark prints its figures
 
@@ -49,8 +52,9 @@ from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from apps.accounts.services import api_token_issue, app_password_create  # noqa: E402
-from apps.library.models import Album, AudioFile, Library, LibraryKind, Track  # noqa: E402
+from apps.library.models import Album, Artwork, AudioFile, Library, LibraryKind, Track  # noqa: E402
 from apps.library.services import library_scan  # noqa: E402
+from apps.library.services.artwork import artwork_variants_build  # noqa: E402
 from apps.streaming.services import rendition_transcode  # noqa: E402
 from bench.load import database_url, free_port  # noqa: E402
 
@@ -92,11 +96,14 @@ def real_track() -> Track:
     subprocess.run(
         [settings.FFMPEG_BINARY, "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
          "sine=frequency=440:sample_rate=44100:duration=60", "-c:a", "libmp3lame", "-b:a", "192k",
-         "-metadata", "title=Tone", str(folder / "tone.mp3")],
+         "-metadata", "title=Tone", "-metadata", "album=Tone album", str(folder / "tone.mp3")],
         check=True,
     )  # fmt: skip
+    Image.new("RGB", (800, 800), (200, 30, 30)).save(folder / "cover.jpg", quality=90)
     library = Library.objects.create(name="real", kind=LibraryKind.MUSIC, root_paths=[str(folder)])
     library_scan(library=library)
+    for artwork_id in Artwork.objects.values_list("pk", flat=True):
+        artwork_variants_build(artwork_id=artwork_id)
     track = Track.objects.get(library=library)
     assert rendition_transcode(track_id=track.pk).outcome == "published"
     return track
@@ -208,11 +215,13 @@ def main() -> int:
         album_list = f"/rest/getAlbumList2?{urlencode({**auth, 'type': 'newest', 'size': 50})}"
         stream_64 = f"/rest/stream?{urlencode({**auth, 'id': f'tr-{tone.pk}', 'maxBitRate': 64})}"
         stream_raw = f"/rest/stream?{urlencode({**auth, 'id': f'tr-{tone.pk}', 'format': 'raw'})}"
-        for path in (album_list, stream_64, stream_raw):
+        cover = f"/rest/getCoverArt?{urlencode({**auth, 'id': f'al-{tone.album_id}', 'size': 300})}"
+        for path in (album_list, stream_64, stream_raw, cover):
             server.get(path, first_byte=True)
         albums = [server.get(album_list)[1] for _ in range(args.calls)]
         first_64 = [server.get(stream_64, first_byte=True)[1] for _ in range(args.calls // 2)]
         first_raw = [server.get(stream_raw, first_byte=True)[1] for _ in range(args.calls // 2)]
+        covers = [server.get(cover)[1] for _ in range(args.calls // 2)]
     finally:
         if server is not None:
             server.stop()
@@ -234,6 +243,7 @@ def main() -> int:
           "  (target <= 8 ms)")  # fmt: skip
     print(f"  (d) stream first byte: ready rendition (maxBitRate=64) p50 {statistics.median(first_64):.1f} ms, "
           f"original (format=raw) p50 {statistics.median(first_raw):.1f} ms  (target <= 5 ms)")  # fmt: skip
+    print(f"  (e) getCoverArt size=300: p50 {statistics.median(covers):.1f} ms  (target <= 8 ms)")
     return 0 if ratio >= 0.8 else 1
 
 
