@@ -10,9 +10,15 @@ serves, in one run:
 (c) the same PUT in direct mode (a PostgreSQL transaction per update),
 each for BENCH_SECONDS (in 3 interleaved slices) with BENCH_CLIENTS concurrent keep-alive clients
 (distinct users, devices and tracks). Prints req/s, p50 and p99 and the ratios b/a (target >= 0.6) and
-c/a. Then the flush of 10 000 buffered updates, as new rows and as updates of existing rows: seconds
+c/a, and the p99 ratios. Server CPU per request, summed from /proc over the gunicorn master and
+workers, the PostgreSQL backends of the database, a Redis of the benchmark's own (started here, so that
+nobody else's commands count) and, for (b), the flush of what the pass buffered (run here after each
+slice): ms per request and the ratio to (a). CPU time is the figure to compare on a loaded machine;
+throughput and latencies move with the load. The issue's targets (#22): <= 3 ms CPU per progress update,
+p99 <= 2x the trivial view's at 16 connections (`make bench-progress BENCH_CLIENTS=16`).
+Then the flush of 10 000 buffered updates, as new rows and as updates of existing rows: seconds
 (target < 1 s) and rows/s.
-The database is a throw-away one (created and dropped here) and the Redis keys carry their own prefix.
+The database is a throw-away one (created and dropped here), and so is the Redis.
 
 gunicorn imports this module too (`bench.progress:application`): the trivial view needs a URL, and the
 server's own URL configuration has none.
@@ -44,6 +50,16 @@ import django  # noqa: E402
 
 # ruff: noqa: T201 - a benchmark prints its figures
 
+if __name__ == "__main__":
+    # Before Django reads REDIS_URL: this process, its gunicorns and their Celery broker use this Redis.
+    from bench.cpu import PrivateRedis
+    from bench.load import free_port
+
+    _redis = PrivateRedis(free_port())
+    os.environ["REDIS_URL"] = _redis.url
+    for _name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        os.environ.pop(_name, None)
+
 django.setup()
 
 from django.conf import settings  # noqa: E402
@@ -61,6 +77,7 @@ from apps.playback.models import PlaybackProgress  # noqa: E402
 from apps.playback.progress import buffer  # noqa: E402
 from apps.playback.progress.rules import ProgressAction, ProgressChange, now_us  # noqa: E402
 from apps.playback.services import progress_buffer_flush  # noqa: E402
+from bench.cpu import database_backends, process_tree, snapshot, spent  # noqa: E402
 from bench.load import database_url, free_port  # noqa: E402
 
 TRACK_MS = 600_000
@@ -132,6 +149,11 @@ class Measure:
     latencies: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
     errors: int = 0
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+
+    def add_cpu(self, spent_ms: dict[str, float]) -> None:
+        for name, ms in spent_ms.items():
+            self.cpu_ms[name] = self.cpu_ms.get(name, 0.0) + ms
 
     def add(self, port: int, clients: list[tuple[str, str, str]], seconds: float, processes: int) -> None:
         """clients: (url, token key, device id), spread over `processes` load processes."""
@@ -153,6 +175,7 @@ class Measure:
             "p50": statistics.median(latencies) * 1000,
             "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
             "errors": self.errors,
+            "requests": len(latencies),
         }
 
 
@@ -237,6 +260,14 @@ def timed_flush() -> tuple[float, int]:
     return time.perf_counter() - started, rows or 0
 
 
+def cpu_snapshot(server: Server) -> dict[str, dict[int, float]]:
+    """gunicorn (master and workers), PostgreSQL backends of the test database (both servers' and this
+    process's: only the server under load and the flush do anything), the private Redis."""
+    return snapshot(
+        {"gunicorn": process_tree(server.process.pid), "postgres": database_backends(), "redis": [_redis.pid]}
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=int(os.environ.get("BENCH_CLIENTS", "32")))
@@ -261,7 +292,15 @@ def main() -> int:
             # measure then sees the same mix of quiet and busy moments.
             for _ in range(SLICES):
                 for key, mode, clients in plan:
+                    before = cpu_snapshot(servers[mode])
                     measures[key].add(servers[mode].port, clients, args.seconds / SLICES, args.loaders)
+                    flush_ms = 0.0
+                    if key == "b":  # what this pass buffered, flushed as beat would (its Redis and SQL count above)
+                        started = time.process_time()
+                        progress_buffer_flush()
+                        flush_ms = (time.process_time() - started) * 1000
+                    measures[key].add_cpu({**spent(before, cpu_snapshot(servers[mode]), trees=["gunicorn"]),
+                                           "flush": flush_ms})  # fmt: skip
         finally:
             for server in servers.values():
                 server.stop()
@@ -278,8 +317,8 @@ def main() -> int:
         update_s, updated = timed_flush()
     finally:
         connection.creation.destroy_test_db(test_database, verbosity=0)
-        buffer._client().delete(*buffer._client().keys(f"{prefix}:*") or ["-"])
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        _redis.stop()
 
     workers = os.environ.get("WEB_CONCURRENCY") or min(2 * (os.cpu_count() or 1) + 1, 8)
     print(f"progress benchmark: gunicorn {workers} workers x {os.environ.get('GUNICORN_THREADS', '4')} threads, "
@@ -292,6 +331,18 @@ def main() -> int:
               f"   errors {r['errors']}")  # fmt: skip
     buffered_ratio, direct_ratio = results["b"]["rps"] / results["a"]["rps"], results["c"]["rps"] / results["a"]["rps"]
     print(f"  b/a = {buffered_ratio:.2f} (target >= 0.6)   c/a = {direct_ratio:.2f}")
+    p99_b, p99_c = results["b"]["p99"] / results["a"]["p99"], results["c"]["p99"] / results["a"]["p99"]
+    print(f"  p99 b/a = {p99_b:.2f}   c/a = {p99_c:.2f}   (target at 16 connections: b/a <= 2)")
+    print(f"  server CPU per request (load average {os.getloadavg()[0]:.1f} at the end):")
+    per_request = {}
+    for key, name in names.items():
+        cpu = measures[key].cpu_ms
+        requests = results[key]["requests"]
+        per_request[key] = sum(cpu.values()) / requests
+        parts = "  ".join(f"{part} {ms / requests:.2f}" for part, ms in cpu.items() if part != "flush" or key == "b")
+        ratio = per_request[key] / per_request["a"]
+        print(f"  ({key}) {name:28} {per_request[key]:6.2f} ms   ({parts})   {ratio:.2f}x (a)")
+    print(f"  progress PUT, buffered: {per_request['b']:.2f} ms CPU per update, target <= 3 ms")
     print(
         f"  flush of {inserted} buffered updates (new rows):      {insert_s:.3f} s  ({inserted / insert_s:,.0f} rows/s)"
     )
