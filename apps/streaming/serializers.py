@@ -69,6 +69,9 @@ class StreamDecisionOutput(serializers.Serializer):
     url = serializers.CharField(help_text="Signed: opens without an Authorization header until it expires.")
     reason = serializers.CharField()
     ready = serializers.BooleanField(help_text="False: the renditions are being built; the master answers 202.")
+    growing = serializers.BooleanField(
+        help_text="Not ready, but playable now: the master is served while the renditions are being made."
+    )
     variants = StreamVariantOutput(many=True)
     files = StreamFileOutput(many=True)
 

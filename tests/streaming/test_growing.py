@@ -80,6 +80,9 @@ def test_a_growing_rendition_is_played_by_ffmpeg_while_it_is_made(
             (["aac-128", "live.m3u8"], 128000, 147200),
             (["aac-256", "live.m3u8"], 256000, 294400),
         ]  # fmt: skip
+        # The stream decision says so to a client that does not play FLAC: not ready, but playable now.
+        decision = client.get(f"/api/v1/tracks/{track.pk}/stream", {"codecs": "aac"}).json()
+        assert (decision["mode"], decision["ready"], decision["growing"]) == ("hls", False, True)
         # A second listener joins the same run: nothing more is queued.
         with django_capture_on_commit_callbacks(execute=True):
             assert services.renditions_request(track_ids=[track.pk], interactive=True) == 0

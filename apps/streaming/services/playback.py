@@ -41,6 +41,7 @@ class StreamDecision:
     ready: bool
     variants: list[dict[str, Any]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
+    growing: bool = False  # not ready, but the master is served already (a growing rendition)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +49,7 @@ class StreamDecision:
             "url": self.url,
             "reason": self.reason,
             "ready": self.ready,
+            "growing": self.growing,
             "variants": self.variants,
             "files": self.files,
         }
@@ -104,6 +106,7 @@ def _stream_decide(
         url=reverse("track-master", args=[track.pk]) + query,
         reason="",
         ready=ready is not None,
+        growing=ready is None and _renditions_growing(track=track) is not None,
         variants=[
             {
                 "profile": r.profile,

@@ -334,7 +334,7 @@
       const opened = await openSession();
       if (token !== state.loadToken || !opened) return;
       let decision = opened.stream;
-      if (decision.mode === "hls" && !decision.ready) {
+      if (decision.mode === "hls" && !decision.ready && !decision.growing) {
         decision = await waitUntilReady(token);
         if (!decision) return;
       }
@@ -372,14 +372,16 @@
     return query.toString();
   }
 
-  // HLS wanted but not built yet (the server has queued it ahead of bulk work): ask again until ready.
+  // HLS wanted but not built yet (the server has queued it ahead of bulk work): ask again until it is
+  // ready or growing (its first segments made: it plays while the rest is made), every second.
   async function waitUntilReady(token) {
     setStatus("Preparing this track for streaming…");
-    for (let attempt = 0; attempt < 120; attempt += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 5000));
+    for (let attempt = 0; attempt < 600; attempt += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
       if (token !== state.loadToken) return null;
       const response = await api("GET", `tracks/${state.track.id}/stream?${decisionQuery()}`);
-      if (response.ok && (response.data.mode === "direct" || response.data.ready)) return response.data;
+      const decision = response.data;
+      if (response.ok && (decision.mode === "direct" || decision.ready || decision.growing)) return decision;
     }
     setStatus("This track could not be prepared for streaming.", { error: true });
     return null;
