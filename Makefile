@@ -5,14 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-cold-start bench-segments bench-proxy bench-art bench-memory bench-smart bench-search bench-subsonic bench-podcasts bench-loudness vendor-hlsjs
+.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-cold-start bench-segments bench-proxy bench-art bench-memory bench-smart bench-search bench-subsonic bench-podcasts bench-loudness bench-idle vendor-hlsjs
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make test    ruff check, ruff format --check, mypy, pytest (PYTEST_ARGS='-m \"not slow\"' for the quick ones)"
 	@echo "make format  apply ruff fixes and formatting"
 	@echo "make bench-scan  scan benchmark (BENCH_FILES=2000)"
-	@echo "make bench-progress  progress PUT under gunicorn and buffer flush (BENCH_CLIENTS=32, BENCH_SECONDS=15)"
+	@echo "make bench-progress  progress PUT under gunicorn: req/s, p99, server CPU per request; buffer flush (BENCH_CLIENTS=32, BENCH_SECONDS=15)"
+	@echo "make bench-idle      CPU ms per second of the whole stack of make run while nobody listens (BENCH_SECONDS=60)"
 	@echo "make bench-transcode  transcode benchmark (10-minute track)"
 	@echo "make bench-ladder     the fitted ladder against the full one on a 64 kbit/s AAC book (BENCH_BOOK_HOURS=10)"
 	@echo "make bench-loudness   the transcode with the loudness analysis branch against without it (10-minute track)"
@@ -50,6 +51,9 @@ bench-scan: $(STAMP)
 
 bench-progress: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/progress.py
+
+bench-idle: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/idle.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
