@@ -4,16 +4,20 @@ Range, the faults (HTML, 404, over the cap, not audio, disk full), chapters from
 from __future__ import annotations
 
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from apps.library.models import AudioFile, Track
 from apps.podcasts.models import AutoDownload, EpisodeState, FeedEpisode
 from apps.podcasts.services.downloads import (
+    LOCK_NAMESPACE,
     DownloadInterrupted,
     episode_download,
     episodes_download_request,
+    episodes_reclaim,
     parts_folder,
 )
 from apps.podcasts.services.subscriptions import subscription_create, subscription_refresh
@@ -178,3 +182,22 @@ def test_feed_chapters_become_the_tracks_chapters(podcast_library, feed_server, 
     assert list(track.chapters.values_list("index", "title", "start_ms", "end_ms")) == [
         (0, "Intro", 0, 1500), (1, "Talk", 1500, track.duration_ms)
     ]  # fmt: skip
+
+
+def test_reclaim_leaves_a_download_whose_worker_is_alive(podcast_library, feed_server, tone):
+    serve_show(feed_server, tone, count=1)
+    subscription = subscribed(podcast_library, feed_server, auto_download=AutoDownload.NONE)
+    subscription_refresh(subscription_id=subscription.pk)
+    episode = FeedEpisode.objects.get()
+    FeedEpisode.objects.filter(pk=episode.pk).update(state=EpisodeState.DOWNLOADING)
+    worker = connections.create_connection(DEFAULT_DB_ALIAS)  # another process's session holds the lock
+    try:
+        with worker.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [LOCK_NAMESPACE + episode.pk])
+        assert episodes_reclaim(idle=timedelta(0)) == []
+        assert episode_download(episode_id=episode.pk).state == "skipped"  # a twin never runs
+    finally:
+        worker.close()  # the session ends: its lock goes with it
+    assert episodes_reclaim(idle=timedelta(0)) == [episode.pk]
+    episode.refresh_from_db()
+    assert episode.state == EpisodeState.QUEUED
