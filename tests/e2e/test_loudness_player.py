@@ -197,3 +197,12 @@ def test_skip_silence_jumps_the_generated_gap(open_page, world):
         " for (let i = 0; i < r.length; i++) out.push([r.start(i), r.end(i)]); return out; }"
     )
     assert not any(start <= 4.3 <= end for start, end in played), played
+    # Progress is the true position in the episode, after the jump (not the time listened).
+    page.locator("#player").get_by_role("button", name="Pause", exact=True).click()
+    here_ms = page.evaluate("() => document.querySelector('[data-audio]').currentTime") * 1000
+    for _ in range(100):
+        progress = api_json(page, world.base_url, f"/api/v1/progress/{world.episode}")
+        if progress.get("position_ms", 0) >= 6000:
+            break
+        page.wait_for_timeout(100)
+    assert abs(progress["position_ms"] - here_ms) <= 300, (progress, here_ms)
