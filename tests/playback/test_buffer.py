@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 
 from apps.library.models import Track
@@ -287,6 +288,25 @@ def test_only_one_flush_runs_at_a_time(world):
     finally:
         holder.close()
     assert progress_buffer_flush() == 1
+
+
+def test_a_flush_with_nothing_to_flush_is_one_redis_call_and_no_query(world, monkeypatch):
+    put(world.client, world.song, 10_000)
+    assert progress_buffer_flush() == 1
+    client = buffer._client()
+    commands: list[str] = []
+    execute = client.execute_command
+
+    def counted(*args, **options):
+        commands.append(str(args[0]))
+        return execute(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", counted)
+    with CaptureQueriesContext(connection) as queries:
+        assert progress_buffer_flush() == 0
+    assert [query["sql"] for query in queries.captured_queries] == []  # no advisory lock, no snapshot
+    assert commands == ["SCARD"]
+    assert REGISTRY.get_sample_value("revenge_progress_buffer_size") == 0
 
 
 def test_beat_flushes_every_interval_and_closes_idle_sessions():
