@@ -17,6 +17,7 @@ help:
 	@echo "make bench-transcode  transcode benchmark (10-minute track)"
 	@echo "make bench-ladder     the fitted ladder against the full one on a 64 kbit/s AAC book (BENCH_BOOK_HOURS=10)"
 	@echo "make bench-loudness   the transcode with the loudness analysis branch against without it (10-minute track)"
+	@echo "make bench-cold-start time to first audio on never-transcoded 30-minute FLACs, idle and with a bulk backlog (needs nginx)"
 	@echo "make bench-segments   /hls/ segment throughput under gunicorn"
 	@echo "make bench-art        the artwork task vs a bare Pillow loop, peak RSS on a bomb and a 20 MB JPEG"
 	@echo "make bench-proxy      segments through nginx secure_link vs nginx static vs the Django view (needs nginx, wrk)"
@@ -24,8 +25,8 @@ help:
 	@echo "make bench-search     search (200 exact/prefix/typo/accent queries) over a generated catalogue (BENCH_TRACKS=100000)"
 	@echo "make bench-memory     a web worker's memory while it streams a 1 GiB original itself (BENCH_MEMORY_MIB=1024)"
 	@echo "make bench-podcasts   feed refreshes (500 x 300 episodes: all 304, all changed) and one episode download, vs bare HTTP and curl"
-	@echo "make vendor-hlsjs     update the vendored hls.js (HLSJS_VERSION=$(HLSJS_VERSION)) from the npm registry"
 	@echo "make bench-subsonic   OpenSubsonic full sync by search3 vs the REST track list, getAlbumList2, stream first byte (BENCH_SONGS=2020)"
+	@echo "make vendor-hlsjs     update the vendored hls.js (HLSJS_VERSION=$(HLSJS_VERSION)) from the npm registry"
 	@echo "make clean   remove .venv (var/ with the embedded databases is kept)"
 
 check-python:
@@ -75,6 +76,9 @@ bench-ladder: $(STAMP)
 
 bench-loudness: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/loudness.py
+
+bench-cold-start: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/coldstart.py
 
 bench-segments: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/segments.py
