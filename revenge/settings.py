@@ -31,6 +31,7 @@ from revenge.env import (
     env_str,
     env_url,
 )
+from revenge.keys import key_file_read_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("REVENGE_DATA_DIR", BASE_DIR / "var")
@@ -49,32 +50,19 @@ def _secret_key() -> str:
         if len(value) < 32:
             raise ImproperlyConfigured("SECRET_KEY: use at least 32 random characters.")
         return value
-    key_file = DATA_DIR / "secret_key"
-    try:
-        return key_file.read_text().strip()
-    except FileNotFoundError:
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(50)
-        # O_EXCL: two processes starting together agree on the first key written.
-        try:
-            fd = key_file.open("x")
-        except FileExistsError:
-            return key_file.read_text().strip()
-        with fd:
-            key_file.chmod(0o600)
-            fd.write(key)
-        return key
+    return key_file_read_or_create(DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(50))
 
 
 SECRET_KEY = _secret_key()
 
 
 def _app_password_key() -> str:
-    """`APP_PASSWORD_KEY` (a Fernet key) from the environment; else one generated once into the data folder.
+    """`APP_PASSWORD_KEY` (a Fernet key) from the environment, checked; "" when unset.
 
     Encrypts the OpenSubsonic app passwords at rest (apps.accounts.app_passwords). A key of its own, not derived
     from SECRET_KEY: rotating SECRET_KEY (sessions, signatures) must not lock every Subsonic app out, and
-    a leaked SECRET_KEY must not decrypt them.
+    a leaked SECRET_KEY must not decrypt them. Unset, one is generated into APP_PASSWORD_KEY_FILE when an
+    app password is first encrypted or read (not here: a collectstatic at image build time writes nothing).
     """
     value = env_str("APP_PASSWORD_KEY")
     if value:
@@ -85,24 +73,11 @@ def _app_password_key() -> str:
             raise ImproperlyConfigured(
                 "APP_PASSWORD_KEY: expected 32 bytes in URL-safe base64 (a Fernet key, 44 characters)."
             ) from None
-        return value
-    key_file = DATA_DIR / "app_password_key"
-    try:
-        return key_file.read_text().strip()
-    except FileNotFoundError:
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-        try:
-            fd = key_file.open("x")
-        except FileExistsError:
-            return key_file.read_text().strip()
-        with fd:
-            key_file.chmod(0o600)
-            fd.write(key)
-        return key
+    return value
 
 
 APP_PASSWORD_KEY = _app_password_key()
+APP_PASSWORD_KEY_FILE = DATA_DIR / "app_password_key"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -280,10 +255,12 @@ if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
 # With acks_late on a Redis broker, a message not acknowledged within the visibility timeout is given
 # to another worker: it must outlast the longest task.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(3600, 2 * CELERY_TASK_TIME_LIMIT)}
-CELERY_WORKER_SEND_TASK_EVENTS = True
+# Task events (sent, received, started, succeeded) are for a monitor such as Flower: nothing of Revenge reads
+# them, and each one is a message through Redis for every task (a progress flush every few seconds).
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_TASK_EVENTS", False)
+CELERY_TASK_SEND_SENT_EVENT = CELERY_WORKER_SEND_TASK_EVENTS
 # Worker and beat log through Django's LOGGING below (so LOG_FORMAT=json covers them too).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "clear-expired-sessions": {"task": "apps.ops.tasks.ops_clear_sessions_task", "schedule": 24 * 3600},
