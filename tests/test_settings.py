@@ -94,3 +94,20 @@ def test_log_format_json_writes_one_json_object_per_line(process_env):
     line = json.loads(result.stderr.strip().splitlines()[-1])
     assert line["message"] == "hello there"
     assert line["level"] == "WARNING" and line["logger"] == "revenge.test" and "time" in line
+
+
+def test_celery_task_events_are_off_unless_asked_for(process_env):
+    """Nothing of Revenge reads task events; a Flower user turns them on with CELERY_TASK_EVENTS."""
+    code = "from revenge.celery import app; print(app.conf.worker_send_task_events, app.conf.task_send_sent_event)"
+    seen = {}
+    for value in (None, "true"):
+        env = {key: val for key, val in process_env.items() if key != "CELERY_TASK_EVENTS"}
+        if value is not None:
+            env["CELERY_TASK_EVENTS"] = value
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        seen[value] = result.stdout.splitlines()[-1].split()
+    assert seen == {None: ["False", "False"], "true": ["True", "True"]}
