@@ -626,11 +626,22 @@
     progressTimer = null;
   }
 
+  // The updates already queued go out first (as heartbeats of the session they belong to): a DELETE sent
+  // beside them could end the session before the last heartbeat lands, which the server refuses with a
+  // 409 (the player then stores the position with a plain PUT, but the browser logs the 409). A page
+  // going away (keepalive) cannot wait.
   async function closeSession({ keepalive = false } = {}) {
+    if (!keepalive) await sendsSettled();
     const id = state.sessionId;
     if (!id) return;
     state.sessionId = null;
     await api("DELETE", `sessions/${id}`, undefined, { keepalive });
+  }
+
+  async function sendsSettled() {
+    for (let i = 0; i < 100 && (state.sending || state.pending.length); i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   async function refreshSessions() {
@@ -1188,9 +1199,6 @@
   // Stop here: the last position stored and the session ended, before returning.
   async function release() {
     if (state.track && playing()) audio.pause();
-    for (let i = 0; i < 100 && (state.sending || state.pending.length); i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
     await closeSession();
   }
 
