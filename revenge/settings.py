@@ -19,6 +19,7 @@ import imageio_ffmpeg
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
+from apps.playback.progress.schedule import WhileBuffered
 from apps.streaming.profiles import DEFAULT_PROFILES, SEGMENT_FORMATS, LadderMode, ladder_check
 from revenge import embedded
 from revenge.env import (
@@ -433,7 +434,8 @@ PROGRESS_COMPLETION = {
 PLAYBACK_SESSION_IDLE_TIMEOUT_S = env_int("PLAYBACK_SESSION_IDLE_TIMEOUT", 600, minimum=30)
 CELERY_BEAT_SCHEDULE["progress-buffer-flush"] = {
     "task": "apps.playback.tasks.progress_buffer_flush_task",
-    "schedule": PROGRESS_FLUSH_INTERVAL_S,
+    # Due only while the buffer holds something: an idle server sends no flush task at all.
+    "schedule": WhileBuffered(PROGRESS_FLUSH_INTERVAL_S),
     # A flush queued while the worker was down is worthless once the next one is due.
     "options": {"expires": PROGRESS_FLUSH_INTERVAL_S * 2},
 }

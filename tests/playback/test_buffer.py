@@ -9,18 +9,21 @@ import sys
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 import psycopg
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from apps.library.models import Track
 from apps.playback.models import Listen, PlaybackProgress
 from apps.playback.progress import buffer
 from apps.playback.progress.flush import FLUSH_LOCK_ID
+from apps.playback.progress.schedule import WhileBuffered
 from apps.playback.services import progress_buffer_flush, progress_buffer_write, progress_record
 from apps.playback.tasks import progress_buffer_flush_task
 from tests.conftest import BASE_DIR, child_database_url, wait_for
@@ -309,13 +312,37 @@ def test_a_flush_with_nothing_to_flush_is_one_redis_call_and_no_query(world, mon
     assert REGISTRY.get_sample_value("revenge_progress_buffer_size") == 0
 
 
+def test_beat_sends_the_flush_only_while_the_buffer_holds_something(world):
+    """Due every interval while entries wait; with none, not due (one SCARD, no task) and asked again in one
+    interval; due at once when an entry comes, since the last run's time did not move."""
+    interval = WhileBuffered(5)
+    last_run = timezone.now() - timedelta(seconds=6)
+    assert tuple(interval.is_due(last_run)) == (False, 5)
+    assert tuple(interval.is_due(timezone.now() - timedelta(seconds=2)))[0] is False  # not due by time either
+    put(world.client, world.song, 10_000)
+    assert tuple(interval.is_due(last_run)) == (True, 5)
+    assert progress_buffer_flush() == 1
+    assert tuple(interval.is_due(last_run)) == (False, 5)
+
+
+def test_beat_sends_the_flush_when_redis_is_unreachable(world, redis_server):
+    """The task then logs the outage and retries at the next interval (as before this schedule)."""
+    redis_server.kill()
+    try:
+        assert tuple(WhileBuffered(5).is_due(timezone.now() - timedelta(seconds=6))) == (True, 5)
+    finally:
+        redis_server.start()
+
+
 def test_beat_flushes_every_interval_and_closes_idle_sessions():
     schedule = django_settings.CELERY_BEAT_SCHEDULE
-    assert schedule["progress-buffer-flush"] == {
+    entry = schedule["progress-buffer-flush"]
+    assert entry == {
         "task": "apps.playback.tasks.progress_buffer_flush_task",
-        "schedule": 5,
+        "schedule": WhileBuffered(5),
         "options": {"expires": 10},
     }
+    assert type(entry["schedule"]) is WhileBuffered and entry["schedule"].seconds == 5
     assert schedule["playback-sessions-close-idle"]["task"] == "apps.playback.tasks.playback_sessions_close_idle_task"
 
 
