@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from apps.accounts.models import ApiToken
@@ -218,3 +219,42 @@ def test_browser_session_writes_need_the_csrf_token(user):
     csrf = browser.cookies["csrftoken"].value
     assert browser.delete(f"/api/v1/auth/tokens/{other_device.id}", HTTP_X_CSRFTOKEN=csrf).status_code == 204
     assert not ApiToken.objects.filter(pk=other_device.pk).exists()
+
+
+def test_a_token_revoked_elsewhere_is_refused_within_the_cache_delay(api_client, user, monkeypatch):
+    """Another worker (here: a DELETE that sends no signal to this process) revokes the token: this process
+    trusts its cached lookup for TOKEN_CACHE_S at most, then asks PostgreSQL again."""
+    from django.db import connection
+
+    from apps.accounts import authentication
+
+    clock = [1000.0]
+    monkeypatch.setattr(authentication, "_clock", lambda: clock[0])
+    authentication.token_cache_clear()
+    key = login(api_client, user.username).json()["token"]
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert api_client.get("/api/v1/me").status_code == 200  # looked up, then cached
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM accounts_apitoken")
+    with CaptureQueriesContext(connection) as queries:
+        assert api_client.get("/api/v1/me").status_code == 200  # within the delay: the cache answers
+    assert not [q["sql"] for q in queries.captured_queries if "accounts_apitoken" in q["sql"]]
+    clock[0] += authentication.TOKEN_CACHE_S
+    revoked = api_client.get("/api/v1/me")
+    assert revoked.status_code == 401
+    assert revoked.json() == {"error": {"code": "authentication_failed", "message": "Invalid or revoked token."}}
+
+
+def test_a_cached_request_gets_its_own_user_copy(api_client, user):
+    from apps.accounts import authentication
+
+    authentication.token_cache_clear()
+    key = login(api_client, user.username).json()["token"]
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert api_client.get("/api/v1/me").status_code == 200
+    request = RequestFactory().get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {key}")
+    first_user, first_token = authentication.ApiTokenAuthentication().authenticate(request)
+    second_user, second_token = authentication.ApiTokenAuthentication().authenticate(request)
+    assert first_user.pk == second_user.pk == user.pk and first_token.pk == second_token.pk
+    assert first_user is not second_user and first_token is not second_token
+    assert first_token.user is first_user
