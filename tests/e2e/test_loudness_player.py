@@ -90,6 +90,7 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Worl
         STATIC_ROOT=root / "static",
         TRANSCODE_AFTER_SCAN=False,
         STREAMING_PROFILES=["aac-64", "aac-128"],
+        STREAMING_LADDER="full",  # the tests' own setting (tests/conftest.py): the same rendition keys
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     )
     overrides.enable()

@@ -114,6 +114,9 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Worl
         TRANSCODE_AFTER_SCAN=False,
         # Two rungs are enough for an adaptive stream, and a third of the transcoding time is saved.
         STREAMING_PROFILES=["aac-64", "aac-128"],
+        # As tests/conftest.py sets for each test (which runs after this module-wide fixture): the renditions
+        # built here must have the keys the tests' requests compute.
+        STREAMING_LADDER="full",
         # Sign-ins in every test: Django's deliberately slow hasher would be most of their time.
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     )
