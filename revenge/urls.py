@@ -17,7 +17,6 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.streaming.urls")),
     path("", include("apps.playback.urls")),
     path("", include("apps.podcasts.urls")),
-    path("", include("apps.podcasts.urls")),
     path("", include("apps.collections.urls")),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
