@@ -13,6 +13,9 @@ from collections.abc import Iterable
 from functools import cache, lru_cache
 from typing import Any
 
+from django.conf import settings
+
+from apps.library.loudness import gain_db
 from apps.library.models import Album, ArtworkStatus, AudioFile, LibraryKind
 from apps.playback.progress.rules import ProgressState
 from apps.streaming.services.originals import media_type
@@ -111,6 +114,8 @@ SONG_COLUMNS = (
     "id", "title", "artists", "album_artists", "album_artist", "genres", "track_number", "disc_number", "year",
     "duration_ms", "created_at", "group_key", "library__kind", "album_id", "album__title", "artwork_id",
     "artwork__status", "album__artwork_id", "album__artwork__status", "favourite_at", "rating",
+    "source_fingerprint", "loudness__source_fingerprint", "loudness__integrated_lufs", "loudness__true_peak_dbtp",
+    "album__loudness_lufs", "album__true_peak_dbtp",
 )  # fmt: skip
 FILE_COLUMNS = ("track_id", "path", "size_bytes", "codec", "format", "bitrate_kbps", "sample_rate_hz", "channels")
 
@@ -137,6 +142,31 @@ def _song_cover(row: dict[str, Any]) -> str | None:
     if album_ready:
         return album_id(row["album_id"])
     return None
+
+
+def _linear(peak_dbtp: float | None) -> float | None:
+    """ReplayGain peaks are linear amplitudes (1.0 = full scale); -inf dBTP (digital silence) is 0."""
+    return None if peak_dbtp is None else round(10 ** (peak_dbtp / 20), 6)
+
+
+def _replay_gain(row: dict[str, Any]) -> dict[str, float] | None:
+    """OpenSubsonic's replayGain from what the transcode measured: the gains by apps.library.loudness.gain_db,
+    the rule the REST API and the web player use. A measurement of other audio (an older fingerprint) is not
+    this track's. Tag-only values (REPLAYGAIN_*) are left to the REST API's /loudness: apps apply the file's
+    own tags when they play the original."""
+    reference = float(settings.LOUDNESS_REFERENCE_LUFS)
+    measured = row["loudness__source_fingerprint"] == row["source_fingerprint"]
+    lufs = row["loudness__integrated_lufs"] if measured else None
+    peak = row["loudness__true_peak_dbtp"] if measured else None
+    album_lufs, album_peak = row["album__loudness_lufs"], row["album__true_peak_dbtp"]
+    gains = {
+        "trackGain": gain_db(lufs, peak, reference_lufs=reference),
+        "albumGain": gain_db(album_lufs, album_peak, reference_lufs=reference),
+        "trackPeak": _linear(peak),
+        "albumPeak": _linear(album_peak) if album_lufs is not None else None,
+    }
+    present = {key: value for key, value in gains.items() if value is not None}
+    return present or None
 
 
 def song(row: dict[str, Any], files: list[dict[str, Any]], progress: ProgressState | None = None) -> dict[str, Any]:
@@ -180,6 +210,7 @@ def song(row: dict[str, Any], files: list[dict[str, Any]], progress: ProgressSta
         "displayAlbumArtist": clean_text(", ".join(album_artists)),
         "starred": row["favourite_at"],
         "userRating": row["rating"],
+        "replayGain": _replay_gain(row),
     }
     if progress is not None:
         entry["playCount"] = progress.play_count

@@ -27,7 +27,16 @@ def array(item: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": item}
 
 
+NUMBER = {"type": "number"}
 ITEM_GENRE = obj({"name": STRING})
+# ReplayGain (https://opensubsonic.netlify.app/docs/responses/replaygain/): every field optional; peaks linear.
+REPLAY_GAIN = obj(
+    {},
+    {
+        "trackGain": NUMBER, "albumGain": NUMBER, "trackPeak": {"type": "number", "minimum": 0},
+        "albumPeak": {"type": "number", "minimum": 0}, "baseGain": NUMBER, "fallbackGain": NUMBER,
+    },
+)  # fmt: skip
 ARTIST_ID_NAME = obj({"id": STRING, "name": STRING})
 
 # Child (https://opensubsonic.netlify.app/docs/responses/child/)
@@ -42,7 +51,7 @@ CHILD = obj(
         "userRating": {"type": "integer", "minimum": 1, "maximum": 5}, "starred": TIME,
         "samplingRate": NONNEG, "channelCount": NONNEG, "genres": array(ITEM_GENRE),
         "artists": array(ARTIST_ID_NAME), "displayArtist": STRING, "albumArtists": array(ARTIST_ID_NAME),
-        "displayAlbumArtist": STRING,
+        "displayAlbumArtist": STRING, "replayGain": REPLAY_GAIN,
     },
 )  # fmt: skip
 ALBUM_ID3 = obj(
@@ -189,6 +198,8 @@ def _coerce(text: str, schema: dict[str, Any]) -> Any:
     kind = schema.get("type")
     if kind == "integer":
         return int(text)
+    if kind == "number":
+        return float(text)
     if kind == "boolean" or isinstance(schema.get("const"), bool):
         return {"true": True, "false": False}[text]
     if "enum" in schema and all(isinstance(v, int) for v in schema["enum"]):

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
-from apps.library.models import Track
+from apps.library.models import Track, TrackLoudness
 from tests.audio import make_audio
 from tests.factories import LibraryAccessFactory, LibraryFactory, UserFactory
 from tests.pipeline import scan
@@ -69,3 +70,30 @@ def test_lyrics_by_song_id_and_by_title(world):
     assert call("getLyrics", artist="Nobody", title="Summertime")["lyrics"] == {}
     extensions = {e["name"] for e in call("getOpenSubsonicExtensions")["openSubsonicExtensions"]}
     assert "songLyrics" in extensions
+
+
+def test_songs_carry_replay_gain_from_the_measured_loudness(world):
+    """OpenSubsonic's replayGain: the REST API's gains (GET /api/v1/tracks/<id>/loudness) and linear peaks,
+    in JSON and XML; a measurement of other audio (older fingerprint) is not used; nothing measured, none."""
+    summertime, halo = world["Summertime"], world["Beyoncé Halo"]
+    TrackLoudness.objects.create(
+        track=summertime, source_fingerprint=summertime.source_fingerprint, integrated_lufs=-12.0, range_lu=3.0,
+        true_peak_dbtp=-0.5,
+    )  # fmt: skip
+    TrackLoudness.objects.create(
+        track=halo, source_fingerprint="older audio", integrated_lufs=-30.0, range_lu=3.0, true_peak_dbtp=-9.0
+    )
+    album = summertime.album
+    album.loudness_lufs, album.true_peak_dbtp = -20.0, -6.0
+    album.save(update_fields=["loudness_lufs", "true_peak_dbtp"])
+
+    for fmt in ("json", "xml"):
+        song = call("getSong", fmt=fmt, id=f"tr-{summertime.pk}")["song"]
+        # -18 - (-12) = -6 dB; the peak -0.5 dBTP would allow +-0.5: -6 stays. Album: +2 dB, peak -6: room for 5.
+        assert song["replayGain"] == {"trackGain": -6.0, "albumGain": 2.0, "trackPeak": 0.944061, "albumPeak": 0.501187}
+        # Halo's measurement is of older audio, and its album (Beyoncé's "Mix", not Ella's) is unmeasured.
+        assert halo.album_id != album.pk
+        assert "replayGain" not in call("getSong", fmt=fmt, id=f"tr-{halo.pk}")["song"]
+    rest = Client()
+    rest.force_login(get_user_model().objects.get(username="listener"))
+    assert rest.get(f"/api/v1/tracks/{summertime.pk}/loudness").json()["track_gain_db"] == -6.0
