@@ -8,7 +8,18 @@ selectors take either (an anonymous user sees nothing), services that write on s
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser, User
+from rest_framework import exceptions
+from rest_framework.request import Request
 
 RequestUser = User | AnonymousUser
 
-__all__ = ["RequestUser", "User"]
+
+def signed_in(request: Request) -> User:
+    """The user a write is made for: the API's default permission (signed in) lets no one else this far."""
+    user = request.user
+    if not isinstance(user, User):
+        raise exceptions.NotAuthenticated()
+    return user
+
+
+__all__ = ["RequestUser", "User", "signed_in"]

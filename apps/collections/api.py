@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -15,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from apps.accounts.types import signed_in
 from apps.collections import selectors, services
 from apps.collections.models import Playlist
 from apps.collections.playlist_files import M3U8_MAX_BYTES, m3u8_write
@@ -50,14 +50,6 @@ def _parse(serializer_class: type[Serializer], data: Any) -> dict[str, Any]:
     return serializer.validated_data
 
 
-def _signed_in(request: Request) -> User:
-    """The user a write is made for: the API's default permission (signed in) lets no one else this far."""
-    user = request.user
-    if not isinstance(user, User):
-        raise exceptions.NotAuthenticated()
-    return user
-
-
 def _mark_body(state: MarkState) -> dict[str, Any]:
     return MarkOutput(state).data
 
@@ -74,13 +66,13 @@ class _FavouriteView(_MarkView):
     def put(self, request: Request, key: Any) -> Response:
         """Star it (starring again keeps the first time)."""
         item = self.item(request, key)
-        return Response(_mark_body(services.favourite_set(user=_signed_in(request), item=item, favourite=True)))
+        return Response(_mark_body(services.favourite_set(user=signed_in(request), item=item, favourite=True)))
 
     @extend_schema(request=None, responses={200: MarkOutput})
     def delete(self, request: Request, key: Any) -> Response:
         """Unstar it (its rating stays)."""
         item = self.item(request, key)
-        return Response(_mark_body(services.favourite_set(user=_signed_in(request), item=item, favourite=False)))
+        return Response(_mark_body(services.favourite_set(user=signed_in(request), item=item, favourite=False)))
 
 
 class _RatingView(_MarkView):
@@ -89,7 +81,7 @@ class _RatingView(_MarkView):
         """Rate it 1–5; `{"rating": null}` clears the rating (the star stays)."""
         rating = _parse(RatingInput, request.data)["rating"]
         item = self.item(request, key)
-        return Response(_mark_body(services.rating_set(user=_signed_in(request), item=item, rating=rating)))
+        return Response(_mark_body(services.rating_set(user=signed_in(request), item=item, rating=rating)))
 
 
 class _TrackItem:
@@ -186,7 +178,7 @@ class PlaylistListView(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         """A new playlist (private unless `public`), with `track_ids` if given (404 for one you may not see)."""
         data = _parse(PlaylistCreateInput, request.data)
-        playlist = services.playlist_create(owner=_signed_in(request), **data)
+        playlist = services.playlist_create(owner=signed_in(request), **data)
         return _playlist_response(request, playlist, status_code=status.HTTP_201_CREATED)
 
 
@@ -200,14 +192,14 @@ class PlaylistDetailView(APIView):
     def patch(self, request: Request, playlist_id: int) -> Response:
         data = _parse(PlaylistUpdateInput, request.data)
         playlist = services.playlist_update(
-            user=_signed_in(request), playlist_id=playlist_id, expected_version=_expected_version(request), **data
+            user=signed_in(request), playlist_id=playlist_id, expected_version=_expected_version(request), **data
         )
         return _playlist_response(request, playlist)
 
     @extend_schema(parameters=[IF_MATCH], responses={204: None, 403: ErrorOutput, 404: ErrorOutput, 409: ErrorOutput})
     def delete(self, request: Request, playlist_id: int) -> Response:
         services.playlist_delete(
-            user=_signed_in(request), playlist_id=playlist_id, expected_version=_expected_version(request)
+            user=signed_in(request), playlist_id=playlist_id, expected_version=_expected_version(request)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -219,7 +211,7 @@ class PlaylistEntriesAddView(APIView):
         404, nothing added."""
         data = _parse(PlaylistEntriesAddInput, request.data)
         playlist = services.playlist_entries_add(
-            user=_signed_in(request), playlist_id=playlist_id, expected_version=_expected_version(request), **data
+            user=signed_in(request), playlist_id=playlist_id, expected_version=_expected_version(request), **data
         )
         return _playlist_response(request, playlist)
 
@@ -230,7 +222,7 @@ class PlaylistEntriesRemoveView(APIView):
         """Remove the entries at these positions (at most 500 per call); the rest close up."""
         data = _parse(PlaylistEntriesRemoveInput, request.data)
         playlist = services.playlist_entries_remove(
-            user=_signed_in(request), playlist_id=playlist_id, expected_version=_expected_version(request), **data
+            user=signed_in(request), playlist_id=playlist_id, expected_version=_expected_version(request), **data
         )
         return _playlist_response(request, playlist)
 
@@ -241,7 +233,7 @@ class PlaylistEntriesMoveView(APIView):
         """Move `count` entries from `from_position` so the first lands at `to_position`."""
         data = _parse(PlaylistEntriesMoveInput, request.data)
         playlist = services.playlist_entries_move(
-            user=_signed_in(request), playlist_id=playlist_id, expected_version=_expected_version(request), **data
+            user=signed_in(request), playlist_id=playlist_id, expected_version=_expected_version(request), **data
         )
         return _playlist_response(request, playlist)
 
@@ -272,7 +264,7 @@ class PlaylistImportView(APIView):
         absolute inside one); lines that match no track you can see are listed in `unmatched`. Refused (400,
         naming the line): over 1 MiB, a NUL, not UTF-8, a `..`, an absolute path outside your libraries,
         more than 5000 entries."""
-        user = _signed_in(request)
+        user = signed_in(request)
         # Refused before the upload is read, when the client says how big it is.
         if int(request.META.get("CONTENT_LENGTH") or 0) > M3U8_MAX_BYTES + 64 * 1024:
             raise exceptions.ValidationError({"file": [f"The file is larger than {M3U8_MAX_BYTES} bytes."]})
@@ -299,7 +291,7 @@ class SmartPlaylistListView(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         """A new smart playlist. A bad rule: 400 whose `fields` key is the path of the bad node."""
         data = _parse(SmartPlaylistInput, request.data)
-        smart = services.smart_playlist_create(owner=_signed_in(request), **data)
+        smart = services.smart_playlist_create(owner=signed_in(request), **data)
         return Response(SmartPlaylistOutput(smart).data, status=status.HTTP_201_CREATED)
 
 
@@ -312,12 +304,12 @@ class SmartPlaylistDetailView(APIView):
     @extend_schema(request=SmartPlaylistUpdateInput, responses={200: SmartPlaylistOutput, 400: ErrorOutput})
     def patch(self, request: Request, smart_playlist_id: int) -> Response:
         data = _parse(SmartPlaylistUpdateInput, request.data)
-        smart = services.smart_playlist_update(user=_signed_in(request), smart_playlist_id=smart_playlist_id, **data)
+        smart = services.smart_playlist_update(user=signed_in(request), smart_playlist_id=smart_playlist_id, **data)
         return Response(SmartPlaylistOutput(smart).data)
 
     @extend_schema(responses={204: None, 404: ErrorOutput})
     def delete(self, request: Request, smart_playlist_id: int) -> Response:
-        services.smart_playlist_delete(user=_signed_in(request), smart_playlist_id=smart_playlist_id)
+        services.smart_playlist_delete(user=signed_in(request), smart_playlist_id=smart_playlist_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

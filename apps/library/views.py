@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import re
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_safe
 
 from apps.library.artwork.storage import FORMATS, ArtworkStorage
-from apps.ops.errors import error_body
+from apps.ops.errors import error_response
 from apps.ops.http import file_response, normalize_path
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -24,23 +24,19 @@ _ART_PATH = re.compile(
 )
 
 
-def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse(error_body(code, message), status=status)
-
-
 @require_safe
 def art_file(request: HttpRequest) -> HttpResponseBase:
     path = normalize_path(request.path_info)
     if path is None:
-        return _error(400, "bad_request", "Malformed path.")
+        return error_response(400, "bad_request", "Malformed path.")
     match = _ART_PATH.fullmatch(path)
     if match is None:
-        return _error(404, "not_found", "Not found.")
+        return error_response(404, "not_found", "Not found.")
     status = ArtworkStorage.check(expires=match["expires"], signature=match["signature"], content_hash=match["hash"])
     if status == 403:
-        return _error(403, "forbidden", "Bad signature.")
+        return error_response(403, "forbidden", "Bad signature.")
     if status == 410:
-        return _error(410, "expired", "This link has expired; ask for the cover again.")
+        return error_response(410, "expired", "This link has expired; ask for the cover again.")
     file = ArtworkStorage.from_settings().file(match["hash"], match["name"])
     try:
         response = file_response(
@@ -51,6 +47,6 @@ def art_file(request: HttpRequest) -> HttpResponseBase:
             etag=match["hash"],  # the image's content hash, as nginx's location sends it
         )
     except (FileNotFoundError, NotADirectoryError, ValueError):
-        return _error(404, "not_found", "Not found.")
+        return error_response(404, "not_found", "Not found.")
     response["Access-Control-Allow-Origin"] = "*"
     return response

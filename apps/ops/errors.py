@@ -55,6 +55,11 @@ def error_body(code: str, message: str, fields: dict[str, Any] | None = None) ->
     return {"error": error}
 
 
+def error_response(status_code: int, code: str, message: str) -> JsonResponse:
+    """An error in the API's format from a plain Django view (the signed /hls/ and /art/ fallbacks)."""
+    return JsonResponse(error_body(code, message), status=status_code)
+
+
 def _flatten(detail: Any) -> Any:
     """DRF error details → plain strings, keeping the nesting of the input."""
     if isinstance(detail, dict):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
@@ -15,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from apps.accounts.types import signed_in
 from apps.ops.errors import DomainError, ErrorOutput, error_body
 from apps.ops.pagination import PageInput
 from apps.playback import selectors, services
@@ -64,14 +64,6 @@ def _parse(serializer_class: type[Serializer], data: Any, *, counts_as_progress:
     return serializer.validated_data
 
 
-def _signed_in(request: Request) -> User:
-    """The user a write is made for: the API's default permission (signed in) lets no one else this far."""
-    user = request.user
-    if not isinstance(user, User):
-        raise exceptions.NotAuthenticated()
-    return user
-
-
 def _progress_body(track: TrackForProgress, state: ProgressState | None) -> dict[str, Any]:
     if state is None:
         return progress_output_unplayed(track_id=track.track_id, duration_ms=track.duration_ms)
@@ -98,14 +90,14 @@ class ProgressDetailView(APIView):
     def put(self, request: Request, track_id: int) -> Response:
         """Store this device's position. 409 (with `current`) when a newer update is already stored."""
         data = _parse(ProgressInput, request.data, counts_as_progress=True)
-        outcome = services.progress_record(user=_signed_in(request), track_id=track_id, **data)
+        outcome = services.progress_record(user=signed_in(request), track_id=track_id, **data)
         return _outcome_response(outcome)
 
     @extend_schema(parameters=[DEVICE_PARAMETER], responses={200: ProgressOutput})
     def delete(self, request: Request, track_id: int) -> Response:
         """Reset: back to the start, not completed (the play count and listens stay)."""
         device = _parse(DeviceQueryInput, request.query_params).get("device_id")
-        state = services.progress_reset(user=_signed_in(request), track_id=track_id, **_device(device))
+        state = services.progress_reset(user=signed_in(request), track_id=track_id, **_device(device))
         return Response(progress_output(state))
 
 
@@ -171,7 +163,7 @@ class ProgressBatchView(APIView):
             data = dict(serializer.validated_data)
             parsed.append(services.DeviceUpdate(track_id=data.pop("track"), **data))
         valid = [item for item in parsed if item is not None]
-        outcomes = iter(services.progress_record_many(user=_signed_in(request), updates=valid))
+        outcomes = iter(services.progress_record_many(user=signed_in(request), updates=valid))
         results = []
         for index, item in enumerate(parsed):
             track = items[index].get("track") if isinstance(items[index], dict) else None
@@ -207,14 +199,14 @@ class TrackPlayedView(APIView):
     def post(self, request: Request, track_id: int) -> Response:
         """Mark played: completed, and one more play unless the current play-through already counted."""
         device = _parse(DeviceQueryInput, request.query_params).get("device_id")
-        state = services.progress_mark_played(user=_signed_in(request), track_id=track_id, **_device(device))
+        state = services.progress_mark_played(user=signed_in(request), track_id=track_id, **_device(device))
         return Response(progress_output(state))
 
     @extend_schema(parameters=[DEVICE_PARAMETER], responses={200: ProgressOutput})
     def delete(self, request: Request, track_id: int) -> Response:
         """Mark unplayed: back to the start, not completed."""
         device = _parse(DeviceQueryInput, request.query_params).get("device_id")
-        state = services.progress_reset(user=_signed_in(request), track_id=track_id, **_device(device))
+        state = services.progress_reset(user=signed_in(request), track_id=track_id, **_device(device))
         return Response(progress_output(state))
 
 
@@ -233,7 +225,7 @@ class SessionListView(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         data = _parse(SessionStartInput, request.data)
         started = services.session_start(
-            user=_signed_in(request),
+            user=signed_in(request),
             track_id=data["track"],
             device_id=data["device_id"],
             codecs=data.get("codecs"),
@@ -272,7 +264,7 @@ class TrackBookmarksView(generics.ListAPIView):
     @extend_schema(request=BookmarkInput, responses={201: BookmarkOutput})
     def post(self, request: Request, track_id: int) -> Response:
         data = _parse(BookmarkInput, request.data)
-        bookmark = services.bookmark_create(user=_signed_in(request), track_id=track_id, **data)
+        bookmark = services.bookmark_create(user=signed_in(request), track_id=track_id, **data)
         return Response(BookmarkOutput(bookmark).data, status=status.HTTP_201_CREATED)
 
 
@@ -303,7 +295,7 @@ class QueueView(APIView):
         if not device:
             raise exceptions.ValidationError({"device_id": ["This field is required."]})
         data = _parse(QueueInput, request.data)
-        services.play_queue_save(user=_signed_in(request), device_id=device, **data)
+        services.play_queue_save(user=signed_in(request), device_id=device, **data)
         return Response(QueueOutput(selectors.play_queue_get(user=request.user, device_id=device)).data)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -16,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from apps.accounts.types import signed_in
 from apps.library.models import Library
 from apps.ops.errors import ErrorOutput
 from apps.podcasts import selectors
@@ -51,12 +51,6 @@ def _parse(serializer_class: type[Serializer], data: Any) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
-def _signed_in(request: Request) -> User:
-    if not isinstance(request.user, User):
-        raise exceptions.NotAuthenticated()
-    return request.user
-
-
 def _library(request: Request, library_id: int) -> Library:
     library = Library.objects.visible_to(request.user).filter(pk=library_id).first()
     if library is None:
@@ -83,7 +77,7 @@ class SubscriptionListView(generics.ListAPIView):
         the first refresh is queued."""
         data = _parse(SubscribeInput, request.data)
         subscription = subscription_create(
-            user=_signed_in(request), library=_library(request, data["library"]), feed_url=data["feed_url"],
+            user=signed_in(request), library=_library(request, data["library"]), feed_url=data["feed_url"],
             **policy(data),
         )  # fmt: skip
         return Response(SubscriptionOutput(subscription).data, status=status.HTTP_201_CREATED)
@@ -100,14 +94,14 @@ class SubscriptionDetailView(APIView):
         """Change the auto-download and retention policies or the polling interval."""
         subscription = selectors.subscription_get(user=request.user, subscription_id=subscription_id)
         data = _parse(PolicyInput, request.data)
-        subscription = subscription_update(user=_signed_in(request), subscription=subscription, **data)
+        subscription = subscription_update(user=signed_in(request), subscription=subscription, **data)
         return Response(SubscriptionOutput(subscription).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, subscription_id: int) -> Response:
         """Unsubscribe. Downloaded episodes stay in the library as tracks."""
         subscription = selectors.subscription_get(user=request.user, subscription_id=subscription_id)
-        subscription_delete(user=_signed_in(request), subscription=subscription)
+        subscription_delete(user=signed_in(request), subscription=subscription)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -116,7 +110,7 @@ class SubscriptionRefreshView(APIView):
     def post(self, request: Request, subscription_id: int) -> Response:
         """Refresh now (a success also lifts an auto-download pause)."""
         subscription = selectors.subscription_get(user=request.user, subscription_id=subscription_id)
-        subscription_refresh_now(user=_signed_in(request), subscription=subscription)
+        subscription_refresh_now(user=signed_in(request), subscription=subscription)
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
@@ -125,7 +119,7 @@ class SubscriptionPlayedView(APIView):
     def post(self, request: Request, subscription_id: int) -> Response:
         """Mark every downloaded episode of the show played, for you."""
         subscription = selectors.subscription_get(user=request.user, subscription_id=subscription_id)
-        return Response({"count": subscription_mark_played(user=_signed_in(request), subscription=subscription)})
+        return Response({"count": subscription_mark_played(user=signed_in(request), subscription=subscription)})
 
 
 def _episodes_output(request: Request, episodes: list[FeedEpisode]) -> Any:
@@ -170,7 +164,7 @@ class EpisodeDownloadView(APIView):
     def post(self, request: Request, episode_id: int) -> Response:
         """Download now (queued). Answers with the episode; already queued or downloaded: unchanged."""
         episode = selectors.episode_get(user=request.user, episode_id=episode_id)
-        if not may_manage(_signed_in(request), episode.subscription.library):
+        if not may_manage(signed_in(request), episode.subscription.library):
             raise NotAllowed("Not found.")
         episodes_download_request(episode_ids=[episode.pk])
         episode = selectors.episode_get(user=request.user, episode_id=episode_id)
@@ -212,7 +206,7 @@ class OpmlView(APIView):
         except OpmlError as exc:
             raise exceptions.ValidationError({"opml": [str(exc)]}) from None
         result = subscriptions_import(
-            user=_signed_in(request), library=library, feed_urls=[o.feed_url for o in outlines], **policy(data)
+            user=signed_in(request), library=library, feed_urls=[o.feed_url for o in outlines], **policy(data)
         )
         return Response(
             {"created": [s.pk for s in result.created], "already": result.already, "refused": result.refused}

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_safe
 
-from apps.ops.errors import error_body
+from apps.ops.errors import error_response
 from apps.ops.http import file_response, normalize_path
 from apps.streaming.services import rendition_folder_lost
 from apps.streaming.signing import hls_check
@@ -28,24 +28,20 @@ _HLS_PATH = re.compile(
 )
 
 
-def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse(error_body(code, message), status=status)
-
-
 @require_safe
 def hls_file(request: HttpRequest) -> HttpResponseBase:
     path = normalize_path(request.path_info)
     if path is None:
-        return _error(400, "bad_request", "Malformed path.")
+        return error_response(400, "bad_request", "Malformed path.")
     match = _HLS_PATH.fullmatch(path)
     if match is None:
-        return _error(404, "not_found", "Not found.")
+        return error_response(404, "not_found", "Not found.")
     track, key = match["track"], match["key"]
     check = hls_check(expires=match["expires"], signature=match["signature"], track=track, rendition_key=key)
     if check.status == 403:
-        return _error(403, "forbidden", "Bad signature.")
+        return error_response(403, "forbidden", "Bad signature.")
     if check.status == 410:
-        return _error(410, "expired", "This link has expired; ask for the stream again.")
+        return error_response(410, "expired", "This link has expired; ask for the stream again.")
     # The folder as the URL spells it, as nginx's alias does: "045" is not the folder of track 45.
     storage = RenditionStorage.from_settings()
     file = storage.file(track, key, match["profile"], match["name"])
@@ -59,6 +55,6 @@ def hls_file(request: HttpRequest) -> HttpResponseBase:
     except (FileNotFoundError, NotADirectoryError, ValueError):
         if track == str(int(track)) and storage.is_lost(track, key):
             rendition_folder_lost(track_id=int(track), rendition_key=key)
-        return _error(404, "not_found", "Not found.")
+        return error_response(404, "not_found", "Not found.")
     response["Access-Control-Allow-Origin"] = "*"  # web players on other origins (signed anyway)
     return response
