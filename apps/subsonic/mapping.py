@@ -1,7 +1,8 @@
 """Revenge's rows as the spec's objects (Child, AlbumID3, ArtistID3, ...), and the ids that name them.
 
 Ids are strings with a kind: `tr-<track>`, `al-<album>`, `ar-<artist name, URL-safe base64>` (artists are
-names in Revenge, not rows), and music folders are libraries by their number. An id of another kind where one
+names in Revenge, not rows), `pl-<playlist>`, `pc-<podcast subscription>`, `pe-<feed episode>`, and music
+folders are libraries by their number. An id of another kind where one
 kind is expected, like an id the user may not see, is "not found" (70).
 """
 
@@ -22,6 +23,7 @@ from apps.streaming.services.originals import media_type
 from apps.subsonic.response import Clean, clean_text, not_found
 
 TRACK, ALBUM, ARTIST, PLAYLIST = "tr", "al", "ar", "pl"
+CHANNEL, EPISODE = "pc", "pe"  # a podcast subscription, one episode its feed listed
 # Subsonic's song `type`: our library kinds map one to one.
 SONG_TYPES: dict[str, str] = {
     LibraryKind.MUSIC: "music",
@@ -45,6 +47,14 @@ def playlist_id(pk: int) -> str:
 @lru_cache(maxsize=65536)
 def artist_id(name: str) -> str:
     return f"{ARTIST}-" + base64.urlsafe_b64encode(name.encode()).decode().rstrip("=")
+
+
+def channel_id(pk: int) -> str:
+    return f"{CHANNEL}-{pk}"
+
+
+def episode_id(pk: int) -> str:
+    return f"{EPISODE}-{pk}"
 
 
 def parse_id(value: str, *kinds: str) -> tuple[str, int | str]:
@@ -79,6 +89,13 @@ def parse_album_id(value: str) -> int:
 
 def parse_playlist_id(value: str) -> int:
     pk = parse_id(value, PLAYLIST)[1]
+    assert isinstance(pk, int)
+    return pk
+
+
+def parse_pk(value: str, kind: str) -> int:
+    """The number of an id of this one kind (70 for any other)."""
+    pk = parse_id(value, kind)[1]
     assert isinstance(pk, int)
     return pk
 

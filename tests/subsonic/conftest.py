@@ -5,6 +5,10 @@ import pytest
 from apps.accounts.services import app_password_create
 from tests.factories import LibraryAccessFactory, UserFactory
 
+# The podcast tests' local feed server, and their settings and task queue (autouse: cheap, and a podcast
+# method may be called by any test here).
+from tests.podcasts.conftest import _podcast_queue, _podcast_settings, feed_server  # noqa: F401, E402
+
 PASSWORD = "correct horse battery staple"
 
 

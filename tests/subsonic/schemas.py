@@ -75,6 +75,22 @@ PLAYLIST = obj(
 INDEX = obj({"name": STRING}, {"artist": array(ARTIST_ID3)})
 USER_ROLES = ("admin", "settings", "download", "upload", "playlist", "coverArt", "comment", "podcast", "stream",
               "jukebox", "share", "videoConversion")  # fmt: skip
+# PodcastEpisode extends Child (https://opensubsonic.netlify.app/docs/responses/podcastepisode/);
+# PodcastChannel (.../podcastchannel/); PodcastStatus (.../podcaststatus/).
+PODCAST_STATUS = {"enum": ["new", "downloading", "completed", "error", "deleted", "skipped"]}
+PODCAST_EPISODE = {
+    **CHILD,
+    "required": [*CHILD["required"], "channelId", "status"],
+    "properties": {
+        **CHILD["properties"], "streamId": STRING, "channelId": STRING, "description": STRING,
+        "status": PODCAST_STATUS, "publishDate": TIME,
+    },
+}  # fmt: skip
+PODCAST_CHANNEL = obj(
+    {"id": STRING, "url": STRING, "status": PODCAST_STATUS},
+    {"title": STRING, "description": STRING, "coverArt": STRING, "originalImageUrl": STRING,
+     "errorMessage": STRING, "episode": array(PODCAST_EPISODE)},
+)  # fmt: skip
 PLAY_QUEUE_BASE = {"position": NONNEG, "username": STRING, "changed": TIME, "changedBy": STRING}
 
 # The body of each method's answer: the one key it adds to the envelope.
@@ -160,6 +176,9 @@ BODIES: dict[str, dict[str, Any]] = {
     "topSongs": obj({}, {"song": array(CHILD)}),
     "similarSongs": obj({}, {"song": array(CHILD)}),
     "similarSongs2": obj({}, {"song": array(CHILD)}),
+    "podcasts": obj({}, {"channel": array(PODCAST_CHANNEL)}),
+    "newestPodcasts": obj({}, {"episode": array(PODCAST_EPISODE)}),
+    "podcastEpisode": PODCAST_EPISODE,
     "error": obj({"code": {"enum": [0, 10, 20, 30, 40, 41, 42, 43, 44, 50, 60, 70]}}, {"message": STRING}),
 }
 

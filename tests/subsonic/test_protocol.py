@@ -58,7 +58,14 @@ def test_jsonp_wraps_the_json_answer(listener):
 def test_extensions_need_no_credentials_and_list_what_is_implemented(db):
     answer = call("getOpenSubsonicExtensions")
     names = {item["name"] for item in answer["openSubsonicExtensions"]}
-    assert names == {"apiKeyAuthentication", "formPost", "transcodeOffset", "indexBasedQueue", "songLyrics"}
+    assert names == {
+        "apiKeyAuthentication",
+        "formPost",
+        "transcodeOffset",
+        "indexBasedQueue",
+        "songLyrics",
+        "getPodcastEpisode",
+    }
 
 
 def test_unknown_method_is_a_subsonic_error_not_an_html_page(listener):

@@ -12,11 +12,15 @@ from pathlib import Path
 from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
+from apps.accounts.types import User
 from apps.library.services.targeted import library_file_scan
+from apps.ops.errors import DomainError
 from apps.playback.models import Bookmark, PlaybackProgress
 from apps.playback.progress import buffer
 from apps.playback.progress.flush import progress_buffer_flush
+from apps.podcasts.access import may_manage
 from apps.podcasts.models import EpisodeState, FeedEpisode, Subscription
+from apps.podcasts.services.subscriptions import NotAllowed
 from apps.streaming.models import Rendition
 from apps.streaming.storage import RenditionStorage
 
@@ -85,3 +89,19 @@ def episode_remove(*, episode: FeedEpisode) -> None:
         state=EpisodeState.REMOVED, removed_at=timezone.now(), updated_at=timezone.now()
     )
     logger.info("podcast episode %s removed (%s)", episode.pk, episode.file_path)
+
+
+class EpisodeBusy(DomainError):
+    status_code = 409
+    code = "episode_busy"
+
+
+def episode_delete(*, user: User, episode: FeedEpisode) -> None:
+    """A person deletes an episode's download (OpenSubsonic deletePodcastEpisode): what retention does to it,
+    on request, for someone who may manage the show's library. One being downloaded is refused (its file
+    is about to appear); the episode stays listed, removed, and can be downloaded again."""
+    if not may_manage(user, episode.subscription.library):
+        raise NotAllowed("Not found.")
+    if episode.state in (EpisodeState.QUEUED, EpisodeState.DOWNLOADING):
+        raise EpisodeBusy("This episode is being downloaded; delete it once it is done.")
+    episode_remove(episode=episode)

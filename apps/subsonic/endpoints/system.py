@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apps.library.models import Library
+from apps.podcasts.access import manageable_libraries
 from apps.subsonic.registry import Call, endpoint
 from apps.subsonic.response import ErrorCode, SubsonicError
 
@@ -16,6 +17,7 @@ EXTENSIONS: dict[str, list[int]] = {
     "transcodeOffset": [1],
     "indexBasedQueue": [1],
     "songLyrics": [1],
+    "getPodcastEpisode": [1],
 }
 
 
@@ -59,7 +61,7 @@ def get_user(call: Call) -> dict[str, Any]:
             "playlistRole": True,
             "coverArtRole": False,
             "commentRole": False,
-            "podcastRole": False,
+            "podcastRole": manageable_libraries(user).exists(),
             "streamRole": True,
             "jukeboxRole": False,
             "shareRole": False,
