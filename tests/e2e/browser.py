@@ -11,14 +11,24 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
 from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model
+from django.test import override_settings
 from django.test.testcases import LiveServerThread
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, Response
+
+from apps.library.models import Library
 
 CHROMIUM = "/usr/bin/chromium"
 # CI (.ci/run) installs Chromium and sets REVENGE_REQUIRE_SYSTEM_TOOLS: there, a missing browser fails.
@@ -70,11 +80,73 @@ class LiveServer:
             raise self.thread.error
 
     def stop(self) -> None:
-        self.thread.terminate()
+        if self.thread.ident is not None:  # started (a module whose library failed to build never starts it)
+            self.thread.terminate()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.thread.port}"
+
+
+Built = TypeVar("Built")
+
+
+@contextmanager
+def live_site(
+    django_db_blocker: Any,
+    root: Path,
+    build: Callable[[], Built],
+    *,
+    usernames: Sequence[str],
+    also_delete: Sequence[type[Model]] = (),
+    **overrides: Any,
+) -> Iterator[tuple[str, Built]]:
+    """A browser test module's site, served for the whole module: under the module's settings (`overrides`
+    on top of the defaults below), `build()` makes its libraries and users with database access, then a
+    LiveServer serves them; yields (base URL, what `build` returned). At the end the server stops, and the
+    users named, every library (with its tracks), every session and every row of `also_delete` go: a
+    module-wide fixture runs outside the tests' transactions, so what it made is not rolled back."""
+    # Playwright's sync API runs an event loop in this thread, and Django refuses ORM calls from a thread with
+    # a running loop; ours are plain blocking calls between browser steps.
+    async_unsafe = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    (root / "static").mkdir(parents=True, exist_ok=True)
+    module_settings = override_settings(
+        **{
+            "STATIC_ROOT": root / "static",
+            "TRANSCODE_AFTER_SCAN": False,
+            # As tests/conftest.py sets for each test (which runs after a module-wide fixture): renditions built
+            # for the module must have the keys the tests' requests compute.
+            "STREAMING_LADDER": "full",
+            # Sign-ins in every test: Django's deliberately slow hasher would be most of their time.
+            "PASSWORD_HASHERS": ["django.contrib.auth.hashers.MD5PasswordHasher"],
+            **overrides,
+        }
+    )
+    module_settings.enable()
+    # The server's threads close their database connection after each request (instead of keeping it for a
+    # minute), so none is left open when the test database is dropped.
+    database = connections[DEFAULT_DB_ALIAS].settings_dict
+    conn_max_age = database["CONN_MAX_AGE"]
+    database["CONN_MAX_AGE"] = 0
+    server = LiveServer()
+    try:
+        with django_db_blocker.unblock():
+            built = build()
+        server.start()
+        yield server.url, built
+    finally:
+        server.stop()
+        with django_db_blocker.unblock():
+            for model in also_delete:
+                model.objects.all().delete()
+            get_user_model().objects.filter(username__in=usernames).delete()
+            Library.objects.all().delete()
+            Session.objects.all().delete()
+        module_settings.disable()
+        database["CONN_MAX_AGE"] = conn_max_age
+        if async_unsafe is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @dataclass

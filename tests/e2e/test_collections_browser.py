@@ -4,22 +4,18 @@ and drop, and plays it; the page stays clean (no script error, no Content-Securi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.sessions.models import Session
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.test import override_settings
 from playwright.sync_api import expect
 
 from apps.collections.models import Playlist, TrackMark
-from apps.library.models import Library, LibraryAccess, Track
+from apps.library.models import LibraryAccess, Track
 from apps.library.services import library_scan
 from tests.audio import make_audio
-from tests.e2e.browser import PASSWORD, LiveServer, needs_chromium, sign_in, wait_playing_past
+from tests.e2e.browser import PASSWORD, live_site, needs_chromium, sign_in, wait_playing_past
 from tests.factories import LibraryFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db, needs_chromium]
@@ -35,46 +31,28 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[World]:
-    async_unsafe = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     root = tmp_path_factory.mktemp("collections")
-    (root / "static").mkdir()
-    overrides = override_settings(
+
+    def build() -> dict[str, int]:
+        for number, title in enumerate(TITLES, start=1):
+            tags = {"title": title, "artist": "Tones", "album": "Three", "track": str(number)}
+            make_audio(root / "media" / f"{number:02d} {title}.mp3", seconds=6, frequency=300 + 100 * number, tags=tags)
+        library = LibraryFactory(name="Tones", root=root / "media")
+        library_scan(library=library)
+        listener = get_user_model().objects.create_user("collector", password=PASSWORD)
+        LibraryAccess.objects.create(user=listener, library=library)
+        return {track.title: track.pk for track in Track.objects.filter(library=library)}
+
+    site = live_site(
+        django_db_blocker,
+        root,
+        build,
+        usernames=["collector"],
+        also_delete=[Playlist],
         RENDITIONS_ROOT=root / "renditions",
-        STATIC_ROOT=root / "static",
-        TRANSCODE_AFTER_SCAN=False,
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     )
-    overrides.enable()
-    database = connections[DEFAULT_DB_ALIAS].settings_dict
-    conn_max_age = database["CONN_MAX_AGE"]
-    database["CONN_MAX_AGE"] = 0
-    server = LiveServer()
-    try:
-        with django_db_blocker.unblock():
-            for number, title in enumerate(TITLES, start=1):
-                tags = {"title": title, "artist": "Tones", "album": "Three", "track": str(number)}
-                make_audio(
-                    root / "media" / f"{number:02d} {title}.mp3", seconds=6, frequency=300 + 100 * number, tags=tags
-                )
-            library = LibraryFactory(name="Tones", root=root / "media")
-            library_scan(library=library)
-            listener = get_user_model().objects.create_user("collector", password=PASSWORD)
-            LibraryAccess.objects.create(user=listener, library=library)
-            track_ids = {track.title: track.pk for track in Track.objects.filter(library=library)}
-        server.start()
-        yield World(base_url=server.url, track_ids=track_ids)
-    finally:
-        server.stop()
-        with django_db_blocker.unblock():
-            Playlist.objects.all().delete()
-            get_user_model().objects.filter(username="collector").delete()
-            Library.objects.all().delete()
-            Session.objects.all().delete()
-        overrides.disable()
-        database["CONN_MAX_AGE"] = conn_max_age
-        if async_unsafe is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with site as (base_url, track_ids):
+        yield World(base_url=base_url, track_ids=track_ids)
 
 
 def test_star_build_a_playlist_reorder_it_by_drag_and_play_it(world, open_page, django_db_blocker):

@@ -7,16 +7,12 @@ the player hands the cover to the Media Session (lock screens, media keys)."""
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.sessions.models import Session
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.test import override_settings
 from PIL import Image
 
 from apps.library.models import Album, Artwork, Library, LibraryAccess, Track
@@ -24,7 +20,7 @@ from apps.library.services import library_scan
 from apps.library.tasks import artwork_variants_task
 from tests.artwork import embed, image_bytes
 from tests.audio import make_audio
-from tests.e2e.browser import PASSWORD, LiveServer, needs_chromium, sign_in
+from tests.e2e.browser import PASSWORD, live_site, needs_chromium, sign_in
 from tests.factories import LibraryFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db, needs_chromium]
@@ -63,41 +59,26 @@ def _build(root: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[World]:
-    async_unsafe = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     root = tmp_path_factory.mktemp("covers")
-    (root / "static").mkdir()
-    overrides = override_settings(
+
+    def build() -> dict[str, int]:
+        track_ids = _build(root / "media")
+        listener = get_user_model().objects.create_user("viewer", password=PASSWORD)
+        for library in Library.objects.all():
+            LibraryAccess.objects.create(user=listener, library=library)
+        return track_ids
+
+    site = live_site(
+        django_db_blocker,
+        root,
+        build,
+        usernames=["viewer"],
+        also_delete=[Artwork],
         ARTWORK_ROOT=root / "artwork",
         RENDITIONS_ROOT=root / "renditions",
-        STATIC_ROOT=root / "static",
-        TRANSCODE_AFTER_SCAN=False,
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     )
-    overrides.enable()
-    database = connections[DEFAULT_DB_ALIAS].settings_dict
-    conn_max_age = database["CONN_MAX_AGE"]
-    database["CONN_MAX_AGE"] = 0
-    server = LiveServer()
-    try:
-        with django_db_blocker.unblock():
-            track_ids = _build(root / "media")
-            listener = get_user_model().objects.create_user("viewer", password=PASSWORD)
-            for library in Library.objects.all():
-                LibraryAccess.objects.create(user=listener, library=library)
-        server.start()
-        yield World(base_url=server.url, artwork_root=root / "artwork", track_ids=track_ids)
-    finally:
-        server.stop()
-        with django_db_blocker.unblock():
-            get_user_model().objects.filter(username="viewer").delete()
-            Library.objects.all().delete()
-            Artwork.objects.all().delete()
-            Session.objects.all().delete()
-        overrides.disable()
-        database["CONN_MAX_AGE"] = conn_max_age
-        if async_unsafe is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with site as (base_url, track_ids):
+        yield World(base_url=base_url, artwork_root=root / "artwork", track_ids=track_ids)
 
 
 @pytest.fixture(autouse=True)

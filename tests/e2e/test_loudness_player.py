@@ -6,7 +6,6 @@ The console stays clean under the CSP (script-src 'self')."""
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,9 +15,7 @@ import numpy as np
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
-from django.contrib.sessions.models import Session
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.test import override_settings
 from playwright.sync_api import Page, expect
 
 from apps.accounts.models import SignInAttempt
@@ -26,7 +23,7 @@ from apps.library.models import Library, LibraryAccess, LibraryKind, Track
 from apps.library.services import library_scan
 from apps.playback.models import PlaybackProgress, PlaybackSession, PlayQueue
 from apps.streaming.services import rendition_transcode
-from tests.e2e.browser import PASSWORD, LiveServer, api_json, needs_chromium, sign_in, wait_playing_past
+from tests.e2e.browser import PASSWORD, api_json, live_site, needs_chromium, sign_in, wait_playing_past
 from tests.factories import LibraryFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db, needs_chromium]
@@ -81,41 +78,25 @@ def _build(root: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[World]:
-    async_unsafe = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # ORM calls between browser steps (see test_web_player)
     root = tmp_path_factory.mktemp("loudness-player")
-    (root / "static").mkdir()
-    overrides = override_settings(
+
+    def build() -> dict[str, int]:
+        built = _build(root / "media")
+        listener = get_user_model().objects.create_user("listener", password=PASSWORD)
+        for library in Library.objects.all():
+            LibraryAccess.objects.create(user=listener, library=library)
+        return built
+
+    site = live_site(
+        django_db_blocker,
+        root,
+        build,
+        usernames=["listener"],
         RENDITIONS_ROOT=root / "renditions",
-        STATIC_ROOT=root / "static",
-        TRANSCODE_AFTER_SCAN=False,
         STREAMING_PROFILES=["aac-64", "aac-128"],
-        STREAMING_LADDER="full",  # the tests' own setting (tests/conftest.py): the same rendition keys
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     )
-    overrides.enable()
-    database = connections[DEFAULT_DB_ALIAS].settings_dict
-    conn_max_age = database["CONN_MAX_AGE"]
-    database["CONN_MAX_AGE"] = 0
-    server = LiveServer()
-    try:
-        with django_db_blocker.unblock():
-            built = _build(root / "media")
-            listener = get_user_model().objects.create_user("listener", password=PASSWORD)
-            for library in Library.objects.all():
-                LibraryAccess.objects.create(user=listener, library=library)
-        server.start()
-        yield World(base_url=server.url, renditions_root=root / "renditions", **built)
-    finally:
-        server.stop()
-        with django_db_blocker.unblock():
-            get_user_model().objects.filter(username="listener").delete()
-            Library.objects.all().delete()
-            Session.objects.all().delete()
-        overrides.disable()
-        database["CONN_MAX_AGE"] = conn_max_age
-        if async_unsafe is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with site as (base_url, built):
+        yield World(base_url=base_url, renditions_root=root / "renditions", **built)
 
 
 @pytest.fixture(autouse=True)

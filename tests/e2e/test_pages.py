@@ -9,22 +9,18 @@ violation or uncaught script error on any page fails the test.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.sessions.models import Session
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.test import override_settings
 from playwright.sync_api import Page, expect
 
 from apps.accounts.models import SignInAttempt
 from apps.library.models import Album, Library, LibraryAccess, LibraryKind, ScanJob
 from tests.audio import make_audio
-from tests.e2e.browser import PASSWORD, LiveServer, needs_chromium, screenshot, sign_in
+from tests.e2e.browser import PASSWORD, live_site, needs_chromium, screenshot, sign_in
 from tests.factories import LibraryFactory
 from tests.pipeline import scan_job
 
@@ -85,43 +81,20 @@ def _build_library(root: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[World]:
-    # Playwright's sync API runs an event loop in this thread; our ORM calls between browser steps block.
-    async_unsafe = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     root = tmp_path_factory.mktemp("pages")
-    (root / "static").mkdir()
-    overrides = override_settings(
-        STATIC_ROOT=root / "static",
-        TRANSCODE_AFTER_SCAN=False,
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-    )
-    overrides.enable()
-    # The server's threads close their connection after each request, so none outlives the test database.
-    database = connections[DEFAULT_DB_ALIAS].settings_dict
-    conn_max_age = database["CONN_MAX_AGE"]
-    database["CONN_MAX_AGE"] = 0
-    server = LiveServer()
-    try:
-        with django_db_blocker.unblock():
-            built = _build_library(root / "media")
-            users = get_user_model().objects
-            listener = users.create_user("listener", password=PASSWORD)
-            users.create_superuser("boss", password=PASSWORD)
-            for library in Library.objects.all():
-                LibraryAccess.objects.create(user=listener, library=library)
-        server.start()
-        yield World(base_url=server.url, **built)
-    finally:
-        server.stop()
-        with django_db_blocker.unblock():
-            get_user_model().objects.filter(username__in=["listener", "boss"]).delete()
-            Library.objects.all().delete()
-            Session.objects.all().delete()
-            SignInAttempt.objects.all().delete()
-        overrides.disable()
-        database["CONN_MAX_AGE"] = conn_max_age
-        if async_unsafe is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+    def build() -> dict:
+        built = _build_library(root / "media")
+        users = get_user_model().objects
+        listener = users.create_user("listener", password=PASSWORD)
+        users.create_superuser("boss", password=PASSWORD)
+        for library in Library.objects.all():
+            LibraryAccess.objects.create(user=listener, library=library)
+        return built
+
+    site = live_site(django_db_blocker, root, build, usernames=["listener", "boss"], also_delete=[SignInAttempt])
+    with site as (base_url, built):
+        yield World(base_url=base_url, **built)
 
 
 def texts(page: Page, selector: str) -> list[str]:

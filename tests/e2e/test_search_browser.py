@@ -5,19 +5,15 @@ page stays clean (no script error, no Content-Security-Policy violation)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.sessions.models import Session
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.test import override_settings
 from playwright.sync_api import expect
 
 from apps.library.models import Album, Library, LibraryAccess
-from tests.e2e.browser import PASSWORD, LiveServer, needs_chromium, sign_in
+from tests.e2e.browser import PASSWORD, live_site, needs_chromium, sign_in
 from tests.factories import LibraryFactory, TrackFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db, needs_chromium]
@@ -40,39 +36,19 @@ def album(library: Library, title: str, artist: str, tracks: list[str]) -> Album
 
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[World]:
-    async_unsafe = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    root = tmp_path_factory.mktemp("search")
-    (root / "static").mkdir()
-    overrides = override_settings(
-        STATIC_ROOT=root / "static", PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]
-    )
-    overrides.enable()
-    database = connections[DEFAULT_DB_ALIAS].settings_dict
-    conn_max_age = database["CONN_MAX_AGE"]
-    database["CONN_MAX_AGE"] = 0
-    server = LiveServer()
-    try:
-        with django_db_blocker.unblock():
-            music = LibraryFactory(name="Searchable")
-            hidden = LibraryFactory(name="Not yours")
-            ace = album(music, "Ace of Spades", "Motörhead", ["Ace of Spades", "Love Me Like a Reptile"])
-            album(music, "Abbey Road", "The Beatles", ["Come Together", "Something"])
-            album(hidden, "Motorhead Bootleg", "Motörhead", ["Secret Reptile"])
-            listener = get_user_model().objects.create_user("searcher", password=PASSWORD)
-            LibraryAccess.objects.create(user=listener, library=music)
-        server.start()
-        yield World(base_url=server.url, album_id=ace.pk)
-    finally:
-        server.stop()
-        with django_db_blocker.unblock():
-            get_user_model().objects.filter(username="searcher").delete()
-            Library.objects.all().delete()
-            Session.objects.all().delete()
-        overrides.disable()
-        database["CONN_MAX_AGE"] = conn_max_age
-        if async_unsafe is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    def build() -> int:
+        music = LibraryFactory(name="Searchable")
+        hidden = LibraryFactory(name="Not yours")
+        ace = album(music, "Ace of Spades", "Motörhead", ["Ace of Spades", "Love Me Like a Reptile"])
+        album(music, "Abbey Road", "The Beatles", ["Come Together", "Something"])
+        album(hidden, "Motorhead Bootleg", "Motörhead", ["Secret Reptile"])
+        listener = get_user_model().objects.create_user("searcher", password=PASSWORD)
+        LibraryAccess.objects.create(user=listener, library=music)
+        return ace.pk
+
+    with live_site(django_db_blocker, tmp_path_factory.mktemp("search"), build, usernames=["searcher"]) as site:
+        base_url, album_id = site
+        yield World(base_url=base_url, album_id=album_id)
 
 
 def test_a_misspelt_query_typed_in_the_header_finds_the_artist_album_and_tracks(world, open_page, watch):

@@ -7,7 +7,6 @@ Every page is held to the Content-Security-Policy: a violation (or an uncaught s
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,9 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.sessions.models import Session
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.test import override_settings
 from playwright.sync_api import Page, expect
 
 from apps.accounts.models import SignInAttempt
@@ -30,9 +27,9 @@ from tests.e2e.browser import (
     DESKTOP,
     PASSWORD,
     PHONE,
-    LiveServer,
     api_json,
     audio_time,
+    live_site,
     lossless_noise,
     mp3_tone,
     needs_chromium,
@@ -102,52 +99,29 @@ def _build_library(root: Path) -> dict[str, int | list[int]]:
 
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[World]:
-    # Playwright's sync API runs an event loop in this thread, and Django refuses ORM calls from a thread
-    # with a running loop; ours are plain blocking calls between browser steps.
-    async_unsafe = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     root = tmp_path_factory.mktemp("web-player")
-    (root / "static").mkdir()
-    overrides = override_settings(
+
+    def build() -> dict:
+        built = _build_library(root / "media")
+        users = get_user_model().objects
+        listener = users.create_user("listener", password=PASSWORD)
+        outsider = users.create_user("outsider", password=PASSWORD)
+        for library in Library.objects.all():
+            LibraryAccess.objects.create(user=listener, library=library)
+        LibraryAccess.objects.create(user=outsider, library_id=built.pop("music"))
+        return built
+
+    site = live_site(
+        django_db_blocker,
+        root,
+        build,
+        usernames=["listener", "outsider"],
         RENDITIONS_ROOT=root / "renditions",
-        STATIC_ROOT=root / "static",
-        TRANSCODE_AFTER_SCAN=False,
         # Two rungs are enough for an adaptive stream, and a third of the transcoding time is saved.
         STREAMING_PROFILES=["aac-64", "aac-128"],
-        # As tests/conftest.py sets for each test (which runs after this module-wide fixture): the renditions
-        # built here must have the keys the tests' requests compute.
-        STREAMING_LADDER="full",
-        # Sign-ins in every test: Django's deliberately slow hasher would be most of their time.
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
     )
-    overrides.enable()
-    # The server's threads close their database connection after each request (instead of keeping it
-    # for a minute), so none is left open when the test database is dropped.
-    database = connections[DEFAULT_DB_ALIAS].settings_dict
-    conn_max_age = database["CONN_MAX_AGE"]
-    database["CONN_MAX_AGE"] = 0
-    server = LiveServer()
-    try:
-        with django_db_blocker.unblock():
-            built = _build_library(root / "media")
-            users = get_user_model().objects
-            listener = users.create_user("listener", password=PASSWORD)
-            outsider = users.create_user("outsider", password=PASSWORD)
-            for library in Library.objects.all():
-                LibraryAccess.objects.create(user=listener, library=library)
-            LibraryAccess.objects.create(user=outsider, library_id=built.pop("music"))
-        server.start()
-        yield World(base_url=server.url, renditions_root=root / "renditions", **built)
-    finally:
-        server.stop()
-        with django_db_blocker.unblock():
-            get_user_model().objects.filter(username__in=["listener", "outsider"]).delete()
-            Library.objects.all().delete()
-            Session.objects.all().delete()
-        overrides.disable()
-        database["CONN_MAX_AGE"] = conn_max_age
-        if async_unsafe is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    with site as (base_url, built):
+        yield World(base_url=base_url, renditions_root=root / "renditions", **built)
 
 
 @pytest.fixture(autouse=True)
