@@ -33,6 +33,8 @@ SEARCH_QUERY_MIN_CHARS = 2
 SEARCH_QUERY_MAX_CHARS = 200
 SEARCH_LIMIT_MAX = 50
 FUZZY_MIN_CHARS = 4
+# pg_trgm's default threshold for `%` (the `q=` filters use the server's setting; selectors.search sets it).
+SIMILARITY_MIN = 0.3
 _SPACES = re.compile(r"\s+")
 
 
@@ -140,6 +142,48 @@ def rank_sql(text: Sql, term: SearchTerm) -> Sql:
 def similarity_sql(text: Sql, term: SearchTerm) -> Sql:
     sql, params = text
     return f"similarity(revenge_search_norm(%s), {sql})", [term.text, *params]
+
+
+# The tiers one by one, for selectors.search: it asks for the best tier first and stops as soon as a kind has
+# its page, which most searches do after the first (an index range on the prefix). Each tier's condition
+# leaves out the rows of the tiers above it, so a row is found once, in its best tier.
+TIER_PREFIX, TIER_WORD, TIER_SIMILAR = 1, 2, 3
+
+
+def words_sql(column: str) -> str:
+    """The text's words as a tsvector: what the word indexes of migration library.0007 hold."""
+    return f"to_tsvector('simple'::regconfig, revenge_search_words({column}))"
+
+
+def words_match_sql(column: str, term: SearchTerm) -> Sql:
+    """Every word of the term starts a word of the text (in any order): a superset of tiers 1 and 2 that a
+    word index (GIN on the tsvector) answers from short posting lists, where the trigram index reads every
+    row sharing a trigram. Rechecked with the tier's own LIKE."""
+    return f"{words_sql(column)} @@ revenge_search_prefix_query(%s)", [term.text]
+
+
+def tier_sql(column: str, term: SearchTerm, tier: int, *, words_index: bool) -> Sql | None:
+    """The condition that a normalised text column meets this tier and none above it; None when the term
+    cannot meet it (a word prefix needs a letter or digit, similarity FUZZY_MIN_CHARS). `words_index`: the
+    column has a word index (library.0007), which serves the word prefix instead of the trigram index."""
+    prefix = (f"{column} LIKE revenge_search_norm(%s)", [f"{term.like_text}%"])
+    if tier == TIER_PREFIX:
+        return prefix
+    if not term.has_word:
+        return None
+    word = (f"{column} LIKE revenge_search_norm(%s)", [f"% {term.like_text}%"])
+    if tier == TIER_WORD:
+        parts = [words_match_sql(column, term)] if words_index else []
+        parts += [word, (f"NOT {prefix[0]}", prefix[1])]
+    elif term.fuzzy:
+        parts = [
+            (f"revenge_search_norm(%s) %% {column}", [term.text]),
+            (f"NOT {prefix[0]}", prefix[1]),
+            (f"NOT {word[0]}", word[1]),
+        ]
+    else:
+        return None
+    return " AND ".join(sql for sql, _ in parts), [value for _, params in parts for value in params]
 
 
 class _TermExpression(Expression):

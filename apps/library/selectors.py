@@ -27,15 +27,20 @@ from apps.library.models import (
 from apps.library.scanner.grouping import play_order
 from apps.library.scanner.lyrics import Lyrics
 from apps.library.search import (
-    SEARCH_ORDER,
-    TRACK_SEARCH_ORDER,
+    SIMILARITY_MIN,
+    TIER_PREFIX,
+    TIER_SIMILAR,
+    TIER_WORD,
     Matches,
     MatchRank,
     MatchSimilarity,
     SearchTerm,
+    Sql,
     match_sql,
     rank_sql,
     similarity_sql,
+    tier_sql,
+    words_match_sql,
 )
 
 # What "newest" means for podcast episodes, wherever they are listed (a show, a podcast library, the API):
@@ -217,14 +222,55 @@ def album_matching(queryset: QuerySet[Album], term: SearchTerm) -> QuerySet[Albu
     )
 
 
+# Albums whose names (album artists and everyone credited) may hold a name matching the term: each of its
+# words starts a word of them (a superset of the prefix and word-prefix tiers), or the term is similar to
+# some run of their words (word_similarity >= SIMILARITY_MIN, which similarity() never exceeds: a superset of
+# the similarity tier on any one name, or on a track's own names, since they are a run of the album's).
+# From the 10 000 albums' indexes rather than the 100 000 tracks' trigram index, whose posting lists are the
+# size of the catalogue (bench/search.py), and once for both the artists and the tracks found by them. The
+# scanner keeps every listed track's artists on its album (services.scan._refresh_albums), so a track found
+# by its artists is on one of these albums.
+_ALBUMS_BY_NAMES_SQL = "SELECT coalesce(array_agg(id), '{{}}') FROM library_album WHERE {where}"
+
 _ARTIST_SEARCH_SQL = """
 SELECT name, count(DISTINCT album.id) AS album_count
 FROM library_album AS album, unnest(album.album_artists || album.artists) AS name
-WHERE album.library_id = ANY(%s) AND album.track_count > 0 AND {albums_match} AND {name_match}
+WHERE album.id = ANY(%s) AND album.library_id = ANY(%s) AND album.track_count > 0 AND {name_match}
 GROUP BY name
 ORDER BY min({rank}), max({similarity}) DESC, length(name), name
 LIMIT %s
 """
+
+# One tier's page per section: the rows of `rows` (section, id, search_rank, search_similarity and the order's
+# columns), the best `limit` of each section in the order of TRACK_SEARCH_ORDER / SEARCH_ORDER.
+_TIER_PAGE_SQL = """
+SELECT section, id FROM (
+    SELECT section, id, row_number() OVER (PARTITION BY section ORDER BY {order}) AS place
+    FROM ({rows}) AS found
+) AS ranked
+WHERE place <= %s
+ORDER BY section, place
+"""
+TIER_ARTISTS = 4  # a track whose title does not match, found by its artists
+_TRACK_PAGE_ORDER = (
+    "search_rank, search_similarity DESC, album_id ASC NULLS LAST, disc_number, track_number, length(title), id"
+)
+_ALBUM_PAGE_ORDER = "search_rank, search_similarity DESC, length(title), id"
+
+
+@dataclass(frozen=True)
+class _SearchTable:
+    table: str
+    listed: str  # what a list shows of it
+    columns: str  # the order's columns
+    order: str
+    words_index: bool  # its title has a word index (migration 0007)
+
+
+_TRACKS = _SearchTable(
+    "library_track", "NOT missing", "album_id, disc_number, track_number, title", _TRACK_PAGE_ORDER, True
+)
+_ALBUMS = _SearchTable("library_album", "track_count > 0", "title", _ALBUM_PAGE_ORDER, False)
 
 
 @dataclass
@@ -242,45 +288,173 @@ class SearchResults:
 
 def search(*, user: RequestUser, term: SearchTerm, limit: int) -> SearchResults:
     """Artists, albums and tracks of music libraries, shows and episodes of podcast libraries, books of
-    audiobook libraries, that the user may see, matching the term: at most `limit` of each, in 8 statements
-    (the libraries, SET LOCAL, then one per kind)."""
+    audiobook libraries, that the user may see, matching the term: at most `limit` of each, best first.
+
+    The ids are found tier by tier (prefix, word prefix, similar, and for tracks their artists), each tier
+    asked only for the sections whose page the tiers above left short: a prefix that fills every page costs
+    one btree range per table. Then the rows, with marks and covers, in one query per table. So 5 to 9
+    statements (the libraries, the settings, artists, 1 to 4 tiers, albums, tracks); bench/search.py."""
     kinds: dict[str, list[int]] = {kind: [] for kind in LibraryKind.values}
     for library_id, kind in Library.objects.visible_to(user).values_list("pk", "kind"):
         kinds[kind].append(library_id)
     results = SearchResults()
-    music, podcasts, books = kinds[LibraryKind.MUSIC], kinds[LibraryKind.PODCAST], kinds[LibraryKind.AUDIOBOOK]
-    if not (music or podcasts or books):
+    track_sections = {
+        name: kinds[kind]
+        for name, kind in (
+            ("tracks", LibraryKind.MUSIC),
+            ("episodes", LibraryKind.PODCAST),
+            ("books", LibraryKind.AUDIOBOOK),
+        )
+        if kinds[kind]
+    }
+    album_sections = {
+        name: kinds[kind]
+        for name, kind in (("albums", LibraryKind.MUSIC), ("shows", LibraryKind.PODCAST))
+        if kinds[kind]
+    }
+    if not track_sections:
         return results
     with transaction.atomic(), connection.cursor() as cursor:
-        # PostgreSQL prices pg_trgm's operators like '=' (COST 1), so it judged reading every row cheaper than
-        # the trigram indexes: on 100 000 tracks a parallel seq scan took 1.8 s (bench/search.py). Only for
-        # these statements (LOCAL: until the transaction ends), a seq scan is the last resort.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        if music:
-            results.artists = _artist_search(music, term, limit)
-        for library_ids, attribute in ((music, "albums"), (podcasts, "shows")):
-            if library_ids:
-                albums = album_matching(album_list(user=user).filter(library_id__in=library_ids), term)
-                setattr(results, attribute, list(albums.order_by(*SEARCH_ORDER)[:limit]))
-        for library_ids, attribute in ((music, "tracks"), (podcasts, "episodes"), (books, "books")):
-            if library_ids:
-                tracks = track_matching(track_list(user=user).filter(library_id__in=library_ids), term, by_album=False)
-                setattr(results, attribute, list(tracks.order_by(*TRACK_SEARCH_ORDER)[:limit]))
+        # For these statements only (LOCAL: until the transaction ends). PostgreSQL prices pg_trgm's operators
+        # like '=' and judged reading every row cheaper than the indexes (a 1.8 s parallel seq scan of 100 000
+        # tracks), so a seq scan is the last resort; which puts a disabled plan's cost above JIT's threshold,
+        # and JIT then spent 0.9 s compiling one statement: off. `<%` at SIMILARITY_MIN: see
+        # _ALBUMS_BY_NAMES_SQL.
+        cursor.execute(
+            "SELECT set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true), "
+            "set_config('pg_trgm.word_similarity_threshold', %s, true), "
+            "set_config('pg_trgm.similarity_threshold', %s, true)",
+            [str(SIMILARITY_MIN), str(SIMILARITY_MIN)],
+        )
+        by_names = _albums_by_names(cursor, term)
+        if "tracks" in track_sections:
+            results.artists = _artist_search(cursor, by_names, track_sections["tracks"], term, limit)
+        album_ids = _tiered_ids(cursor, _ALBUMS, album_sections, term, limit, by_names) if album_sections else {}
+        track_ids = _tiered_ids(cursor, _TRACKS, track_sections, term, limit, by_names)
+    if any(album_ids.values()):
+        wanted = [pk for ids in album_ids.values() for pk in ids]
+        albums = album_list(user=user).in_bulk(wanted)
+        for name, ids in album_ids.items():
+            setattr(results, name, [albums[pk] for pk in ids if pk in albums])
+    if any(track_ids.values()):
+        wanted = [pk for ids in track_ids.values() for pk in ids]
+        tracks = track_list(user=user).in_bulk(wanted)
+        for name, ids in track_ids.items():
+            setattr(results, name, [tracks[pk] for pk in ids if pk in tracks])
     return results
 
 
-def _artist_search(library_ids: list[int], term: SearchTerm, limit: int) -> list[dict[str, Any]]:
-    albums_where = "album.search_names"
-    name: tuple[str, list[Any]] = ("revenge_search_norm(name)", [])
-    albums_match, albums_params = match_sql((albums_where, []), term, prefix_index=False)
+def _albums_by_names(cursor: Any, term: SearchTerm) -> list[int]:
+    """The ids of _ALBUMS_BY_NAMES_SQL; none when no name can match the term (no letter or digit: a list of
+    names has no prefix index, match_sql(prefix_index=False))."""
+    if not term.has_word:
+        return []
+    parts = [words_match_sql("search_names", term)]
+    if term.fuzzy:
+        parts.append(("revenge_search_norm(%s) <%% search_names", [term.text]))
+    where = " OR ".join(sql for sql, _ in parts)
+    cursor.execute(_ALBUMS_BY_NAMES_SQL.format(where=where), [value for _, params in parts for value in params])
+    return cursor.fetchone()[0]
+
+
+def _artist_search(
+    cursor: Any, album_ids: list[int], library_ids: list[int], term: SearchTerm, limit: int
+) -> list[dict[str, Any]]:
+    if not album_ids:
+        return []
+    name: Sql = ("revenge_search_norm(name)", [])
     name_match, name_params = match_sql(name, term)
     rank, rank_params = rank_sql(name, term)
     similarity, similarity_params = similarity_sql(name, term)
-    sql = _ARTIST_SEARCH_SQL.format(albums_match=albums_match, name_match=name_match, rank=rank, similarity=similarity)
-    params = [library_ids, *albums_params, *name_params, *rank_params, *similarity_params, limit]
-    with connection.cursor() as cursor:
+    sql = _ARTIST_SEARCH_SQL.format(name_match=name_match, rank=rank, similarity=similarity)
+    cursor.execute(sql, [album_ids, library_ids, *name_params, *rank_params, *similarity_params, limit])
+    return [{"name": row[0], "album_count": row[1]} for row in cursor.fetchall()]
+
+
+def _tiered_ids(
+    cursor: Any,
+    table: _SearchTable,
+    sections: dict[str, list[int]],
+    term: SearchTerm,
+    limit: int,
+    albums_by_names: list[int],
+) -> dict[str, list[int]]:
+    """Each section's best `limit` ids of the table, tier after tier, each tier only for the sections that
+    the tiers above left short."""
+    found: dict[str, list[int]] = {name: [] for name in sections}
+    tiers: list[tuple[int, list[Sql] | None]] = []
+    for tier in (TIER_PREFIX, TIER_WORD, TIER_SIMILAR):
+        condition = tier_sql("search_title", term, tier, words_index=table.words_index)
+        tiers.append((tier, None if condition is None else [condition]))
+    if table is _TRACKS:
+        tiers.append((TIER_ARTISTS, None))
+    for tier, conditions in tiers:
+        short = {name: ids for name, ids in sections.items() if len(found[name]) < limit}
+        if not short:
+            break
+        if tier == TIER_ARTISTS:
+            conditions = _tracks_by_artists(term, albums_by_names, [pk for ids in found.values() for pk in ids])
+        if conditions is None:
+            continue
+        sql, params = _tier_page_sql(table, short, tier, conditions, term, limit)
         cursor.execute(sql, params)
-        return [{"name": row[0], "album_count": row[1]} for row in cursor]
+        for name, pk in cursor.fetchall():
+            if len(found[name]) < limit:
+                found[name].append(pk)
+    return found
+
+
+def _tracks_by_artists(term: SearchTerm, album_ids: list[int], found: list[int]) -> list[Sql] | None:
+    """Tracks whose artists match (match_sql on search_artists), not already `found` by their title: those
+    on the albums of _ALBUMS_BY_NAMES_SQL and those on no album (a partial trigram index, migration 0007).
+
+    Asked only for a section that the title tiers left short, so they found every track of it whose title
+    matches: leaving out their ids leaves out the title matches without a similarity per row. On the albums,
+    the tracks are read by album (a MATERIALIZED CTE keeps the planner from the tracks' trigram index) and
+    each distinct artists text is matched once: 'ines kovac' (similar to many names) reads 2 410 tracks of
+    241 albums that carry 250 texts."""
+    if not term.has_word:
+        return None
+    artists_match, artists_params = match_sql(("search_artists", []), term, prefix_index=False)
+    on_albums = (
+        "id IN (WITH on_albums AS MATERIALIZED (SELECT id, search_artists FROM library_track "
+        "WHERE album_id = ANY(%s)), texts AS MATERIALIZED (SELECT DISTINCT search_artists FROM on_albums) "
+        f"SELECT id FROM on_albums WHERE search_artists IN (SELECT search_artists FROM texts WHERE {artists_match}))"
+    )
+    conditions = [(f"album_id IS NULL AND {artists_match}", list(artists_params))]
+    if album_ids:
+        conditions.insert(0, (on_albums, [album_ids, *artists_params]))
+    return [(f"{sql} AND id <> ALL(%s)", [*params, found]) for sql, params in conditions]
+
+
+def _tier_page_sql(
+    table: _SearchTable,
+    sections: dict[str, list[int]],
+    tier: int,
+    conditions: list[Sql],
+    term: SearchTerm,
+    limit: int,
+) -> Sql:
+    """_TIER_PAGE_SQL over the rows meeting any of the conditions (one SELECT each, so that each can use its
+    own index)."""
+    section_sql = "CASE " + " ".join("WHEN library_id = ANY(%s) THEN %s" for _ in sections) + " END"
+    section_params: list[Any] = [value for name, ids in sections.items() for value in (ids, name)]
+    if tier == TIER_PREFIX:
+        rank: Sql = ("CASE WHEN search_title = revenge_search_norm(%s) THEN 0 ELSE 1 END", [term.text])
+    else:
+        rank = (str(tier), [])
+    similarity = similarity_sql(("search_title", []), term) if tier != TIER_ARTISTS else ("0.0", [])
+    every_library = [pk for ids in sections.values() for pk in ids]
+    selects: list[str] = []
+    params: list[Any] = []
+    for condition, condition_params in conditions:
+        selects.append(
+            f"SELECT {section_sql} AS section, id, {rank[0]} AS search_rank, {similarity[0]} AS search_similarity, "
+            f"{table.columns} FROM {table.table} WHERE library_id = ANY(%s) AND {table.listed} AND ({condition})"
+        )
+        params += [*section_params, *rank[1], *similarity[1], every_library, *condition_params]
+    rows = " UNION ALL ".join(selects)
+    return _TIER_PAGE_SQL.format(order=table.order, rows=rows), [*params, limit]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,17 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from apps.library.models import Album, Library, LibraryKind
-from apps.library.search import SearchTerm, SearchTermInvalid, match_sql, search_term
+from apps.library.search import (
+    TIER_PREFIX,
+    TIER_SIMILAR,
+    TIER_WORD,
+    SearchTerm,
+    SearchTermInvalid,
+    match_sql,
+    search_term,
+    tier_sql,
+    words_match_sql,
+)
 from apps.library.selectors import search
 from tests.factories import LibraryAccessFactory, LibraryFactory, TrackFactory, UserFactory
 
@@ -145,10 +155,11 @@ def test_search_term_is_checked_for_any_front_end():
 
 def test_limit_and_query_count(world, django_assert_num_queries):
     client = world["client"]
-    # One query for the libraries, then SET LOCAL enable_seqscan (in a savepoint here, inside the test's
-    # transaction) and one per kind that has a library: artists, albums, shows, tracks, episodes, books.
-    # Marks and covers come joined, not per row.
-    with django_assert_num_queries(1 + 1 + 6 + 2):
+    # The libraries; a savepoint (inside the test's transaction) and its release; the settings; the albums
+    # whose names may match; the artists; the albums' and shows' prefix tier (both filled); the tracks', the
+    # episodes' and the books' prefix tier, then the word tier for the books ('The Sun Also Rises'); then the
+    # albums' and the tracks' rows. Marks and covers come joined, not per row.
+    with django_assert_num_queries(1 + 2 + 1 + 1 + 1 + 1 + 2 + 2):
         response = client.get("/api/v1/search", {"q": "sun", "limit": 1})
     assert response.status_code == 200
     assert {kind: len(rows) for kind, rows in response.json().items()} == {
@@ -202,3 +213,33 @@ def test_every_query_shape_can_use_an_index(world, q, table, expression, prefix_
     else:
         assert "Seq Scan" not in explained
         assert "Index" in explained, explained
+
+
+def test_tracks_are_found_by_their_artists_on_an_album_or_on_none(world):
+    # On an album: through the album's names (search's tier 4), typo included; on none: the partial index.
+    assert found(world["client"], "motorhaed") == {
+        "artists": ["Motörhead"],
+        "tracks": ["Ace of Spades", "Love Me Like a Reptile"],
+    }
+    assert found(world["client"], "hemingway") == {"books": ["The Sun Also Rises"]}
+    assert found(world["client"], "ernest hemingwey") == {"books": ["The Sun Also Rises"]}
+
+
+@pytest.mark.parametrize("q", ["ab", "beetles", "sigur r", "100%", "!!!"])
+@pytest.mark.parametrize("tier", [TIER_PREFIX, TIER_WORD, TIER_SIMILAR])
+@pytest.mark.parametrize(("table", "words_index"), [("library_track", True), ("library_album", False)])
+def test_every_search_tier_can_use_an_index(world, q, tier, table, words_index):
+    condition = tier_sql("search_title", search_term(q), tier, words_index=words_index)
+    if condition is None:
+        return  # the term cannot meet this tier (no word, or too short to be similar): not asked
+    explained = plan(f"SELECT id FROM {table} WHERE {condition[0]}", condition[1])
+    assert "Seq Scan" not in explained
+    assert "Index" in explained, explained
+    if tier == TIER_WORD and words_index:
+        assert "library_track_search_title_words" in explained
+
+
+def test_the_albums_names_are_searched_by_their_word_index(world):
+    sql, params = words_match_sql("search_names", search_term("sigur r"))
+    explained = plan(f"SELECT id FROM library_album WHERE {sql}", params)
+    assert "library_album_search_names_words" in explained, explained
