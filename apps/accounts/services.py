@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django.contrib.auth import authenticate, get_user_model
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
@@ -84,8 +85,14 @@ def app_password_create(*, user: User, name: str) -> tuple[AppPassword, str]:
     return row, password
 
 
+# Sent with user_id after an app password is revoked: a front-end that remembers recent sign-ins (the
+# OpenSubsonic API, apps.subsonic.auth) forgets that user's at once in this process.
+app_password_revoked = Signal()
+
+
 def app_password_revoke(*, app_password: AppPassword) -> None:
     AppPassword.objects.filter(pk=app_password.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    app_password_revoked.send(sender=AppPassword, user_id=app_password.user_id)
 
 
 class AppPasswordCheck(enum.StrEnum):

@@ -237,49 +237,55 @@ def song(row: dict[str, Any], files: list[dict[str, Any]], progress: ProgressSta
     return Clean({key: value for key, value in entry.items() if value is not None})
 
 
+def _present(entry: dict[str, Any]) -> Clean:
+    return Clean({key: value for key, value in entry.items() if value is not None})
+
+
 def album(row: Album) -> dict[str, Any]:
-    """An AlbumID3."""
+    """An AlbumID3, built ready for JSON (a Clean: getAlbumList2 sends 50 of them, and walking plain dicts
+    in the renderer was 2.6 of its 8.4 ms of CPU)."""
     artists = list(row.album_artists) or ([row.album_artist] if row.album_artist else list(row.artists[:1]))
-    return {
+    artist_name = row.album_artist or ", ".join(artists)
+    return _present({
         "id": album_id(row.pk),
-        "name": row.title,
-        "artist": row.album_artist or ", ".join(artists) or None,
+        "name": clean_text(row.title),
+        "artist": clean_text(artist_name) if artist_name else None,
         "artistId": artist_id(artists[0]) if artists else None,
         "coverArt": cover_id(row),
         "songCount": row.track_count,
         "duration": _seconds(row.duration_ms),
         "created": row.created_at,
         "year": row.year,
-        "genre": row.genres[0] if row.genres else None,
-        "genres": [{"name": genre} for genre in row.genres],
+        "genre": clean_text(row.genres[0]) if row.genres else None,
+        "genres": [{"name": clean_text(genre)} for genre in row.genres],
         "artists": _names(artists),
-        "displayArtist": ", ".join(artists),
+        "displayArtist": clean_text(", ".join(artists)),
         "isCompilation": row.compilation,
-        "releaseTypes": [part.strip() for part in row.release_type.split(";") if part.strip()],
+        "releaseTypes": [clean_text(part.strip()) for part in row.release_type.split(";") if part.strip()],
         **_marks(row),
-    }
+    })  # fmt: skip
 
 
 def album_child(row: Album) -> dict[str, Any]:
     """An album as a directory entry (getAlbumList, getMusicDirectory of an artist)."""
     entry = album(row)
-    return {
+    return _present({
         "id": entry["id"],
-        "parent": entry["artistId"],
+        "parent": entry.get("artistId"),
         "isDir": True,
-        "title": row.title,
-        "album": row.title,
-        "artist": entry["artist"],
+        "title": entry["name"],
+        "album": entry["name"],
+        "artist": entry.get("artist"),
         "year": row.year,
-        "genre": entry["genre"],
-        "coverArt": entry["coverArt"],
+        "genre": entry.get("genre"),
+        "coverArt": entry.get("coverArt"),
         "duration": entry["duration"],
         "created": row.created_at,
         "albumId": entry["id"],
-        "artistId": entry["artistId"],
-        "starred": entry["starred"],
-        "userRating": entry["userRating"],
-    }
+        "artistId": entry.get("artistId"),
+        "starred": entry.get("starred"),
+        "userRating": entry.get("userRating"),
+    })  # fmt: skip
 
 
 def artist(name: str, album_count: int, *, starred: Any = None, rating: int | None = None) -> dict[str, Any]:

@@ -10,9 +10,12 @@ import re
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
+from apps.accounts.models import ApiToken as ApiTokenModel
 from apps.accounts.models import AppPassword, SignInAttempt
 from apps.accounts.services import api_token_issue
+from apps.subsonic import auth
 from tests.factories import AudioFileFactory, LibraryFactory, TrackFactory, UserFactory
 from tests.subsonic.conftest import PASSWORD, grant
 from tests.subsonic.schemas import check, check_xml, xml_tree
@@ -327,3 +330,41 @@ def test_album_list_types(listener):
     assert names("recent") == ["Gamma", "Beta"]
     as_xml = call("getAlbumList", fmt="xml", type="alphabeticalByName", **pw())["albumList"]["album"]
     assert [a["title"] for a in as_xml] == ["Alpha", "Beta", "Gamma"]
+
+
+def test_a_sign_in_is_remembered_for_a_few_seconds_by_its_exact_credentials(
+    listener, app_password, monkeypatch, django_assert_num_queries
+):
+    clock = [1000.0]
+    monkeypatch.setattr(auth, "_clock", lambda: clock[0])
+    md5 = hashlib.md5((app_password + "s1").encode()).hexdigest()
+    by_token = {"u": "listener", "t": md5, "s": "s1"}
+    assert error_code(call("ping", **by_token)) is None
+    with django_assert_num_queries(0):  # no sign-in budget, no app password rows
+        assert error_code(call("ping", **by_token)) is None
+    # Other credentials are checked in full: another salt, or the wrong password (still counted).
+    with django_assert_num_queries(2):
+        assert error_code(call("ping", u="listener", t=hashlib.md5((app_password + "s2").encode()).hexdigest(),
+                               s="s2")) is None  # fmt: skip
+    assert error_code(call("ping", u="listener", t=md5, s="s2")) == 41
+    assert SignInAttempt.objects.count() == 1
+    # Revoked behind this process's back (another worker: a raw UPDATE, no signal): still trusted until
+    # AUTH_CACHE_S has passed since the sign-in, then refused.
+    AppPassword.objects.filter(user=listener).update(revoked_at=timezone.now())
+    clock[0] += auth.AUTH_CACHE_S - 0.5
+    assert error_code(call("ping", **by_token)) is None
+    clock[0] += 1.0
+    assert error_code(call("ping", **by_token)) == 40
+
+
+def test_a_remembered_sign_in_is_forgotten_at_once_when_revoked_here(listener, app_password):
+    md5 = hashlib.md5((app_password + "s1").encode()).hexdigest()
+    assert error_code(call("ping", u="listener", t=md5, s="s1")) is None
+    assert error_code(call("ping", u="listener", p=PASSWORD)) is None
+    listener.set_password("a new password 2")
+    listener.save()  # the account password changed: its remembered sign-in goes
+    assert error_code(call("ping", u="listener", p=PASSWORD)) == 40
+    token = api_token_issue(user=listener)[1]
+    assert error_code(call("ping", apiKey=token)) is None
+    ApiTokenModel.objects.filter(user=listener).delete()  # deleting the token (post_delete) forgets it
+    assert error_code(call("ping", apiKey=token)) == 44

@@ -95,7 +95,7 @@ def get_music_directory(call: Call) -> dict[str, Any]:
     assert isinstance(key, int)
     album, songs = _album_songs(call, key)
     entry = mapping.album(album)
-    return {"directory": {"id": value, "parent": entry["artistId"], "name": album.title, "child": songs}}
+    return {"directory": {"id": value, "parent": entry.get("artistId"), "name": album.title, "child": songs}}
 
 
 @endpoint("getGenres")

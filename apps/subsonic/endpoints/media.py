@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import m3u8
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, prefetch_related_objects
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 
@@ -48,6 +48,9 @@ def _track(call: Call) -> Track:
     track = track_for_user(user=call.user, track_id=mapping.parse_track_id(call.params.require("id")))
     if track is None:
         raise not_found("Song")
+    # Its files once: the stream decision, the rendition key and the original each read them
+    # (streaming.selectors.track_source_files takes prefetched files), three queries before.
+    prefetch_related_objects([track], "files")
     return track
 
 
