@@ -124,6 +124,9 @@ class FeedEpisode(models.Model):
     image_url = models.URLField(max_length=2048, blank=True)
     chapters_url = models.URLField(max_length=2048, blank=True)
     in_feed = models.BooleanField(default=True, help_text="False once the feed stopped listing it (kept).")
+    # A hash of the fields above as the feed last gave them (apps.podcasts.feeds.episode_digest): a refresh
+    # compares it and writes only the episodes that changed (one new episode in a feed of 300: one row).
+    content_hash = models.CharField(max_length=32, blank=True, editable=False)
 
     state = models.CharField(max_length=16, choices=EpisodeState.choices, default=EpisodeState.AVAILABLE)
     download_error = models.TextField(blank=True)

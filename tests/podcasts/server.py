@@ -31,6 +31,7 @@ class Hit:
     path: str
     headers: dict[str, str]
     status: int
+    client_port: int = 0  # one TCP connection per port: kept-alive requests share it
 
 
 class FeedServer:
@@ -71,14 +72,14 @@ class FeedServer:
         route = self.routes.get(request.path)
         headers = {k.lower(): v for k, v in request.headers.items()}
         if route is None:
-            self.hits.append(Hit(request.path, headers, 404))
+            self.hits.append(Hit(request.path, headers, 404, request.client_address[1]))
             self._send(request, 404, {"Content-Type": "text/plain"}, b"not found")
             return
         if route.stall_before_headers_s:
             time.sleep(route.stall_before_headers_s)
         out_headers = {"Content-Type": route.content_type, **route.headers}
         if callable(route.body):
-            self.hits.append(Hit(request.path, headers, route.status))
+            self.hits.append(Hit(request.path, headers, route.status, request.client_address[1]))
             request.send_response(route.status)
             for name, value in out_headers.items():
                 request.send_header(name, value)
@@ -96,7 +97,7 @@ class FeedServer:
         if route.etag and route.status == 200:
             out_headers["ETag"] = etag
             if headers.get("if-none-match") == etag:
-                self.hits.append(Hit(request.path, headers, 304))
+                self.hits.append(Hit(request.path, headers, 304, request.client_address[1]))
                 self._send(request, 304, {"ETag": etag}, b"")
                 return
         status = route.status
@@ -108,7 +109,7 @@ class FeedServer:
                 out_headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
                 body = body[start:]
                 status = 206
-        self.hits.append(Hit(request.path, headers, status))
+        self.hits.append(Hit(request.path, headers, status, request.client_address[1]))
         self._send(request, status, out_headers, body, route)
 
     def _send(

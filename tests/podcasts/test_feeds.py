@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from apps.podcasts import feeds
 from apps.podcasts.feeds import FeedError, chapters_parse, episode_key, feed_parse, safe_name
 from tests.podcasts.feeds import Item, items, rss
 
@@ -125,3 +126,66 @@ def test_safe_names():
     assert safe_name(".hidden: a/b\\c*?\x00") == "hidden a b c"
     assert safe_name("") == "untitled"
     assert safe_name("é" * 100, limit=11) == "ééééé"
+
+
+EDGES = """<?xml version="1.0" encoding="ISO-8859-1"?>
+<rss version="2.0" xmlns:itunes="http://www.itunes.com/DTDs/Podcast-1.0.dtd" xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel><title>Tom &amp; Jerry &lt;Live&gt;</title><link>https://ex.org/tj</link>
+<itunes:summary>Only a summary</itunes:summary><managingEditor>ed@ex.org (Ed Itor)</managingEditor>
+<image><url>https://ex.org/logo.png</url><title>x</title><link>https://ex.org/</link></image>
+<category>News</category><category>Politics</category><category>News</category><itunes:explicit>clean</itunes:explicit>
+<item><title>Caf\xe9 &amp; more</title><guid>a1</guid><pubDate>Sun, 1 Jun 2025 8:05:00 PST</pubDate>
+<description><![CDATA[<p>Hello <b>there</b></p>]]></description>
+<enclosure url="https://ex.org/a1.mp3" length="99999999999999" type="audio/mpeg"/>
+<itunes:season>99999999999</itunes:season><itunes:episode>0</itunes:episode><itunes:duration>12:34</itunes:duration><link>https://ex.org/a1</link></item>
+<item><title>ISO date</title><guid>a2</guid><dc:date>2025-06-02T10:00:00+02:00</dc:date>
+<itunes:summary>Sum</itunes:summary><enclosure url="https://ex.org/a2.mp3" type="audio/mpeg"/><link>https://ex.org/a2.mp3</link></item>
+<item><title>GMT</title><guid>a3</guid><pubDate>Tue, 03 Jun 2025 10:00:00 GMT</pubDate><enclosure url="https://ex.org/3"/></item>
+<item><title>Day only</title><guid>a4</guid><pubDate>2025-06-04</pubDate><enclosure url="https://ex.org/a4.mp3"/></item>
+<item><title>Words</title><guid>a5</guid><pubDate>June 5, 2025</pubDate><enclosure url="https://ex.org/a5.mp3"/></item>
+<item><title>Two enclosures</title><guid>a6</guid><enclosure url="https://ex.org/a6.mp3"/><enclosure url="https://ex.org/b"/></item>
+</channel></rss>""".encode("latin-1")
+
+
+@pytest.mark.parametrize(
+    "document",
+    [P20, EDGES, rss("Gen", items("http://h", 5), image="http://h/c.jpg", new_feed_url="https://n.example/f")],
+    ids=["podcasting-2.0", "edge-cases", "feedgen"],
+)
+def test_the_tree_reader_and_feedparser_agree(document):
+    """RSS is read from the C tree (~10x faster); feedparser reads everything else: same result for RSS."""
+    tree = feeds._tree(document)
+    assert tree is not None and tree.tag == "rss"
+    from_tree = feeds._rss_read(tree.find("channel"))
+    assert from_tree == feeds._feedparser_read(document, tree)
+    assert feed_parse(document) == from_tree
+    assert from_tree.episodes and from_tree.title
+
+
+def test_the_edge_cases_as_read():
+    feed = feed_parse(EDGES)
+    assert (feed.title, feed.author) == ("Tom & Jerry <Live>", "ed@ex.org (Ed Itor)")
+    assert feed.description == "Only a summary"
+    assert (feed.image_url, feed.categories, feed.explicit) == ("https://ex.org/logo.png", ["News", "Politics"], False)
+    assert [(e.key, e.title, e.published_at) for e in feed.episodes] == [
+        ("a1", "Caf\xe9 & more", datetime(2025, 6, 1, 16, 5, tzinfo=UTC)),
+        ("a2", "ISO date", datetime(2025, 6, 2, 8, 0, tzinfo=UTC)),
+        ("a3", "GMT", datetime(2025, 6, 3, 10, 0, tzinfo=UTC)),
+        ("a4", "Day only", datetime(2025, 6, 4, tzinfo=UTC)),
+        ("a5", "Words", None),
+        ("a6", "Two enclosures", None),
+    ]
+    first, second = feed.episodes[:2]
+    assert (first.season, first.episode_number, first.enclosure_bytes) == (None, None, 99999999999999)
+    assert (first.description, first.link) == ("<p>Hello <b>there</b></p>", "https://ex.org/a1")
+    assert first.duration_ms == 754_000
+    assert (second.description, second.link) == ("Sum", "")  # a link that is the enclosure is no page
+    assert feed.episodes[-1].enclosure_url == "https://ex.org/a6.mp3"
+
+
+def test_a_document_with_a_doctype_still_goes_through_defusedxml():
+    harmless = b'<?xml version="1.0"?><!DOCTYPE rss><rss version="2.0"><channel><title>T</title></channel></rss>'
+    assert feed_parse(harmless).title == "T"
+    utf16 = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE r [<!ENTITY x "y">]><rss>&x;</rss>'.encode("utf-16")
+    with pytest.raises(FeedError, match="EntitiesForbidden"):
+        feed_parse(utf16)

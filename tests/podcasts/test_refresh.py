@@ -64,6 +64,40 @@ def test_an_unchanged_feed_costs_one_304(podcast_library, feed_server):
     assert (result.status, result.new_episodes) == ("unchanged", 0)
     assert [(hit.status, "if-none-match" in hit.headers) for hit in feed_server.hits] == [(200, False), (304, True)]
     assert sorted(FeedEpisode.objects.filter(subscription=subscription).values_list("pk", "updated_at")) == before
+    # The 304 was read to its end, so the connection went back to the pool: the next refresh reuses it.
+    subscription_refresh(subscription_id=subscription.pk)
+    assert [hit.status for hit in feed_server.hits] == [200, 304, 304]
+    assert feed_server.hits[1].client_port == feed_server.hits[2].client_port
+
+
+def test_a_changed_feed_writes_only_the_episodes_that_changed(podcast_library, feed_server):
+    first = items(feed_server.base, 4)
+    feed_server.routes["/f"] = Route(body=rss("S", first))
+    subscription = subscribe(podcast_library, feed_server.url("/f"), auto_download=AutoDownload.NONE)
+    subscription_refresh(subscription_id=subscription.pk)
+    before = dict(FeedEpisode.objects.values_list("key", "updated_at"))
+    hashes = dict(FeedEpisode.objects.values_list("key", "content_hash"))
+    retitled = Item("ep-2", "Episode 2, retitled", first[2].url, first[2].published)
+    newer = Item("ep-5", "Episode 5", f"{feed_server.base}/audio/ep-5.mp3", first[0].published + timedelta(days=1))
+    feed_server.routes["/f"] = Route(body=rss("S", [newer, first[0], first[1], retitled, first[3]]))
+    assert subscription_refresh(subscription_id=subscription.pk).new_episodes == 1
+    after = {key: (updated_at, content_hash, title) for key, updated_at, content_hash, title in
+             FeedEpisode.objects.values_list("key", "updated_at", "content_hash", "title")}  # fmt: skip
+    assert {key for key in before if after[key][0] != before[key]} == {"ep-2"}
+    assert after["ep-2"][1:] != (hashes["ep-2"], "Episode 2")
+    assert after["ep-2"][2] == "Episode 2, retitled"
+    assert len({content_hash for _, content_hash, _ in after.values()}) == 5
+
+
+def test_numbers_past_the_columns_are_no_numbers(podcast_library, feed_server):
+    feed = rss("S", items(feed_server.base, 1)).replace(
+        b"<enclosure",
+        b"<itunes:season>99999999999</itunes:season><itunes:episode>4294967296</itunes:episode><enclosure",
+    )
+    feed_server.routes["/f"] = Route(body=feed)
+    subscription = subscribe(podcast_library, feed_server.url("/f"), auto_download=AutoDownload.NONE)
+    assert subscription_refresh(subscription_id=subscription.pk).status == "updated"
+    assert list(FeedEpisode.objects.values_list("key", "season", "episode_number")) == [("ep-1", None, None)]
 
 
 def test_a_changed_feed_updates_adds_and_keeps_what_left(podcast_library, feed_server):

@@ -21,7 +21,7 @@ from apps.accounts.types import User
 from apps.library.models import Library, LibraryKind
 from apps.ops.errors import DomainError
 from apps.podcasts.access import may_manage
-from apps.podcasts.feeds import FeedError, ParsedEpisode, ParsedFeed, feed_parse, safe_name
+from apps.podcasts.feeds import FeedError, ParsedEpisode, ParsedFeed, episode_digest, feed_parse, safe_name
 from apps.podcasts.fetch import FetchError, client, url_check
 from apps.podcasts.models import AutoDownload, EpisodeState, FeedEpisode, Subscription
 from apps.podcasts.services.dispatch import REFRESH_BATCH_TASK, REFRESH_TASK, task_send
@@ -157,7 +157,8 @@ def subscriptions_refresh(*, subscription_ids: Sequence[int], manual: bool = Fal
     episodes up to date, then queue the auto-downloads. A failure is recorded on the row with the next
     attempt (backoff); nothing raises for a bad feed. The unchanged ones, the usual case, are written
     together in one UPDATE: their refresh costs the 304 and a share of that statement."""
-    subscriptions = Subscription.objects.in_bulk(list(subscription_ids))
+    # The description (up to 100 kB a show) is only written, on a change: not read for 50 unchanged feeds.
+    subscriptions = Subscription.objects.defer("description").in_bulk(list(subscription_ids))
     results: dict[int, RefreshResult] = {}
     unchanged: list[Subscription] = []
     for subscription_id in subscription_ids:
@@ -184,6 +185,7 @@ def subscriptions_refresh(*, subscription_ids: Sequence[int], manual: bool = Fal
             continue
         result = results[subscription_id] = RefreshResult(status="updated")
         with transaction.atomic():
+            _commit_without_flush()
             result.new_episodes = _apply(subscription, fetched.parsed, now, moved_to=fetched.moved_to)
             result.queued_downloads = auto_downloads_queue(subscription=subscription)
     if unchanged:
@@ -214,8 +216,18 @@ def _polled_write(subscriptions: list[Subscription]) -> None:
         [s.next_poll_at for s in subscriptions],
         [s.auto_download_paused for s in subscriptions],
     ]
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        _commit_without_flush()
         cursor.execute(_POLLED_SQL, columns)
+
+
+def _commit_without_flush() -> None:
+    """The transaction commits without waiting for its WAL to reach the disk (PostgreSQL's asynchronous
+    commit: a crash in the next ~0.6 s loses it whole, never half). What a refresh writes is the feed's
+    state as it was just read, which the next poll reads again; the flush was most of the 304 path's
+    time on a busy disk (one UPDATE for 50 unchanged feeds: 30 ms of 38, bench/podcasts.py)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 @dataclass
@@ -235,6 +247,9 @@ def _feed_fetch(subscription: Subscription) -> _Fetched:
         headers["If-Modified-Since"] = subscription.last_modified
     with client().open(subscription.feed_url, headers=headers) as response:
         if response.status == 304:
+            # Read to its (empty) end, so the connection goes back to the pool: closing it cost the next
+            # feed of the same host a new TCP connection and DNS lookup (0.4 ms of a 0.6 ms refresh).
+            response.read(max_bytes=settings.PODCAST_FEED_MAX_BYTES, deadline_s=FEED_DEADLINE_S)
             body = None
         elif response.status != 200:
             raise FetchError(f"HTTP {response.status}")
@@ -282,33 +297,75 @@ def _apply(subscription: Subscription, parsed: ParsedFeed, now: datetime, *, mov
         subscription.etag = subscription.last_modified = ""  # validators of the old URL
     subscription.save()
 
-    known = {episode.key: episode for episode in FeedEpisode.objects.filter(subscription=subscription)}
-    created: list[FeedEpisode] = []
-    changed: list[FeedEpisode] = []
+    # Only the key, id and digest of the known episodes (300 short rows), not the episodes: an unchanged one
+    # costs a dict lookup and a hash, and is not written.
+    known = {
+        key: (pk, digest, in_feed)
+        for key, pk, digest, in_feed in FeedEpisode.objects.filter(subscription=subscription).values_list(
+            "key", "pk", "content_hash", "in_feed"
+        )
+    }
+    created: list[tuple[int, ParsedEpisode, str]] = []
+    changed: list[tuple[int, ParsedEpisode, str]] = []
     for item in parsed.episodes:
-        episode = known.pop(item.key, None)
-        if episode is None:
-            created.append(FeedEpisode(subscription=subscription, key=item.key, first_seen_at=now, **_fields(item)))
-            continue
-        values = _fields(item)
-        if not episode.in_feed or any(getattr(episode, name) != value for name, value in values.items()):
-            for name, value in values.items():
-                setattr(episode, name, value)
-            episode.in_feed = True
-            changed.append(episode)
-    gone = [episode.pk for episode in known.values() if episode.in_feed]
-    FeedEpisode.objects.bulk_create(created, batch_size=500, ignore_conflicts=True)
+        digest = episode_digest(item)
+        row = known.pop(item.key, None)
+        if row is None:
+            created.append((0, item, digest))
+        elif row[1] != digest or not row[2]:
+            changed.append((row[0], item, digest))
+    gone = [pk for pk, _, in_feed in known.values() if in_feed]
+    if created:
+        _episodes_write(_EPISODES_INSERT_SQL, subscription.pk, created, now)
     if changed:
-        for episode in changed:
-            episode.updated_at = now
-        FeedEpisode.objects.bulk_update(changed, [*EPISODE_FIELDS, "in_feed", "updated_at"], batch_size=500)
+        _episodes_write(_EPISODES_UPDATE_SQL, subscription.pk, changed, now)
     if gone:
         FeedEpisode.objects.filter(pk__in=gone).update(in_feed=False, updated_at=now)
     return len(created)
 
 
-def _fields(item: ParsedEpisode) -> dict[str, object]:
-    return {name: getattr(item, name) for name in EPISODE_FIELDS}
+# New and changed episodes in one statement each, from arrays: bulk_create built a model instance per
+# episode (a feed's first refresh, 300 of them: ~40 ms of CPU), bulk_update a CASE per column and row.
+_EPISODES_ROWS = """
+unnest(%(id)s::bigint[], %(guid)s::text[], %(title)s::text[], %(description)s::text[], %(link)s::text[],
+       %(published_at)s::timestamptz[], %(enclosure_url)s::text[], %(enclosure_type)s::text[],
+       %(enclosure_bytes)s::bigint[], %(duration_ms)s::bigint[], %(season)s::integer[], %(episode_number)s::integer[],
+       %(episode_type)s::text[], %(image_url)s::text[], %(chapters_url)s::text[], %(key)s::text[],
+       %(content_hash)s::text[])
+AS r(id, guid, title, description, link, published_at, enclosure_url, enclosure_type, enclosure_bytes, duration_ms,
+     season, episode_number, episode_type, image_url, chapters_url, key, content_hash)
+"""
+_EPISODES_INSERT_SQL = f"""
+INSERT INTO podcasts_feedepisode (
+    subscription_id, key, guid, title, description, link, published_at, enclosure_url, enclosure_type,
+    enclosure_bytes, duration_ms, season, episode_number, episode_type, image_url, chapters_url, content_hash,
+    in_feed, state, download_error, download_attempts, file_path, first_seen_at, created_at, updated_at)
+SELECT %(subscription)s, r.key, r.guid, r.title, r.description, r.link, r.published_at, r.enclosure_url,
+    r.enclosure_type, r.enclosure_bytes, r.duration_ms, r.season, r.episode_number, r.episode_type, r.image_url,
+    r.chapters_url, r.content_hash, true, '{EpisodeState.AVAILABLE.value}', '', 0, '', %(now)s, %(now)s, %(now)s
+FROM {_EPISODES_ROWS}
+ON CONFLICT (subscription_id, key) DO NOTHING
+"""
+_EPISODES_UPDATE_SQL = f"""
+UPDATE podcasts_feedepisode AS e
+SET guid = r.guid, title = r.title, description = r.description, link = r.link, published_at = r.published_at,
+    enclosure_url = r.enclosure_url, enclosure_type = r.enclosure_type, enclosure_bytes = r.enclosure_bytes,
+    duration_ms = r.duration_ms, season = r.season, episode_number = r.episode_number,
+    episode_type = r.episode_type, image_url = r.image_url, chapters_url = r.chapters_url,
+    content_hash = r.content_hash, in_feed = true, updated_at = %(now)s
+FROM {_EPISODES_ROWS}
+WHERE e.id = r.id AND e.subscription_id = %(subscription)s
+"""
+
+
+def _episodes_write(sql: str, subscription_id: int, rows: list[tuple[int, ParsedEpisode, str]], now: datetime) -> None:
+    params: dict[str, Any] = {name: [getattr(item, name) for _, item, _ in rows] for name in (*EPISODE_FIELDS, "key")}
+    params.update(
+        id=[pk for pk, _, _ in rows], content_hash=[digest for _, _, digest in rows], subscription=subscription_id,
+        now=now,
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _free_folder_name(subscription: Subscription, title: str) -> str:
