@@ -27,9 +27,10 @@ from django.db import connection, transaction
 from apps.library.artwork.images import BadImage, folder_image_pick
 from apps.library.artwork.storage import ArtworkStorage, StoredImage
 from apps.library.artwork.variants import variants_write
-from apps.library.models import Album, Artwork, ArtworkSource, ArtworkStatus, Library, LibraryKind, Track
+from apps.library.models import Album, Artwork, ArtworkSource, ArtworkStatus, Library, LibraryKind
 from apps.library.scanner.reader import PictureRules
 from apps.library.scanner.walk import FoundFile
+from apps.ops.db import bulk_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +53,23 @@ def picture_rules() -> PictureRules:
 _UPSERT_ARTWORK_SQL = """
 INSERT INTO library_artwork (hash, mime, width, height, size_bytes, source, status, color, error, created_at)
 SELECT r.hash, r.mime, r.width, r.height, r.size_bytes, %(source)s, 'pending', '', '', now()
-FROM unnest(%(hash)s::text[], %(mime)s::text[], %(width)s::integer[], %(height)s::integer[],
-            %(size_bytes)s::bigint[]) AS r(hash, mime, width, height, size_bytes)
+FROM unnest(%(hash)b::text[], %(mime)b::text[], %(width)b::integer[], %(height)b::integer[],
+            %(size_bytes)b::bigint[]) AS r(hash, mime, width, height, size_bytes)
+-- DO UPDATE, not DO NOTHING: it returns the existing row's id, and locks that row until the caller's transaction
+-- ends, so artwork_collect (which skips locked rows) cannot delete a cover that is about to be referenced.
 ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash
 RETURNING id, hash
 """
 
 
 def artworks_upsert(*, images: Iterable[StoredImage], source: str) -> dict[str, int]:
-    """One Artwork row per stored image (by hash; an existing row is kept as it is). Returns hash → id."""
+    """One Artwork row per stored image (by hash; an existing row is kept as it is). Returns hash → id.
+    Call it in the transaction that writes the references: the rows stay locked until then (artwork_collect)."""
     unique = {image.hash: image for image in images}
     if not unique:
         return {}
-    rows = list(unique.values())
-    with connection.cursor() as cursor:
+    rows = sorted(unique.values(), key=lambda row: row.hash)  # locked in one order: two scans never deadlock
+    with bulk_cursor() as cursor:
         cursor.execute(
             _UPSERT_ARTWORK_SQL,
             {
@@ -150,13 +154,13 @@ def covers_resolve(*, library: Library, images: list[FoundFile], files_changed: 
             file_errors[album_id].append(f"{path.rsplit('/', 1)[-1]}: {artwork_error}")
 
     any_image = library.kind == LibraryKind.AUDIOBOOK
-    if any_image:
-        _books_resolve(library, by_folder, storage, rules)
-    changed: list[Album] = []
-    for album in Album.objects.filter(id__in=list(folders)).only("id", "artwork_id", "artwork_key", "artwork_error"):
+    albums = list(Album.objects.filter(id__in=list(folders)).only("id", "artwork_id", "artwork_key", "artwork_error"))
+    before = {album.pk: (album.artwork_id, album.artwork_key, album.artwork_error) for album in albums}
+    # Folder images read now, their rows written below in one statement (not one per album).
+    folder_covers: list[tuple[Album, StoredImage]] = []
+    for album in albums:
         if album.artwork_key.startswith(UPLOAD_KEY_PREFIX):
             continue  # an admin's choice: no scan replaces it
-        old = (album.artwork_id, album.artwork_key, album.artwork_error)
         candidate = None
         for folder in folders[album.pk]:
             name = folder_image_pick(list(by_folder.get(folder, {})), any_image=any_image)
@@ -170,33 +174,38 @@ def covers_resolve(*, library: Library, images: list[FoundFile], files_changed: 
         else:
             key = f"folder:{candidate.root}/{candidate.path}:{candidate.size_bytes}:{candidate.mtime_ns}"[:2200]
             if key == album.artwork_key:
-                # Read before: the same cover, or the same reason not to use it.
+                # Read before (same path, size and mtime): the same cover, or the same reason not to use it.
                 errors += [line for line in album.artwork_error.splitlines() if line.startswith(FOLDER_ERROR_PREFIX)]
             else:
                 try:
-                    stored = _folder_image_store(storage, rules, candidate)
+                    folder_covers.append((album, _folder_image_store(storage, rules, candidate)))
                 except BadImage as exc:
                     errors.append(f"{FOLDER_ERROR_PREFIX}{candidate.path}: {exc}")
                     # The previous good cover stays; an album without one shows its embedded picture.
                     album.artwork_id = album.artwork_id or embedded.get(album.pk)
-                else:
-                    album.artwork_id = artworks_upsert(images=[stored], source=ArtworkSource.FOLDER)[stored.hash]
                 album.artwork_key = key
         album.artwork_error = "\n".join(errors)
-        if (album.artwork_id, album.artwork_key, album.artwork_error) != old:
-            changed.append(album)
-    if changed:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _ALBUMS_ARTWORK_SQL,
-                [
-                    [album.pk for album in changed],
-                    [album.artwork_id for album in changed],
-                    [album.artwork_key for album in changed],
-                    [album.artwork_error for album in changed],
-                ],
-            )
-    Library.objects.filter(pk=library.pk).update(artwork_fingerprint=fingerprint)
+
+    with transaction.atomic():
+        if any_image:
+            _books_resolve(library, by_folder, storage, rules)
+        if folder_covers:
+            ids = artworks_upsert(images=[stored for _, stored in folder_covers], source=ArtworkSource.FOLDER)
+            for album, stored in folder_covers:
+                album.artwork_id = ids[stored.hash]
+        changed = [a for a in albums if (a.artwork_id, a.artwork_key, a.artwork_error) != before[a.pk]]
+        if changed:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _ALBUMS_ARTWORK_SQL,
+                    [
+                        [album.pk for album in changed],
+                        [album.artwork_id for album in changed],
+                        [album.artwork_key for album in changed],
+                        [album.artwork_error for album in changed],
+                    ],
+                )
+        Library.objects.filter(pk=library.pk).update(artwork_fingerprint=fingerprint)
     library.artwork_fingerprint = fingerprint
     return list(Artwork.objects.filter(status=ArtworkStatus.PENDING).values_list("id", flat=True))
 
@@ -219,21 +228,27 @@ def _books_resolve(
     with connection.cursor() as cursor:
         cursor.execute(_BOOK_FOLDERS_SQL, [library.pk])
         rows = cursor.fetchall()
-    updates: dict[int, int] = {}
+    found: list[tuple[int, int | None, StoredImage]] = []
     for track_id, root, path, artwork_id in rows:
         images = by_folder.get((root, _folder(path)), {})
         name = folder_image_pick(list(images), any_image=True)
         if name is None:
             continue
         try:
-            stored = _folder_image_store(storage, rules, images[name])
+            found.append((track_id, artwork_id, _folder_image_store(storage, rules, images[name])))
         except BadImage:
             continue  # the album's error says why (covers_resolve); the embedded picture stays
-        new_id = artworks_upsert(images=[stored], source=ArtworkSource.FOLDER)[stored.hash]
-        if new_id != artwork_id:
-            updates[track_id] = new_id
-    for track_id, artwork_id in updates.items():
-        Track.objects.filter(pk=track_id).update(artwork_id=artwork_id)
+    if not found:
+        return
+    ids = artworks_upsert(images=[stored for _, _, stored in found], source=ArtworkSource.FOLDER)
+    updates = [(track_id, ids[stored.hash]) for track_id, artwork_id, stored in found if ids[stored.hash] != artwork_id]
+    if updates:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE library_track AS t SET artwork_id = v.artwork_id "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, artwork_id) WHERE t.id = v.id",
+                [[track_id for track_id, _ in updates], [artwork_id for _, artwork_id in updates]],
+            )
 
 
 def _folder_image_store(storage: ArtworkStorage, rules: PictureRules, image: FoundFile) -> StoredImage:
