@@ -261,6 +261,9 @@ class Track(models.Model):
             GinIndex(fields=["genres"], name="track_genres_gin"),
             models.Index(fields=["album", "disc_number", "track_number"], name="track_album_order"),
             models.Index(fields=["library", "-published_at"], name="track_published"),
+            # Smart playlists' "added in the last N days" and "newest first" (apps.collections.smart_query):
+            # without it both read every track (recently added: 206 ms of its plan on 100 000 tracks).
+            models.Index(fields=["-created_at", "id"], name="track_created"),
         ]
 
     def __str__(self) -> str:

@@ -106,6 +106,17 @@ def cond(field, op, value) -> dict:
         ({"all": [cond("rating", "gt", 3)]}, ["Blue in Green"]),
         ({"all": [cond("rating", "is", 0), cond("kind", "is", "music")]}, ["100% Pure", "So What"]),
         ({"all": [cond("favourite", "is", True)]}, ["100% Pure"]),
+        # Conditions a track without the user's row meets too (as NOT IN their other rows): a star only
+        # is a rating of 0, another user's plays are not theirs.
+        ({"all": [cond("favourite", "is", False), cond("kind", "is", "music")]},
+         ["Blue in Green", "So What", "Windowlicker"]),
+        ({"all": [cond("rating", "lt", 3), cond("kind", "is", "music")]}, ["100% Pure", "So What", "Windowlicker"]),
+        ({"all": [cond("rating", "between", [2, 5])]}, ["Blue in Green", "Windowlicker"]),
+        ({"all": [cond("play_count", "between", [0, 1]), cond("kind", "is", "music")]},
+         ["100% Pure", "Blue in Green"]),
+        ({"all": [cond("play_count", "lt", 3), cond("kind", "is", "audiobook")]}, ["Dune", "Emma"]),
+        ({"any": [cond("play_count", "is", 0), cond("rating", "gt", 4)], "order": "-rating"},
+         ["Blue in Green", "100% Pure", "Dune"]),
         ({"all": [cond("in_progress", "is", True)]}, ["Dune"]),
         ({"all": [cond("in_progress", "is", False), cond("kind", "is", "audiobook")]}, ["Emma"]),
         ({"all": [cond("kind", "is", "audiobook")], "order": "-title", "limit": 1}, ["Emma"]),
