@@ -225,6 +225,34 @@ def test_play_an_album_as_a_queue_next_and_previous(open_page, world):
     assert page.evaluate("() => window.revengePlayer.mode") == "hls"
 
 
+def test_play_pressed_while_the_stored_queue_loads_wins_over_it(open_page, world):
+    """A device's stored queue (one track) is restored as a page opens; "Play album" pressed before that
+    answer arrives plays the album, and the late answer changes nothing (it used to replace the album by the
+    stored queue and leave the player paused: the loudness browser test lost that race on a slow machine)."""
+    page = open_page()
+    sign_in(page, world.base_url, "listener", next_path=f"/tracks/{world.hum}/")
+    page.locator("main .album-head [data-play]").click()
+    wait_playing_past(page, 0.3)
+    device = page.evaluate("() => window.revengePlayer.deviceId")
+    assert api_json(page, world.base_url, f"/api/v1/queue?device_id={device}")["track_ids"] == [world.hum]
+
+    held = []
+    queue_url = re.compile(r"/api/v1/queue\?")
+    page.route(queue_url, lambda route: held.append(route) if route.request.method == "GET" else route.continue_())
+    page.goto(f"{world.base_url}/albums/{world.album}/")
+    page.wait_for_function("() => window.revengePlayer !== undefined")
+    while not held:  # the restore's GET, held back
+        page.wait_for_timeout(20)
+    page.get_by_role("button", name="Play album").click()
+    wait_playing_past(page, 0.5)
+    with page.expect_response(lambda response: "/api/v1/queue?" in response.url):
+        held.pop().continue_()
+    page.wait_for_timeout(300)  # what the late answer would have done, it has done by now
+    assert page.evaluate("() => window.revengePlayer.queue") == [world.noise, world.hum]
+    wait_playing_past(page, page.evaluate("() => document.querySelector('[data-audio]').currentTime"))
+    page.unroute(queue_url)
+
+
 # --- 2. Seek, pause, progress, reload, resume -------------------------------------------------------------------------
 
 

@@ -699,7 +699,11 @@
   }
 
   async function restore() {
+    const token = state.loadToken;
     const response = await api("GET", `queue?device_id=${encodeURIComponent(state.device)}`);
+    // The listener pressed play while the stored queue was on its way: what they chose wins (restoring after
+    // it replaced their album by the stored queue and left the player paused, a race a slow server lost).
+    if (token !== state.loadToken) return;
     if (!response.ok || !response.data.track_ids.length) {
       render();
       return;
@@ -1158,14 +1162,19 @@
     event.preventDefault();
     const id = Number(button.dataset.play);
     const startMs = button.dataset.startMs !== undefined ? Number(button.dataset.startMs) : null;
-    if (state.track && state.track.id === id) {
+    const container = button.closest("[data-queue]");
+    let ids = container ? container.dataset.queue.split(",").filter(Boolean).map(Number) : [id];
+    if (!ids.includes(id)) ids = [id];
+    // The current track again: resume it where it is, unless the button plays a list (an album, a playlist)
+    // other than the queue it plays in. "Play album" on an album whose first track was restored from this
+    // device's queue alone must queue the album, not just resume that track (which of the two it did
+    // depended on whether the click came before the restore finished).
+    const sameQueue = !container || (ids.length === state.queue.length && ids.every((each, at) => each === state.queue[at]));
+    if (state.track && state.track.id === id && sameQueue) {
       if (startMs !== null) seekTo(startMs / 1000);
       if (!playing()) start();
       return;
     }
-    const container = button.closest("[data-queue]");
-    let ids = container ? container.dataset.queue.split(",").filter(Boolean).map(Number) : [id];
-    if (!ids.includes(id)) ids = [id];
     for (const row of document.querySelectorAll("[data-track-row]")) {
       const title = row.querySelector(".track-title");
       if (title) state.titles.set(Number(row.dataset.trackRow), title.textContent.trim());
