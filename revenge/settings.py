@@ -396,6 +396,11 @@ ARTWORK_MAX_BYTES = env_int("ARTWORK_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
 # Width x height above this is refused from the image's header, before any pixel is decoded (a few-kB PNG
 # can claim 30 000 x 30 000 pixels: 2.7 GB once decoded).
 ARTWORK_MAX_PIXELS = env_int("ARTWORK_MAX_PIXELS", 25_000_000, minimum=10_000)
+# A cover that nothing (album, track, file) has referenced for this long is deleted with its files by the
+# `artwork-collect` beat task. At least an hour: a scan's reader refreshes a stored cover's mtime when it meets
+# it and trusts it for ARTWORK_TOUCH_EVERY_S (apps.library.artwork.storage) before the writer references it.
+ARTWORK_COLLECT_GRACE_S = env_int("ARTWORK_COLLECT_GRACE_S", 86400, minimum=3600)
+CELERY_BEAT_SCHEDULE["artwork-collect"] = {"task": "apps.library.tasks.artwork_collect_task", "schedule": 6 * 3600}
 # Signed /art/ URLs live at least this long and change once a day (so browsers keep them cached).
 ART_URL_LIFETIME_S = env_int("ART_URL_LIFETIME", 7 * 86400, minimum=3600)
 

@@ -131,6 +131,9 @@ class Artwork(models.Model):
     color = models.CharField(max_length=7, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When artwork_collect first found nothing referencing it (None while something does): deleted, with its
+    # files, once that is older than ARTWORK_COLLECT_GRACE_S and still true.
+    unreferenced_since = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [

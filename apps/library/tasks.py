@@ -4,6 +4,7 @@ from celery import shared_task
 
 from apps.library.services import scan_claim, scan_jobs_expire, scan_run, scans_request_due
 from apps.library.services.artwork import artwork_variants_build
+from apps.library.services.artwork_collect import artworks_collect
 
 # A scan of a large library may run for an hour; the claim in scan_claim makes a redelivery harmless.
 SCAN_SOFT_LIMIT_S = 3 * 3600
@@ -45,3 +46,10 @@ def artwork_variants_task(artwork_ids: list[int]) -> dict[str, int]:
         status = artwork_variants_build(artwork_id=artwork_id) or "gone"
         statuses[status] = statuses.get(status, 0) + 1
     return statuses
+
+
+@shared_task(name="apps.library.tasks.artwork_collect_task")
+def artwork_collect_task() -> dict[str, int]:
+    """Every 6 hours (beat): covers nothing has referenced for ARTWORK_COLLECT_GRACE_S go, with their files."""
+    result = artworks_collect()
+    return {"marked": result.marked, "deleted": result.deleted, "files_deleted": result.files_deleted}
