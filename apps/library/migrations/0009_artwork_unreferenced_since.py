@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("library", "0007_search_words"),
+        ("library", "0008_track_created"),
     ]
 
     operations = [
