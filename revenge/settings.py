@@ -368,6 +368,9 @@ TRANSCODE_TIME_LIMIT_BASE_S = env_int("TRANSCODE_TIME_LIMIT_BASE", 300, minimum=
 TRANSCODE_TIME_LIMIT_PER_HOUR_S = env_int("TRANSCODE_TIME_LIMIT_PER_HOUR", 900, minimum=1)
 # How often a failed transcode is tried again on demand before it waits for an admin's "Retry".
 TRANSCODE_MAX_ATTEMPTS = env_int("TRANSCODE_MAX_ATTEMPTS", 3, minimum=1)
+# Tracks longer than 1.5x this many seconds are transcoded in chunks of about this length, each its own task,
+# the one at the listener's position first (issue 18; apps/streaming/chunks.py). 0: every track in one run.
+TRANSCODE_CHUNK_SECONDS = env_int("TRANSCODE_CHUNK_SECONDS", 300, minimum=0, maximum=86400)
 # ffmpeg threads per transcode (0: ffmpeg decides).
 TRANSCODE_THREADS = env_int("TRANSCODE_THREADS", 0, minimum=0, maximum=64)
 # Behind nginx: direct play answers X-Accel-Redirect to this internal location + the file's absolute path.

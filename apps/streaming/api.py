@@ -103,6 +103,7 @@ class StreamDecisionView(APIView):
             track=track,
             codecs=params.validated_data.get("codecs"),
             max_bitrate_kbps=params.validated_data.get("max_bitrate"),
+            position_ms=params.validated_data.get("position_ms"),
         )
         return Response(decision.as_dict(), headers={"Cache-Control": "private, no-store"})
 
@@ -123,6 +124,7 @@ class MasterPlaylistView(StreamOpenView):
             track=track,
             codecs=params.validated_data.get("codecs"),
             max_bitrate_kbps=params.validated_data.get("max_bitrate"),
+            position_ms=params.validated_data.get("position_ms"),
         )
         if playlist is None:
             return _not_ready(track)

@@ -72,6 +72,9 @@ class Ladder:
     profiles: tuple[Profile, ...]
     segment_format: SegmentFormat
     segment_seconds: int
+    # > 0: the track is transcoded in chunks of about this many seconds (apps.streaming.chunks), which lays
+    # its segments on a grid of whole AAC frames: another set of files, so another key.
+    chunk_seconds: int = 0
 
     def rendition_key(self, source_fingerprint: str) -> str:
         """Changes with the source files and with any setting that changes the output: a folder under one
@@ -83,7 +86,17 @@ class Ladder:
             "segment_s": self.segment_seconds,
             "version": TRANSCODER_VERSION,
         }
+        if self.chunk_seconds:  # only then: the keys of every track played from one run stay as they were
+            spec["chunk_s"] = self.chunk_seconds
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def chunkable(self) -> bool:
+        """Only AAC encodes in fMP4 are cut into chunks: a copy's packets are on the source's grid, not the
+        one the chunks are laid on, and FLAC frames are not AAC frames (both cost next to nothing to make in
+        one run anyway); MPEG-TS would shift the times the chunks' segments are joined on."""
+        encoded = all(not p.copy and not p.lossless for p in self.profiles)
+        return encoded and self.segment_format == SegmentFormat.FMP4
 
     @property
     def segment_extension(self) -> str:

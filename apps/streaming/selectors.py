@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
@@ -12,10 +13,11 @@ from django.contrib.auth.models import User
 from apps.accounts.types import RequestUser
 from apps.library.models import AudioFile, Track
 from apps.library.scanner.grouping import join_path, play_order
+from apps.streaming.chunks import ChunkPlan, chunk_plan
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.profiles import PROFILES, Ladder, LadderMode, SegmentFormat, Source, ladder_fit
 from apps.streaming.signing import stream_token_user_id
-from apps.streaming.transcoder import LOSSLESS_SOURCE_CODECS
+from apps.streaming.transcoder import LOSSLESS_SOURCE_CODECS, aac_sample_rate
 
 
 def stream_token_user(*, token: str, track_id: int) -> User | None:
@@ -67,7 +69,27 @@ def track_ladder(*, files: Sequence[AudioFile]) -> Ladder:
         profiles = tuple(p for p in configured if source.lossless or not p.lossless)
         # a lossless-only ladder and a lossy source: the lossless tier after all
         profiles = profiles or configured
-    return Ladder(profiles, segment_format, settings.HLS_SEGMENT_SECONDS)
+    ladder = Ladder(profiles, segment_format, settings.HLS_SEGMENT_SECONDS)
+    chunk_seconds = settings.TRANSCODE_CHUNK_SECONDS
+    if ladder.chunkable and _chunk_plan(files, ladder.segment_seconds, chunk_seconds) is not None:
+        ladder = replace(ladder, chunk_seconds=chunk_seconds)
+    return ladder
+
+
+def track_chunk_plan(*, ladder: Ladder, files: Sequence[AudioFile]) -> ChunkPlan | None:
+    """The chunk grid of a track's chunked ladder (None: it is made in one run)."""
+    return _chunk_plan(files, ladder.segment_seconds, ladder.chunk_seconds) if ladder.chunk_seconds else None
+
+
+def _chunk_plan(files: Sequence[AudioFile], segment_seconds: int, chunk_seconds: int) -> ChunkPlan | None:
+    if not files:
+        return None
+    return chunk_plan(
+        duration_ms=sum(f.duration_ms or 0 for f in files),
+        sample_rate_hz=aac_sample_rate(files[0].sample_rate_hz),
+        segment_seconds=segment_seconds,
+        chunk_seconds=chunk_seconds,
+    )
 
 
 def track_rendition_key(*, track: Track, files: Sequence[AudioFile] | None = None) -> tuple[Ladder, str]:

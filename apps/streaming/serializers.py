@@ -32,6 +32,12 @@ class StreamInput(serializers.Serializer):
     max_bitrate = serializers.IntegerField(
         required=False, min_value=16, max_value=100_000, help_text="The most the client wants, in kbps."
     )
+    position_ms = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=10**12,
+        help_text="Where the client will start playing: a long track not transcoded yet is made from there first.",
+    )
 
     def validate_codecs(self, value: str) -> list[str]:
         return client_codecs(value.split(","))

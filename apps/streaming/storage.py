@@ -24,6 +24,13 @@ PLAYLIST_NAME: Final = "index.m3u8"  # in each profile's folder, next to its seg
 # `no-cache` (nginx cannot look inside a file) while index.m3u8, written once at the end, stays immutable.
 LIVE_PLAYLIST_NAME: Final = "live.m3u8"
 INIT_NAME: Final = "init.mp4"  # the fMP4 init segment
+# A chunk's own playlist, in its run's work folder: read when the chunk is done (its segment durations).
+CHUNK_PLAYLIST_NAME: Final = "chunk.m3u8"
+# In a chunked rendition's key folder: which chunks are done (one file each, written when the chunk is) and
+# the chunk the first listener asked for (the live playlists are contiguous from it); never served (the
+# /hls/ view and nginx only serve files inside a profile's folder).
+CHUNKS_DIR_NAME: Final = ".chunks"
+LEAD_NAME: Final = ".lead"
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,13 @@ class RenditionStorage:
             if "#EXTINF:" not in text:
                 return False
         return bool(profiles)
+
+    def chunk_lead(self, track: int | str, rendition_key: str) -> int | None:
+        """The chunk a chunked rendition's run started with (its live playlists are contiguous from it)."""
+        try:
+            return int((self.folder(track, rendition_key) / LEAD_NAME).read_text())
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            return None
 
     def files(self, track: int | str, rendition_key: str, profile: str) -> list[Path] | None:
         """A published rendition's files in play order (init segment first), or None if any is gone (then the

@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from apps.streaming.services import (
+    rendition_chunk_transcode,
     rendition_transcode,
     renditions_after_scan,
     renditions_housekeeping,
@@ -25,6 +26,24 @@ from apps.streaming.services import (
 def rendition_transcode_task(track_id: int, growing: bool = False) -> dict[str, object]:
     result = rendition_transcode(track_id=track_id, growing=growing)
     return {"track": track_id, "outcome": str(result.outcome), "key": result.rendition_key, "s": result.seconds}
+
+
+# One chunk of a long track (apps.streaming.chunks); when done it sends the next one of its order. Limits per
+# message as above; a message redelivered after its worker died redoes the chunk (same bytes).
+@shared_task(
+    name="apps.streaming.tasks.rendition_chunk_task",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=5,
+)
+def rendition_chunk_task(
+    track_id: int, *, order: list[int], position: int, width: int, queue: str
+) -> dict[str, object]:
+    outcome = rendition_chunk_transcode(track_id=track_id, order=order, position=position, width=width, queue=queue)
+    return {"track": track_id, "chunk": order[position], "outcome": str(outcome)}
 
 
 @shared_task(name="apps.streaming.tasks.renditions_housekeeping_task")

@@ -19,8 +19,9 @@ import m3u8
 from django.conf import settings
 
 from apps.streaming.analysis import analysis_filter
+from apps.streaming.chunks import ChunkPlan, chunk_hls_args, chunk_input_args, chunk_packet_filter
 from apps.streaming.profiles import Ladder, Profile, SegmentFormat
-from apps.streaming.storage import INIT_NAME, LIVE_PLAYLIST_NAME, PLAYLIST_NAME
+from apps.streaming.storage import CHUNK_PLAYLIST_NAME, INIT_NAME, LIVE_PLAYLIST_NAME, PLAYLIST_NAME
 
 STDERR_TAIL_LINES = 40
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -58,13 +59,22 @@ def ffmpeg_command(
     lossy_source: bool,
     growing: bool = False,
     analysis_path: Path | None = None,
+    chunk: tuple[ChunkPlan, int] | None = None,
+    playlist_folder: Path | None = None,
 ) -> list[str]:
     """The one ffmpeg run: decode once, `asplit` to every encoded profile, one HLS muxer per profile; a
     copied profile takes the source's audio packets as they are (no decode at all when it is the only one).
     With `analysis_path`, one more branch of the same decode measures loudness into that file
-    (apps.streaming.analysis); a copy-only ladder then decodes for it alone (no encode)."""
+    (apps.streaming.analysis); a copy-only ladder then decodes for it alone (no encode).
+
+    `chunk` (plan, index): one chunk of a chunked rendition (apps.streaming.chunks), its segments written into
+    `folder` as they are made, its own playlist and init segment into `playlist_folder`."""
     command = [settings.FFMPEG_BINARY, "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats"]
     command += ["-progress", "pipe:1", "-y"]
+    if chunk is not None:
+        # Progress lines are when the caller lists new segments: 0.1 s, not 0.5 s, off the first audio.
+        command += ["-stats_period", "0.1"]
+        command += chunk_input_args(*chunk)
     if settings.TRANSCODE_THREADS:
         command += ["-threads", str(settings.TRANSCODE_THREADS)]
     if concat_list is not None:
@@ -91,7 +101,11 @@ def ffmpeg_command(
             source, encoded = f"[o{encoded}]", encoded + 1
         command += ["-map", source, "-map_metadata", "-1", "-map_chapters", "-1"]
         command += _encoder_args(profile, source_rate_hz=source_rate_hz, lossy_source=lossy_source)
-        command += _hls_args(ladder, folder / profile.name, growing=growing)
+        if chunk is not None and playlist_folder is not None:
+            command += ["-bsf:a", chunk_packet_filter(*chunk), "-fflags", "+bitexact"]
+            command += _hls_chunk_args(ladder, folder / profile.name, playlist_folder / profile.name, chunk)
+        else:
+            command += _hls_args(ladder, folder / profile.name, growing=growing)
     if not outputs and analysis_path is not None:
         command += ["-map", "[analysis]", "-f", "null", "-"]
     return command
@@ -119,6 +133,15 @@ def _hls_args(ladder: Ladder, folder: Path, *, growing: bool) -> list[str]:
         args += ["-hls_fmp4_init_filename", INIT_NAME]
     args += ["-hls_segment_filename", str(folder / f"seg%05d.{ladder.segment_extension}")]
     return [*args, str(folder / (LIVE_PLAYLIST_NAME if growing else PLAYLIST_NAME))]
+
+
+def _hls_chunk_args(ladder: Ladder, folder: Path, playlist_folder: Path, chunk: tuple[ChunkPlan, int]) -> list[str]:
+    """A chunk's segments straight into the rendition's folder, each renamed into place when whole; its
+    own EVENT playlist and init segment (the same bytes for every chunk: bitexact) beside, in its work folder."""
+    args = ["-f", "hls", *chunk_hls_args(*chunk), "-hls_playlist_type", "event", "-hls_list_size", "0"]
+    args += ["-hls_segment_type", "fmp4", "-hls_flags", "temp_file", "-hls_fmp4_init_filename", INIT_NAME]
+    args += ["-hls_segment_filename", str(folder / f"seg%05d.{ladder.segment_extension}")]
+    return [*args, str(playlist_folder / CHUNK_PLAYLIST_NAME)]
 
 
 def concat_list_text(sources: Sequence[Path]) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from apps.streaming import services
 from apps.streaming.models import Rendition, RenditionStatus
@@ -33,8 +32,11 @@ def statuses(track_id: int) -> set[str]:
 
 
 def test_an_interactive_transcode_runs_while_the_bulk_worker_is_busy(
-    tmp_path: Path, process_env, django_capture_on_commit_callbacks
+    tmp_path: Path, process_env, django_capture_on_commit_callbacks, settings
 ):
+    # One long run keeps the bulk worker busy (a chunked one would free it between chunks: test_chunked).
+    settings.TRANSCODE_CHUNK_SECONDS = 0
+    process_env = {**process_env, "TRANSCODE_CHUNK_SECONDS": "0"}
     media = tmp_path / "library"
     make_audio(media / "long.flac", seconds=900, tags={"title": "long"})
     make_audio(media / "b1.flac", seconds=30, frequency=500, tags={"title": "backlog"})

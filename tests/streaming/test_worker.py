@@ -83,6 +83,8 @@ def _pool_child(worker: subprocess.Popen) -> psutil.Process | None:
 def test_worker_killed_mid_transcode_is_redelivered_and_never_half_published(
     tmp_path: Path, process_env, settings, django_capture_on_commit_callbacks
 ):
+    settings.TRANSCODE_CHUNK_SECONDS = 0  # one bulk run, published by one rename (chunks: test_chunked)
+    process_env = {**process_env, "TRANSCODE_CHUNK_SECONDS": "0"}
     media = tmp_path / "library"
     make_audio(media / "long.flac", seconds=900, tags={"title": "long"})
     library = LibraryFactory(root=media)
@@ -123,6 +125,8 @@ def test_worker_killed_mid_transcode_is_redelivered_and_never_half_published(
 def test_worker_process_group_killed_mid_transcode_is_reclaimed_and_finishes(
     tmp_path: Path, process_env, settings, django_capture_on_commit_callbacks
 ):
+    settings.TRANSCODE_CHUNK_SECONDS = 0  # one bulk run, published by one rename (chunks: test_chunked)
+    process_env = {**process_env, "TRANSCODE_CHUNK_SECONDS": "0"}
     media = tmp_path / "library"
     make_audio(media / "long.flac", seconds=900, tags={"title": "long"})
     library = LibraryFactory(root=media)

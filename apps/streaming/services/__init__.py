@@ -11,6 +11,7 @@ INTERACTIVE_QUEUE = "transcode.interactive"
 BULK_QUEUE = "transcode.bulk"
 
 # After the queue names: renditions reads them from this package.
+from apps.streaming.services.chunked import rendition_chunk_transcode  # noqa: E402
 from apps.streaming.services.housekeeping import renditions_housekeeping  # noqa: E402
 from apps.streaming.services.originals import (  # noqa: E402
     MEDIA_TYPES,
@@ -52,6 +53,7 @@ __all__ = [
     "StreamMode",
     "TrackOriginal",
     "master_playlist_for_playback",
+    "rendition_chunk_transcode",
     "rendition_download",
     "rendition_folder_lost",
     "rendition_transcode",

@@ -22,7 +22,7 @@ from apps.streaming import metrics
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.playlists import master_playlist
 from apps.streaming.profiles import PROFILES
-from apps.streaming.selectors import renditions_current, renditions_ready, track_source_files
+from apps.streaming.selectors import renditions_current, renditions_ready, track_rendition_key, track_source_files
 from apps.streaming.services.renditions import rendition_folder_lost, renditions_request
 from apps.streaming.signing import stream_token
 from apps.streaming.storage import RenditionStorage
@@ -69,22 +69,32 @@ def variants_for(
 
 
 def stream_start(
-    *, user: User, track: Track, codecs: Sequence[str] | None, max_bitrate_kbps: int | None
+    *,
+    user: User,
+    track: Track,
+    codecs: Sequence[str] | None,
+    max_bitrate_kbps: int | None,
+    position_ms: int | None = None,
 ) -> StreamDecision:
     """A client starts playing: the stream decision, with the track's renditions queued (interactive) when
     HLS is what it should get (or will need, over its bitrate limit) and they are not ready, and the start
     counted."""
     decision, wants_renditions = _stream_decide(
-        user=user, track=track, codecs=codecs, max_bitrate_kbps=max_bitrate_kbps
+        user=user, track=track, codecs=codecs, max_bitrate_kbps=max_bitrate_kbps, position_ms=position_ms
     )
     if wants_renditions:
-        renditions_request(track_ids=[track.pk], interactive=True)
+        renditions_request(track_ids=[track.pk], interactive=True, position_ms=position_ms)
     metrics.stream_starts.labels(mode=decision.mode).inc()
     return decision
 
 
 def _stream_decide(
-    *, user: User, track: Track, codecs: Sequence[str] | None, max_bitrate_kbps: int | None
+    *,
+    user: User,
+    track: Track,
+    codecs: Sequence[str] | None,
+    max_bitrate_kbps: int | None,
+    position_ms: int | None = None,
 ) -> tuple[StreamDecision, bool]:
     """Direct play when the client plays the source as it is, within its bitrate limit; HLS otherwise. And
     whether the renditions should be queued: HLS is the answer, or would be, and they are not ready.
@@ -96,6 +106,8 @@ def _stream_decide(
     params: dict[str, str | int] = {"token": token}
     if max_bitrate_kbps is not None:
         params["max_bitrate"] = max_bitrate_kbps
+    if position_ms is not None:
+        params["position_ms"] = position_ms
     if codecs is not None:
         params["codecs"] = ",".join(codecs)
     query = "?" + urlencode(params, safe=",")
@@ -157,12 +169,13 @@ def _stream_decide(
     return hls, ready is None
 
 
-def renditions_for_playback(*, track: Track) -> list[Rendition] | None:
-    """The track's ready renditions, or None after queueing them (interactive): not built yet, or their
-    folder was deleted on disk behind our back (never hand out URLs that would 404)."""
+def renditions_for_playback(*, track: Track, position_ms: int | None = None) -> list[Rendition] | None:
+    """The track's ready renditions, or None after queueing them (interactive, a long track from
+    `position_ms` first): not built yet, or their folder was deleted on disk behind our back (never hand out
+    URLs that would 404)."""
     ready = renditions_ready(track=track)
     if ready is None:
-        renditions_request(track_ids=[track.pk], interactive=True)
+        renditions_request(track_ids=[track.pk], interactive=True, position_ms=position_ms)
         return None
     if RenditionStorage.from_settings().is_lost(track.pk, ready[0].rendition_key):
         rendition_folder_lost(track_id=track.pk, rendition_key=ready[0].rendition_key)
@@ -171,12 +184,12 @@ def renditions_for_playback(*, track: Track) -> list[Rendition] | None:
 
 
 def master_playlist_for_playback(
-    *, track: Track, codecs: Sequence[str] | None, max_bitrate_kbps: int | None
+    *, track: Track, codecs: Sequence[str] | None, max_bitrate_kbps: int | None, position_ms: int | None = None
 ) -> str | None:
     """The master playlist of the variants this client should get, or None when the renditions are not ready
     (then they are on their way). A growing rendition is served as soon as every profile has its first whole
     segment, at nominal bit rates, its variants pointing at the live playlists."""
-    ready = renditions_for_playback(track=track)
+    ready = renditions_for_playback(track=track, position_ms=position_ms)
     if ready is not None:
         variants = variants_for(ready, codecs=codecs, max_bitrate_kbps=max_bitrate_kbps)
         return master_playlist(track_id=track.pk, renditions=variants)
@@ -191,9 +204,15 @@ def master_playlist_for_playback(
 
 
 def _renditions_growing(*, track: Track) -> list[Rendition] | None:
-    """The running renditions of the current key, if every one has its first segment published."""
+    """The renditions of the current key being made, if every one has its first segment published: a run's
+    rows all running; or, chunked, any not ready (a chunk that failed or waits for a worker takes nothing
+    away from the others' segments)."""
+    ladder, key = track_rendition_key(track=track)
     rows = renditions_current(track=track)
-    if not rows or any(r.status != RenditionStatus.RUNNING for r in rows):
+    if ladder.chunk_seconds:
+        if not rows or all(r.status == RenditionStatus.READY for r in rows):
+            return None
+    elif not rows or any(r.status != RenditionStatus.RUNNING for r in rows):
         return None
     storage = RenditionStorage.from_settings()
     if not storage.growing_started(track.pk, rows[0].rendition_key, [r.profile for r in rows]):

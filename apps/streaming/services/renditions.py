@@ -25,13 +25,22 @@ from apps.streaming import metrics
 from apps.streaming import services as package
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.profiles import Ladder
-from apps.streaming.selectors import track_rendition_key
+from apps.streaming.selectors import track_chunk_plan, track_rendition_key, track_source_files
+from apps.streaming.storage import RenditionStorage
 
 logger = logging.getLogger(__name__)
 
 TRANSCODE_TASK = "apps.streaming.tasks.rendition_transcode_task"
+CHUNK_TASK = "apps.streaming.tasks.rendition_chunk_task"
 # pg_try_advisory_lock(bigint) namespace for per-track transcode locks ("RV" in the top bits).
 _LOCK_NAMESPACE = 0x5256 << 40
+# Per-chunk locks of a chunked rendition: "C" in the top byte, the chunk in bits 40-55, the track below.
+_CHUNK_TAG = 0x43
+_TRACK_BITS = 40
+# Chunks of one track in the interactive queue at a time: each one done sends the next in its order, so a
+# long book never puts its hundred chunks in front of the next listener's first one (which waits behind at
+# most this many of another track's chunks); bulk work sends every chunk at once, for every worker to take.
+INTERACTIVE_CHUNKS_IN_FLIGHT = 2
 # A track's transcode is sent to a queue at most once per this many seconds: a player polling the master
 # playlist every 20 ms while it answers 202 would otherwise queue one task per poll (measured: 1 587 in a
 # minute, each a no-op the one interactive worker then had to get through before the next listener's track).
@@ -55,25 +64,38 @@ def transcode_time_limit_s(duration_ms: int) -> int:
     return settings.TRANSCODE_TIME_LIMIT_BASE_S + int(per_hour * duration_ms / 3_600_000)
 
 
-def renditions_request(*, track_ids: Iterable[int], interactive: bool = False, retry_failed: bool = False) -> int:
+def renditions_request(
+    *,
+    track_ids: Iterable[int],
+    interactive: bool = False,
+    retry_failed: bool = False,
+    position_ms: int | None = None,
+) -> int:
     """Make sure each track's current renditions exist or are on their way; returns the tasks queued.
 
     Rows are created `pending` for the current rendition key; a task is sent (after commit) for every track
     not fully ready and not being transcoded right now (a listener joins the run in progress: its growing
     rendition, or its end). Failed rows are retried on demand until TRANSCODE_MAX_ATTEMPTS, or always with
     `retry_failed` (the admin's Retry). An interactive task transcodes growing (services.transcode).
+
+    A long track is sent as chunks (apps.streaming.chunks), the one holding `position_ms` first (or the one
+    its run started with, when it has one), then on to the end, then the beginning.
     """
     ids = sorted(set(track_ids))
     tracks = Track.objects.filter(pk__in=ids, missing=False).prefetch_related("files")
     to_send: list[tuple[int, int]] = []
+    chunked: dict[int, tuple[list[int], int]] = {}  # track -> (chunk order, chunks in flight)
     with transaction.atomic():
         for track in tracks:
-            ladder, key = track_rendition_key(track=track)
+            files = track_source_files(track=track)
+            ladder, key = track_rendition_key(track=track, files=files)
             rows_ensure(track=track, ladder=ladder, key=key)
             rows = list(Rendition.objects.filter(track=track, rendition_key=key))
             if all(r.status == RenditionStatus.READY for r in rows):
                 continue
-            if any(r.status == RenditionStatus.RUNNING for r in rows) and not track_lock_free(track.pk):
+            plan = track_chunk_plan(ladder=ladder, files=files)
+            busy = track_chunks_busy(track.pk) if plan is not None else not track_lock_free(track.pk)
+            if any(r.status == RenditionStatus.RUNNING for r in rows) and busy:
                 continue  # a worker is on it: one run, whoever asks
             failed = [r for r in rows if r.status == RenditionStatus.FAILED]
             if failed:
@@ -85,6 +107,12 @@ def renditions_request(*, track_ids: Iterable[int], interactive: bool = False, r
                     **({"attempts": 0} if retry_failed else {}),
                 )
             to_send.append((track.pk, track.duration_ms))
+            if plan is not None:
+                lead = RenditionStorage.from_settings().chunk_lead(track.pk, key)
+                if lead is None or lead >= plan.chunk_count:
+                    lead = plan.chunk_of(position_ms or 0)
+                width = INTERACTIVE_CHUNKS_IN_FLIGHT if interactive else plan.chunk_count
+                chunked[track.pk] = (plan.order(lead), width)
     # Read from the package at send time: it owns the queue names (tests point them at queues of their own).
     queue = package.INTERACTIVE_QUEUE if interactive else package.BULK_QUEUE
 
@@ -95,6 +123,11 @@ def renditions_request(*, track_ids: Iterable[int], interactive: bool = False, r
             if not retry_failed and not _claim(claim):
                 continue  # sent moments ago, and on its way
             try:
+                if track_id in chunked:
+                    order, width = chunked[track_id]
+                    for position in range(min(width, len(order))):
+                        chunk_send(track_id=track_id, order=order, position=position, width=width, queue=queue)
+                    continue
                 current_app.send_task(
                     TRANSCODE_TASK,
                     args=[track_id],
@@ -113,6 +146,19 @@ def renditions_request(*, track_ids: Iterable[int], interactive: bool = False, r
     if to_send:
         transaction.on_commit(send)
     return len(to_send)
+
+
+def chunk_send(*, track_id: int, order: list[int], position: int, width: int, queue: str) -> None:
+    """Send the chunk at `position` of `order`; when it is done, its task sends the one `width` further on."""
+    soft = settings.TRANSCODE_TIME_LIMIT_BASE_S + settings.TRANSCODE_TIME_LIMIT_PER_HOUR_S * 2 // 3
+    current_app.send_task(
+        CHUNK_TASK,
+        args=[track_id],
+        kwargs={"order": order, "position": position, "width": width, "queue": queue},
+        queue=queue,
+        soft_time_limit=soft,  # a chunk is minutes of audio: the base limit and a share of the hourly one
+        time_limit=soft + 60,
+    )
 
 
 def _claim(key: str) -> bool:
@@ -159,6 +205,29 @@ def track_lock(track_id: int) -> AbstractContextManager[bool]:
     return advisory_lock_try(_LOCK_NAMESPACE | track_id)
 
 
+def chunk_lock(track_id: int, chunk: int) -> AbstractContextManager[bool]:
+    """One chunk of a chunked rendition is made by one worker at a time; other chunks of the track run
+    beside it, on other workers."""
+    return advisory_lock_try((_CHUNK_TAG << 56) | (chunk << _TRACK_BITS) | track_id)
+
+
+def track_chunks_busy(track_id: int) -> bool:
+    """Whether a worker holds a chunk lock of this track right now."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CHUNK_LOCKS_SQL + " LIMIT 1", {"track_id": track_id, "tag": _CHUNK_TAG})
+        return cursor.fetchone() is not None
+
+
+_CHUNK_LOCK_MATCH = """((l.classid::bigint << 32) | l.objid::bigint) >> 56 = %(tag)s
+        AND (((l.classid::bigint << 32) | l.objid::bigint) & ((1::bigint << 40) - 1)) = {track}"""
+_CHUNK_LOCKS_SQL = f"""
+SELECT 1 FROM pg_locks AS l
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND {_CHUNK_LOCK_MATCH.format(track="%(track_id)s")}
+"""
+
+
 def track_lock_free(track_id: int) -> bool:
     """Whether no worker is transcoding the track right now."""
     with track_lock(track_id) as acquired:
@@ -202,10 +271,11 @@ WHERE r.status = %(running)s
       SELECT 1 FROM pg_locks AS l
       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-        AND ((l.classid::bigint << 32) | l.objid::bigint) = (%(namespace)s | r.track_id)
+        AND (((l.classid::bigint << 32) | l.objid::bigint) = (%(namespace)s | r.track_id)
+             OR (CHUNK_LOCK_MATCH))
   )
 RETURNING r.track_id, r.status
-"""
+""".replace("CHUNK_LOCK_MATCH", _CHUNK_LOCK_MATCH.format(track="r.track_id"))
 
 
 def renditions_reclaim() -> int:
@@ -228,6 +298,7 @@ def renditions_reclaim() -> int:
                 "error": "The worker running this transcode died, every attempt.",
                 "now": timezone.now(),
                 "namespace": _LOCK_NAMESPACE,
+                "tag": _CHUNK_TAG,
             },
         )
         reclaimed = cursor.fetchall()

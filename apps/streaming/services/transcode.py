@@ -20,15 +20,16 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.library.models import AudioFile, LibraryKind, ScanTrigger, Track
+from apps.library.models import LibraryKind, ScanTrigger, Track
 from apps.library.services import scan_request, track_duration_measured
 from apps.library.services.loudness import track_loudness_current, track_loudness_record
-from apps.library.services.originals import OriginalRefused, audio_file_open
 from apps.streaming import metrics
 from apps.streaming.analysis import parse_metadata
 from apps.streaming.models import Rendition, RenditionStatus
-from apps.streaming.selectors import track_rendition_key, track_source_files
+from apps.streaming.selectors import track_chunk_plan, track_rendition_key, track_source_files
+from apps.streaming.services.chunked import chunk_run
 from apps.streaming.services.renditions import Outcome, rows_ensure, track_lock
+from apps.streaming.services.sources import error_text, remove_leftovers, sources_checked
 from apps.streaming.storage import PLAYLIST_NAME, RenditionStorage
 from apps.streaming.transcoder import (
     LOSSLESS_SOURCE_CODECS,
@@ -53,22 +54,6 @@ class TranscodeResult:
     error: str = ""
 
 
-def _sources_checked(files: list[AudioFile]) -> list[Path] | None:
-    """The real paths of the track's files, each checked as direct play checks it (audio_file_open: inside
-    its library, the file the scan read), or None when one is not: a link swapped in must not be transcoded
-    into a rendition anyone may download, and a changed file would not match the rendition key (derived
-    from the recorded fingerprint)."""
-    real_paths = []
-    for f in files:
-        try:
-            original = audio_file_open(audio_file=f)
-        except (OSError, OriginalRefused):
-            return None
-        original.file.close()
-        real_paths.append(original.real_path)
-    return real_paths
-
-
 def rendition_transcode(
     *, track_id: int, progress: Callable[[float], None] | None = None, growing: bool = False
 ) -> TranscodeResult:
@@ -81,6 +66,15 @@ def rendition_transcode(
         Rendition.objects.filter(track_id=track_id).exclude(status=RenditionStatus.READY).delete()
         return TranscodeResult(Outcome.GONE, track_id)
     ladder, key = track_rendition_key(track=track, files=files)
+    plan = track_chunk_plan(ladder=ladder, files=files)
+    if plan is not None:
+        # A chunked track asked for as a whole (the admin, a requeue): its chunks one after the other here;
+        # renditions_request sends them as tasks of their own instead.
+        started = time.monotonic()
+        outcomes = [chunk_run(track_id=track.pk, chunk=c, lead=0) for c in plan.order(0)]
+        failed = [o for o in outcomes if o not in (Outcome.PUBLISHED, Outcome.ALREADY_READY)]
+        outcome = failed[0] if failed else Outcome.PUBLISHED
+        return TranscodeResult(outcome, track.pk, key, seconds=time.monotonic() - started)
     storage = RenditionStorage.from_settings()
     final = storage.folder(track.pk, key)
     with track_lock(track.pk) as acquired:
@@ -99,7 +93,7 @@ def rendition_transcode(
             updated_at=timezone.now(),
         )
         tmp_root = storage.tmp_root
-        _remove_leftovers(tmp_root, track.pk)  # of a run killed before its cleanup (we hold the lock)
+        remove_leftovers(tmp_root, prefix=f"{track.pk}-")  # of a run killed before its cleanup (we hold the lock)
         if final.exists():
             # Not all ready, and nobody else holds the lock: what is there was left by a run that died
             # (a growing one mid-way, or one between its rename and its database update). Start over.
@@ -107,7 +101,7 @@ def rendition_transcode(
         work = tmp_root / f"{track.pk}-{key}-{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
         try:
-            sources = _sources_checked(files)
+            sources = sources_checked(files)
             if sources is None:
                 raise _SourceChanged
             out = final if growing else work / key
@@ -137,7 +131,7 @@ def rendition_transcode(
                     playlist_from_live(out / profile.name)
                 playlist_finish(out / profile.name / PLAYLIST_NAME)
                 measured.append(rendition_measure(out / profile.name, profile.name))
-            if _sources_checked(files) != sources:
+            if sources_checked(files) != sources:
                 raise _SourceChanged
             if not growing:
                 _publish(out, final)
@@ -157,7 +151,7 @@ def rendition_transcode(
             if growing:
                 # Withdraw what was published: players get 404s and the failed status, never a wrong byte.
                 shutil.rmtree(final, ignore_errors=True)
-            error = _error_text(exc)
+            error = error_text(exc)
             rows.update(
                 status=RenditionStatus.FAILED, error=error, finished_at=timezone.now(), updated_at=timezone.now()
             )
@@ -218,14 +212,6 @@ def _loudness_record(track: Track, analysis_path: Path) -> None:
     )
 
 
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, SoftTimeLimitExceeded):
-        return "The transcode ran over its time limit."
-    if isinstance(exc, OSError):
-        return f"{exc.strerror or exc} ({getattr(exc, 'filename', '') or 'renditions storage'})"
-    return str(exc)
-
-
 def _publish(out: Path, final: Path) -> None:
     """Move the finished folder into place with one rename: readers see all of it or none of it."""
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -234,11 +220,3 @@ def _publish(out: Path, final: Path) -> None:
         trash = out.parent / f"replaced-{uuid.uuid4().hex[:8]}"
         os.rename(final, trash)
     os.rename(out, final)
-
-
-def _remove_leftovers(tmp_root: Path, track_id: int) -> None:
-    if not tmp_root.is_dir():
-        return
-    for entry in tmp_root.iterdir():
-        if entry.name.startswith(f"{track_id}-"):
-            shutil.rmtree(entry, ignore_errors=True)
