@@ -21,7 +21,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     readonly_fields = [
         "folder_name", "title", "author", "description", "image_url", "categories", "explicit", "language", "link",
         "podcast_guid", "blocked", "complete", "etag", "last_modified", "content_sha256", "last_polled_at",
-        "last_success_at", "failures", "last_error", "created_by",
+        "last_success_at", "failures", "last_error", "image_stored_url", "image_error", "created_by",
     ]  # fmt: skip
     actions = ["refresh_now"]
 

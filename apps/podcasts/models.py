@@ -41,6 +41,10 @@ class Subscription(models.Model):
     author = models.CharField(max_length=500, blank=True)
     description = models.TextField(blank=True)
     image_url = models.URLField(max_length=2048, blank=True)
+    # The image URL whose bytes are the show's folder image (apps.podcasts.services.artwork), and why the
+    # last new one could not be used.
+    image_stored_url = models.URLField(max_length=2048, blank=True, editable=False)
+    image_error = models.TextField(blank=True, editable=False)
     categories = ArrayField(models.CharField(max_length=200), default=list, blank=True)
     explicit = models.BooleanField(default=False)
     language = models.CharField(max_length=35, blank=True)

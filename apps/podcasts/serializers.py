@@ -45,7 +45,7 @@ class SubscriptionOutput(serializers.ModelSerializer):
             "id", "library", "feed_url", "title", "author", "description_html", "image_url", "categories",
             "explicit", "language", "link", "podcast_guid", "blocked", "complete",
             "auto_download", "auto_download_newest", "keep_newest", "delete_played_after_days",
-            "poll_interval_minutes", "auto_download_paused", "failures", "last_error", "last_polled_at",
+            "poll_interval_minutes", "auto_download_paused", "failures", "last_error", "image_error", "last_polled_at",
             "last_success_at", "next_poll_at", "created_at",
         ]  # fmt: skip
 

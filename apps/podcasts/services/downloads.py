@@ -31,6 +31,7 @@ from apps.ops.db import advisory_lock_try
 from apps.podcasts.feeds import chapters_parse, safe_name
 from apps.podcasts.fetch import FetchError, FetchRefused, TooLarge, client
 from apps.podcasts.models import EpisodeState, FeedEpisode
+from apps.podcasts.services.artwork import episode_image_apply, show_cover_apply
 from apps.podcasts.services.dispatch import DOWNLOAD_TASK, task_send
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,8 @@ def _download(episode_id: int) -> DownloadResult:
         )
         return DownloadResult(state=EpisodeState.FAILED, error="the file could not be read as audio")
     _chapters_attach(episode, track)
+    show_cover_apply(subscription=episode.subscription)  # the show's album may be new with this episode
+    episode_image_apply(episode=episode, track=track)
     FeedEpisode.objects.filter(pk=episode.pk).update(
         state=EpisodeState.DOWNLOADED,
         track=track,

@@ -24,6 +24,7 @@ from apps.podcasts.access import may_manage
 from apps.podcasts.feeds import FeedError, ParsedEpisode, ParsedFeed, episode_digest, feed_parse, safe_name
 from apps.podcasts.fetch import FetchError, client, url_check
 from apps.podcasts.models import AutoDownload, EpisodeState, FeedEpisode, Subscription
+from apps.podcasts.services.artwork import show_image_update
 from apps.podcasts.services.dispatch import REFRESH_BATCH_TASK, REFRESH_TASK, task_send
 from apps.podcasts.services.downloads import episodes_download_request
 
@@ -188,6 +189,7 @@ def subscriptions_refresh(*, subscription_ids: Sequence[int], manual: bool = Fal
             _commit_without_flush()
             result.new_episodes = _apply(subscription, fetched.parsed, now, moved_to=fetched.moved_to)
             result.queued_downloads = auto_downloads_queue(subscription=subscription)
+        show_image_update(subscription=subscription)  # (a fetch, when the image URL is new: outside the transaction)
     if unchanged:
         _polled_write(unchanged)
     return results
