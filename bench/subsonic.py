@@ -5,6 +5,8 @@
 
 On a throw-away database with a generated library (rows only; one real tone, transcoded, for `stream`):
 (a) a full library sync as apps do it: `search3` with an empty query, 500 songs per page, until a short page;
+    target: Navidrome 0.59's time per song on this machine class (287 ms for 2 020 songs, 142 us/song), i.e.
+    <= 15 s for 100 000 songs (issue 19);
 (b) the ceiling, in the same run on the same server: paging `GET /api/v1/tracks?page_size=500` over the same
     rows; ratio a/b as throughput (b's time / a's time), target >= 0.8;
 (c) `getAlbumList2?type=newest&size=50` p50 (target <= 8 ms);
@@ -59,7 +61,7 @@ from apps.streaming.services import rendition_transcode  # noqa: E402
 from bench.load import database_url, free_port  # noqa: E402
 
 PAGE = 500
-REPEATS = 5
+NAVIDROME_US_PER_SONG = 287_000 / 2020  # its full sync of 2 020 songs (issue 19)
 
 
 def generate(songs: int) -> None:
@@ -72,21 +74,57 @@ def generate(songs: int) -> None:
         for n in range(album_count)
     )  # fmt: skip
     now = timezone.now()
-    for start in range(0, songs, 5000):
-        batch = range(start, min(songs, start + 5000))
-        tracks = Track.objects.bulk_create(
-            Track(library=library, album=albums[n // 10 % album_count], group_key=f"a{n // 10}/{n}.mp3",
-                  title=f"Song {n}", artists=[f"Artist {n // 10 % 97}"], album_artist=f"Artist {n // 10 % 97}",
-                  album_artists=[f"Artist {n // 10 % 97}"], genres=[f"Genre {n // 10 % 13}"], track_number=n % 10 + 1,
-                  disc_number=1, year=1960 + n // 10 % 60, duration_ms=215_000, source_fingerprint=f"fp{n}")
-            for n in batch
+    # The first 5 000 songs through the ORM; the rest copied from them by INSERT ... SELECT (every column as
+    # it is but the ones that name the song): 100 000 songs in a minute instead of half an hour.
+    template = min(songs, 5000)
+    tracks = Track.objects.bulk_create(
+        Track(library=library, album=albums[n // 10 % album_count], group_key=f"a{n // 10}/{n}.mp3",
+              title=f"Song {n}", artists=[f"Artist {n // 10 % 97}"], album_artist=f"Artist {n // 10 % 97}",
+              album_artists=[f"Artist {n // 10 % 97}"], genres=[f"Genre {n // 10 % 13}"], track_number=n % 10 + 1,
+              disc_number=1, year=1960 + n // 10 % 60, duration_ms=215_000, source_fingerprint=f"fp{n}")
+        for n in range(template)
+    )  # fmt: skip
+    AudioFile.objects.bulk_create(
+        AudioFile(library=library, track=track, root="/nonexistent/bench", path=track.group_key,
+                  group_key=track.group_key, size_bytes=5_160_000, mtime_ns=1, format="mp3", codec="mp3",
+                  bitrate_kbps=192, sample_rate_hz=44100, channels=2, duration_ms=215_000, scanned_at=now)
+        for track in tracks
+    )  # fmt: skip
+    first_album, last_template = albums[0].pk, tracks[-1].pk
+    for start in range(template, songs, template):
+        count = min(template, songs - start)
+        # n = start + the template's own number (its fingerprint is fp<n>); its album is n // 10.
+        number = f"({start} + substring(src.source_fingerprint from 3)::int)"
+        _copy_rows(
+            "library_track",
+            {"group_key": f"'b{start}/' || src.group_key", "title": f"'Song ' || {number}",
+             "source_fingerprint": f"'fp' || {number}",
+             "album_id": f"{first_album} + ({number} / 10) % {album_count}"},
+            f"FROM library_track src WHERE src.library_id = {library.pk} AND src.id <= {last_template} "
+            f"ORDER BY src.id LIMIT {count}",
         )  # fmt: skip
-        AudioFile.objects.bulk_create(
-            AudioFile(library=library, track=track, root="/nonexistent/bench", path=track.group_key,
-                      group_key=track.group_key, size_bytes=5_160_000, mtime_ns=1, format="mp3", codec="mp3",
-                      bitrate_kbps=192, sample_rate_hz=44100, channels=2, duration_ms=215_000, scanned_at=now)
-            for track in tracks
-        )  # fmt: skip
+        _copy_rows(
+            "library_audiofile",
+            {"track_id": "dst.id", "path": "dst.group_key", "group_key": "dst.group_key"},
+            f"FROM library_audiofile src JOIN library_track dst ON dst.library_id = {library.pk} "
+            f"AND dst.group_key = 'b{start}/' || src.group_key WHERE src.track_id <= {last_template}",
+        )
+    with connection.cursor() as cursor:
+        # What autovacuum does to a real library some time after its scan: plans fit for 100 000 rows.
+        cursor.execute("ANALYZE")
+
+
+def _copy_rows(table: str, replaced: dict[str, str], source: str) -> None:
+    """INSERT INTO table SELECT every insertable column from `source` (aliased src), some replaced."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND is_generated = 'NEVER' "
+            "AND is_identity = 'NO' AND column_name <> 'id' ORDER BY ordinal_position",
+            [table],
+        )
+        columns = [row[0] for row in cursor.fetchall()]
+        values = ", ".join(replaced.get(column, f"src.{column}") for column in columns)
+        cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {values} {source}")
 
 
 def real_track() -> Track:
@@ -161,7 +199,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--songs", type=int, default=int(os.environ.get("BENCH_SONGS", "2020")))
     parser.add_argument("--calls", type=int, default=200)
+    # Each repetition syncs the library twice (search3 and REST): fewer of them on a big library.
+    parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
+    repeats = args.repeats or (5 if args.songs <= 10_000 else 2)
     test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     server = None
     try:
@@ -209,7 +250,7 @@ def main() -> int:
 
         sync_subsonic(), sync_rest()  # warm-up: connections, prepared statements, caches
         subsonic_ms, rest_ms = [], []
-        for _ in range(REPEATS):  # interleaved: a shared machine's load drifts
+        for _ in range(repeats):  # interleaved: a shared machine's load drifts
             subsonic_ms.append(sync_subsonic())
             rest_ms.append(sync_rest())
         album_list = f"/rest/getAlbumList2?{urlencode({**auth, 'type': 'newest', 'size': 50})}"
@@ -232,10 +273,12 @@ def main() -> int:
     ratio = rest / subsonic
     workers = os.environ.get("WEB_CONCURRENCY") or min(2 * (os.cpu_count() or 1) + 1, 8)
     print(f"subsonic benchmark: {total} songs, {args.songs // 10} albums; gunicorn {workers} workers, "
-          f"{os.cpu_count()} CPUs; one sequential client, auth u+t+s (app password)")  # fmt: skip
+          f"{os.cpu_count()} CPUs; one sequential client, auth u+t+s (app password); x{repeats}")  # fmt: skip
     pages = -(-total // PAGE)
     per_song_us = subsonic / total * 1000
-    print(f"  (a) full sync, search3 ''  x{PAGE}: {subsonic:8.1f} ms  ({pages} pages, {per_song_us:.0f} us/song)")
+    target_ms = NAVIDROME_US_PER_SONG * total / 1000
+    print(f"  (a) full sync, search3 ''  x{PAGE}: {subsonic:8.1f} ms  ({pages} pages, {per_song_us:.0f} us/song; "
+          f"target <= {target_ms:.0f} ms, Navidrome's {NAVIDROME_US_PER_SONG:.0f} us/song)")  # fmt: skip
     print(f"  (b) REST /tracks pages     x{PAGE}: {rest:8.1f} ms  (ceiling)")
     print(f"      a/b throughput = {ratio:.2f} (target >= 0.8)")
     album_p50 = statistics.median(albums)
@@ -244,7 +287,8 @@ def main() -> int:
     print(f"  (d) stream first byte: ready rendition (maxBitRate=64) p50 {statistics.median(first_64):.1f} ms, "
           f"original (format=raw) p50 {statistics.median(first_raw):.1f} ms  (target <= 5 ms)")  # fmt: skip
     print(f"  (e) getCoverArt size=300: p50 {statistics.median(covers):.1f} ms  (target <= 8 ms)")
-    return 0 if ratio >= 0.8 else 1
+    print(f"      load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    return 0 if ratio >= 0.8 and subsonic <= target_ms else 1
 
 
 if __name__ == "__main__":

@@ -236,10 +236,14 @@ class RenditionDownload:
     parts: list[Path]  # init segment first, then the segments: one file when concatenated
 
 
-def rendition_download(*, track: Track, profile: str) -> RenditionDownload | None:
+def rendition_download(
+    *, track: Track, profile: str, ready: Sequence[Rendition] | None = None
+) -> RenditionDownload | None:
     """One profile of the track's renditions as the parts of one file, or None when they are not ready (or
-    their files were lost: then they are queued again). A profile outside the track's ladder is a 400."""
-    ready = renditions_for_playback(track=track)
+    their files were lost: then they are queued again). A profile outside the track's ladder is a 400.
+    `ready`: what renditions_for_playback answered, when the caller asked it already (one query less)."""
+    if ready is None:
+        ready = renditions_for_playback(track=track)
     if ready is None:
         return None
     rendition = next((r for r in ready if r.profile == profile), None)

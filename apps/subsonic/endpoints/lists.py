@@ -20,7 +20,7 @@ from apps.library.search import (
 from apps.library.selectors import album_list, album_matching, name_counts, track_matching
 from apps.playback.selectors import session_open_list
 from apps.subsonic import mapping
-from apps.subsonic.endpoints.common import folder_filter, songs_by_id, songs_of, visible_tracks
+from apps.subsonic.endpoints.common import folder_filter, songs_by_id, songs_by_position, songs_of, visible_tracks
 from apps.subsonic.params import MAX_COUNT
 from apps.subsonic.registry import Call, endpoint
 from apps.subsonic.response import ErrorCode, SubsonicError, missing
@@ -190,8 +190,13 @@ def _search(call: Call) -> tuple[list[dict[str, Any]], list[Album], list[dict[st
     tracks: list[dict[str, Any]] = []
     if song_count:
         songs = _songs_in_folder(call)
-        songs = songs.order_by("id") if term is None else track_matching(songs, term).order_by(*TRACK_SEARCH_ORDER)
-        tracks = songs_of(call.user, songs, song_offset, song_offset + song_count)
+        if term is None:
+            tracks = songs_by_position(
+                call.user, songs.order_by("id"), song_offset, song_count, listing=f"all:{folder or ''}"
+            )
+        else:
+            songs = track_matching(songs, term).order_by(*TRACK_SEARCH_ORDER)
+            tracks = songs_of(call.user, songs, song_offset, song_offset + song_count)
     return artists, albums, tracks
 
 

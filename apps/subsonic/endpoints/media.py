@@ -74,7 +74,7 @@ def _rendition(call: Call, track: Track, *, max_kbps: int | None, offset_s: int)
         return None
     variants = variants_for(ready, codecs=None, max_bitrate_kbps=max_kbps or None)
     profile = variants[-1].profile
-    download = rendition_download(track=track, profile=profile)
+    download = rendition_download(track=track, profile=profile, ready=ready)
     if download is None:
         return None
     rendition, parts = download.rendition, download.parts
