@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-cold-start bench-segments bench-proxy bench-art bench-memory bench-smart bench-search bench-subsonic bench-podcasts bench-loudness bench-idle vendor-hlsjs
+.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-chunks bench-cold-start bench-segments bench-proxy bench-art bench-memory bench-smart bench-search bench-subsonic bench-podcasts bench-loudness bench-idle vendor-hlsjs
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench-idle      CPU ms per second of the whole stack of make run while nobody listens (BENCH_SECONDS=60)"
 	@echo "make bench-transcode  transcode benchmark (10-minute track)"
 	@echo "make bench-ladder     the fitted ladder against the full one on a 64 kbit/s AAC book (BENCH_BOOK_HOURS=10)"
+	@echo "make bench-chunks     a 2-hour MP3 book in chunks on 1 and 2 worker processes, and its bad joins (BENCH_CHUNK_BOOK_HOURS=2)"
 	@echo "make bench-loudness   the transcode with the loudness analysis branch against without it (10-minute track)"
 	@echo "make bench-cold-start time to first audio on never-transcoded 30-minute FLACs, idle and with a bulk backlog (needs nginx)"
 	@echo "make bench-segments   /hls/ segment throughput under gunicorn"
@@ -73,6 +74,9 @@ bench-transcode: $(STAMP)
 
 bench-ladder: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/transcode.py --ladder
+
+bench-chunks: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/transcode.py --chunks
 
 bench-loudness: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/loudness.py

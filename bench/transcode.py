@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revenge.settings")
@@ -250,8 +252,9 @@ def generate_mp3_book(path: Path) -> None:
     tmp.rename(path)
 
 
-def chunk_worker_run(track, pool: int, queue: str) -> tuple[float, float]:
-    """The track pre-transcoded (bulk) by one Celery worker with `pool` processes: (wall s, worker CPU s)."""
+def chunk_worker_run(track, pool: int, queue: str) -> tuple[float, float, int]:
+    """The track pre-transcoded (bulk) by one Celery worker with `pool` processes: (wall s, worker CPU s, the
+    most chunk ffmpeg runs seen at once)."""
     Rendition.objects.all().delete()
     shutil.rmtree(settings.RENDITIONS_ROOT, ignore_errors=True)
     env = {
@@ -270,9 +273,12 @@ def chunk_worker_run(track, pool: int, queue: str) -> tuple[float, float]:
         time.sleep(4)  # the worker up (its start is not the measure)
         started = time.perf_counter()
         services.renditions_request(track_ids=[track.pk])
+        in_flight = 0
         while Rendition.objects.filter(track=track).exclude(status=RenditionStatus.READY).exists():
             failed = Rendition.objects.filter(track=track, status=RenditionStatus.FAILED).first()
             assert failed is None, failed.error
+            running = [p for p in psutil.Process(worker.pid).children(recursive=True) if "ffmpeg" in p.name()]
+            in_flight = max(in_flight, len(running))
             time.sleep(0.2)
         wall = time.perf_counter() - started
     finally:
@@ -280,7 +286,7 @@ def chunk_worker_run(track, pool: int, queue: str) -> tuple[float, float]:
         worker.wait(timeout=60)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return wall, cpu
+    return wall, cpu, in_flight
 
 
 def chunks_main() -> int:
@@ -292,7 +298,7 @@ def chunks_main() -> int:
     settings.TRANSCODE_AFTER_SCAN = False
     services.BULK_QUEUE = f"bench-{os.getpid()}-transcode.bulk"  # nobody else's worker takes these
     test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    figures: dict[int, tuple[float, float]] = {}
+    figures: dict[int, tuple[float, float, int]] = {}
     try:
         library = Library.objects.create(name="bench", kind="audiobook", root_paths=[str(source.parent)])
         library_scan(library=library)
@@ -310,11 +316,11 @@ def chunks_main() -> int:
         )
         for pool in (1, 2):
             figures[pool] = chunk_worker_run(track, pool, services.BULK_QUEUE)
-            wall, cpu = figures[pool]
+            wall, cpu, in_flight = figures[pool]
             load = Path("/proc/loadavg").read_text().split()[:3]
             print(
                 f"  {pool} worker(s): wall {wall:7.1f} s ({audio_s / wall:5.0f}x realtime), CPU {cpu:7.1f} s, "
-                f"load {load}"
+                f"chunks at once {in_flight}, load {load}"
             )
         joins_s = [(c * plan.chunk_frames - 1) * 1024 / plan.sample_rate_hz for c in range(1, plan.chunk_count)]
         bad = 0
