@@ -135,7 +135,13 @@ def _tree(data: bytes) -> Element | None:
     broken feeds some publishers serve, and finds nothing in HTML). FeedError for entities."""
     body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
     declared = _DECLARATION.match(body)
-    plain = body.lstrip()[:1] == b"<" and (declared is None or declared[1].decode().lower() in _ASCII_SUPERSETS)
+    # A NUL byte is no character of an ASCII-superset document, and every UTF-16/32 one has them (one without
+    # a byte-order mark can still start with the byte "<", and expat detects it): those go through defusedxml.
+    plain = (
+        body.lstrip()[:1] == b"<"
+        and b"\x00" not in data
+        and (declared is None or declared[1].decode().lower() in _ASCII_SUPERSETS)
+    )
     try:
         # (Any other spelling of DOCTYPE is not XML: the C parser refuses it like any other syntax error.)
         if plain and b"<!DOCTYPE" not in data and b"<!doctype" not in data:

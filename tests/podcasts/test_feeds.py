@@ -89,6 +89,11 @@ LAUGHS = b"""<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">
     [
         (XXE, "refused: the document declares entities or external references (EntitiesForbidden)"),
         (LAUGHS, "refused: the document declares entities or external references (EntitiesForbidden)"),
+        # UTF-16 without a byte-order mark: its first byte is "<", but no DOCTYPE shows as ASCII bytes.
+        (
+            LAUGHS.replace(b'"1.0"', b'"1.0" encoding="UTF-16"').decode().encode("utf-16-le"),
+            "refused: the document declares entities or external references (EntitiesForbidden)",
+        ),
         (b"<rss><<!ENTITY x SYSTEM 'file:///etc/passwd'>", "refused: the document declares entities"),
         (b"<!doctype html><html><body><h1>Hello</h1></body></html>", "not a feed (no RSS or Atom document found)"),
         (b"\x00\x01garbage", "not a feed (no RSS or Atom document found)"),
