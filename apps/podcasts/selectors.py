@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from apps.accounts.types import RequestUser
-from apps.library.models import Library
+from apps.library.models import Album, Artwork, Library
 from apps.playback.selectors import progress_of_tracks
 from apps.podcasts.models import EpisodeState, FeedEpisode, Subscription
 
@@ -28,6 +28,14 @@ def subscription_get(*, user: RequestUser, subscription_id: int) -> Subscription
         return subscription_list(user=user).get(pk=subscription_id)
     except Subscription.DoesNotExist:
         raise Http404 from None
+
+
+def subscription_cover(*, subscription: Subscription) -> Artwork | None:
+    """The show's cover: its album's (the feed's image unless a cover that wins is there, see
+    services.artwork), once sized; None before its first episode is downloaded."""
+    albums = FeedEpisode.objects.filter(subscription=subscription, track__album__isnull=False).values("track__album_id")
+    album = Album.objects.filter(pk__in=albums, artwork__isnull=False).select_related("artwork").order_by("pk").first()
+    return album.cover if album is not None else None
 
 
 def episode_list(*, user: RequestUser, subscription: Subscription) -> QuerySet[FeedEpisode]:

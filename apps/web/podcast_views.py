@@ -83,6 +83,7 @@ def podcast_detail(request: HttpRequest, subscription_id: int) -> HttpResponse:
         "web/podcast.html",
         {
             "subscription": subscription,
+            "show_cover": selectors.subscription_cover(subscription=subscription),
             "notes": mark_safe(description_html(subscription.description)),  # sanitised by nh3
             "rows": rows,
             "page": page,

@@ -8,7 +8,9 @@ The Celery worker's part (the refresh and the download) is run by the test betwe
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -23,9 +25,11 @@ from django.contrib.auth.models import Permission
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.test import override_settings
 from django.utils import timezone
+from PIL import Image
 from playwright.sync_api import expect
 
-from apps.library.models import LibraryAccess, LibraryKind, Track
+from apps.library.models import Album, LibraryAccess, LibraryKind, Track
+from apps.library.services.artwork import artwork_variants_build
 from apps.podcasts.models import EpisodeState, FeedEpisode, Subscription
 from apps.podcasts.services import dispatch
 from apps.podcasts.services.retention import episodes_retention
@@ -57,7 +61,10 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Worl
     media.mkdir()
     feeds = FeedServer()
     tone = make_audio(root / "tone.mp3", seconds=3.0).read_bytes()
-    feeds.routes["/show.xml"] = Route(body=rss("Browser Show", items(feeds.base, 2)))
+    cover = io.BytesIO()
+    Image.new("RGB", (400, 400), "teal").save(cover, "PNG")
+    feeds.routes["/cover.png"] = Route(body=cover.getvalue(), content_type="image/png")
+    feeds.routes["/show.xml"] = Route(body=rss("Browser Show", items(feeds.base, 2), image=feeds.url("/cover.png")))
     for n in (1, 2):
         feeds.routes[f"/audio/ep-{n}.mp3"] = Route(body=tone, content_type="audio/mpeg")
     overrides = override_settings(
@@ -113,8 +120,16 @@ def test_subscribe_see_episodes_play_to_the_end_and_retention_removes_it(open_pa
     assert [task.rsplit(".", 1)[1] for task, _args, _result in ran] == [
         "subscription_refresh_task", "episode_download_task", "episode_download_task"
     ]  # fmt: skip
+    # The feed's image is the show's cover once the artwork worker made its sizes.
+    album = Album.objects.filter(tracks__library__name="Podcasts").distinct().get()
+    assert artwork_variants_build(artwork_id=album.artwork_id) == "ready"
     page.reload()
     expect(page.locator("h1")).to_have_text("Browser Show")
+    show_cover = page.locator(".album-head img.cover-image")
+    expect(show_cover).to_have_attribute("src", re.compile(rf"^/art/.*/{album.artwork.hash}/300\.jpg$"))
+    loaded = "() => (img => img.complete && img.naturalWidth > 0)(document.querySelector('.album-head .cover-image'))"
+    page.wait_for_function(loaded, timeout=15_000)
+    assert any("/art/" in entry.url and entry.status == 200 for entry in watch.network)
     rows = page.locator("[data-episode]")
     expect(rows).to_have_count(2)
     expect(rows.nth(0).locator(".episode-title")).to_have_text("Episode 2")  # newest first
