@@ -12,7 +12,7 @@ from django.utils import timezone
 from apps.library.models import Track
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.selectors import track_rendition_key
-from apps.streaming.services.renditions import renditions_request, track_lock_free
+from apps.streaming.services.renditions import renditions_request, track_chunks_busy, track_lock_free
 from apps.streaming.storage import RenditionStorage
 
 
@@ -44,7 +44,9 @@ def renditions_housekeeping(*, stale_after: timedelta = timedelta(minutes=30)) -
             if track_dir == storage.tmp_root:
                 for entry in track_dir.iterdir():
                     track_id = entry.name.split("-", 1)[0]
-                    if track_id.isdigit() and track_lock_free(int(track_id)):
+                    # A chunk's work folder is its worker's while that holds the chunk's lock (not the track's).
+                    idle = track_id.isdigit() and track_lock_free(int(track_id))
+                    if idle and not track_chunks_busy(int(track_id)):
                         shutil.rmtree(entry, ignore_errors=True)
                         result.folders_removed += 1
                 continue
