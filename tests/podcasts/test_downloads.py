@@ -120,6 +120,11 @@ def test_a_dropped_download_resumes_with_range_and_no_partial_track(podcast_libr
          "not an audio file (mutagen does not recognise it)"),
         (Route(body=b"x" * 300_000, content_type="audio/mpeg"),
          "too large: 300000 bytes declared, the limit is 200000 (PODCAST_EPISODE_MAX_MB)"),
+        # The "2 GB" enclosure that does not say so (no Content-Length): cut while streaming, at the cap.
+        (Route(body=b"x" * 600_000, content_type="audio/mpeg", send_length=False),
+         "too large: more than 200000 bytes (PODCAST_EPISODE_MAX_MB)"),
+        (Route(status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}),
+         "refused 169.254.169.254: 169.254.169.254 is a cloud metadata address"),
     ],
 )  # fmt: skip
 def test_enclosure_faults(podcast_library, feed_server, tone, settings, route, error):
@@ -136,6 +141,26 @@ def test_enclosure_faults(podcast_library, feed_server, tone, settings, route, e
     assert Track.objects.count() == 0
     assert list(parts_folder(podcast_library).iterdir()) == []
     assert not (Path(podcast_library.root_paths[0]) / "My Show").exists()
+
+
+def test_a_stalling_enclosure_is_retried_and_resumed(podcast_library, feed_server, tone):
+    """No byte for PODCAST_FETCH_TIMEOUT (2 s here): a transient failure, the part file kept; the next
+    attempt asks for the rest."""
+    serve_show(feed_server, tone, count=1)
+    feed_server.routes["/audio/ep-1.mp3"] = Route(body=tone, content_type="audio/mpeg", stall_after_bytes=1000,
+                                                  stall_s=4)  # fmt: skip
+    subscription = subscribed(podcast_library, feed_server, auto_download=AutoDownload.NONE)
+    subscription_refresh(subscription_id=subscription.pk)
+    episode = FeedEpisode.objects.get()
+    episodes_download_request(episode_ids=[episode.pk])
+    with pytest.raises(DownloadInterrupted) as caught:
+        episode_download(episode_id=episode.pk)
+    assert str(caught.value) == "stalled: no data for 2 s"
+    assert (parts_folder(podcast_library) / f"{episode.pk}.part").stat().st_size == 1000
+    assert Track.objects.count() == 0
+    feed_server.routes["/audio/ep-1.mp3"] = Route(body=tone, content_type="audio/mpeg")
+    result = episode_download(episode_id=episode.pk)
+    assert (result.state, result.resumed_from_bytes) == ("downloaded", 1000)
 
 
 def test_disk_full(feed_server, tone, tmp_path, db):

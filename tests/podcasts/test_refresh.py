@@ -157,6 +157,24 @@ def test_failures_back_off_and_pause_auto_download(podcast_library, feed_server,
     assert subscription.auto_download_paused is False
 
 
+def test_by_default_a_local_feed_and_a_hop_to_a_metadata_address_are_refused(podcast_library, feed_server, settings):
+    feed_server.routes["/f"] = Route(body=rss("S", items(feed_server.base, 1)))
+    feed_server.routes["/moved"] = Route(status=301, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
+    settings.PODCAST_ALLOW_PRIVATE_HOSTS = False  # the default
+    local = subscribe(podcast_library, feed_server.url("/f"))
+    assert (
+        subscription_refresh(subscription_id=local.pk).error == "refused 127.0.0.1: 127.0.0.1 is not a public address"
+    )
+    assert feed_server.hits == []  # nothing was sent
+    settings.PODCAST_ALLOW_PRIVATE_HOSTS = True  # even then, never the metadata address
+    moved = subscribe(podcast_library, feed_server.url("/moved"))
+    error = "refused 169.254.169.254: 169.254.169.254 is a cloud metadata address"
+    assert subscription_refresh(subscription_id=moved.pk).error == error
+    local.refresh_from_db()
+    moved.refresh_from_db()
+    assert (local.failures, moved.failures, moved.last_error, moved.episodes.count()) == (1, 1, error, 0)
+
+
 def test_a_100_mb_feed_is_cut_at_the_cap(podcast_library, feed_server, settings):
     settings.PODCAST_FEED_MAX_BYTES = 2 * 1024 * 1024
 
