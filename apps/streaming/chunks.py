@@ -148,6 +148,7 @@ def live_playlist(
     last_durations: Sequence[float] | None,
     extension: str,
     init_name: str,
+    whole: set[int] | None = None,
 ) -> str | None:
     """The EVENT playlist of a chunked rendition being made, from the segments on disk (each renamed into
     place when whole); None until the lead chunk has its first one.
@@ -157,7 +158,8 @@ def live_playlist(
     the track, those not made yet marked EXT-X-GAP (a player skips them; hls.js keeps a segment it saw as a
     gap for the rest of its session, so a seek back into a part finished later needs a reload there).
     `last_durations`: the last chunk's segment durations, once it is done: then the playlist ends with it
-    and, when nothing is missing, EXT-X-ENDLIST."""
+    and, when nothing is missing, EXT-X-ENDLIST. `whole`: segments of the last chunk known to hold a whole
+    segment's frames (read from the file) while it runs: listed at once, not when the next one exists."""
     start = plan.first_segment(lead)
     last_first = plan.first_segment(plan.chunk_count - 1)
     durations: dict[int, float] = {}
@@ -169,8 +171,9 @@ def live_playlist(
     def listable(index: int) -> bool:
         if index not in present or (total is not None and index >= total):
             return False
-        # The last chunk's final segment is as long as the audio is: listed once that chunk is done.
-        return total is not None or index < last_first or index + 1 in present
+        # The last chunk's final segment is as long as the audio is: listed once that chunk is done (a
+        # segment followed by another, or holding a whole segment's frames, is not that one).
+        return total is not None or index < last_first or index + 1 in present or index in (whole or ())
 
     end = start - 1
     while listable(end + 1):
@@ -195,6 +198,13 @@ def live_playlist(
     if complete:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
+
+
+def fragment_frames(head: bytes) -> int | None:
+    """The AAC frames of an fMP4 segment of one fragment (its `trun` sample count: one sample per frame),
+    from the segment's first bytes; None when they do not hold it."""
+    at = head.find(b"trun")
+    return int.from_bytes(head[at + 8 : at + 12], "big") if at >= 4 and len(head) >= at + 12 else None
 
 
 def missing_segments(plan: ChunkPlan, present: set[int], last_durations: Sequence[float]) -> list[int]:

@@ -72,8 +72,8 @@ def ffmpeg_command(
     command = [settings.FFMPEG_BINARY, "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats"]
     command += ["-progress", "pipe:1", "-y"]
     if chunk is not None:
-        # Progress lines are when the caller lists new segments: 0.1 s, not 0.5 s, off the first audio.
-        command += ["-stats_period", "0.1"]
+        # Progress lines are when the caller lists new segments: every 0.05 s, not 0.5 s, off the first audio.
+        command += ["-stats_period", "0.05"]
         command += chunk_input_args(*chunk)
     if settings.TRANSCODE_THREADS:
         command += ["-threads", str(settings.TRANSCODE_THREADS)]

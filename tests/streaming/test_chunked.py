@@ -50,6 +50,10 @@ def test_the_live_playlist_grows_from_the_lead_chunk_only():
         ("seg00000.m4s", True), ("seg00001.m4s", True), ("seg00002.m4s", False), ("seg00003.m4s", False),
     ]  # fmt: skip
     assert playlist.playlist_type == "event" and not playlist.is_endlist
+    # A listener in the last chunk: its segment is listed as soon as the file holds a whole segment's frames.
+    last = {**args, "lead": 2}
+    assert live_playlist(plan, present={4}, **last) is None
+    assert m3u8.loads(live_playlist(plan, present={4}, whole={4}, **last)).segments[4].gap_tag is None
     done = live_playlist(plan, present={0, 1, 2, 3, 4, 5}, **{**args, "last_durations": [5.990748, 1.5]})
     playlist = m3u8.loads(done)
     assert playlist.is_endlist and len(playlist.segments) == 6 and "GAP" not in done
