@@ -124,7 +124,10 @@ def generate(tracks: int, rng: random.Random) -> tuple[object, dict[str, list[st
             """,
             [track_titles],
         )
-        cursor.execute("ANALYZE")
+        # What autovacuum does after a bulk load on a running server: besides the statistics, it moves the
+        # GIN indexes' pending entries (fastupdate) into the index. Left there, every search reads them all:
+        # `artists && {3 names}` took 43 ms before and 0.1 ms after (a plain ANALYZE does not move them).
+        cursor.execute("VACUUM ANALYZE")
     visible_albums = [row[1] for row in album_rows if row[0] != other.pk]
     return listener, {"artists": artists, "albums": visible_albums, "tracks": track_titles}
 

@@ -130,7 +130,10 @@ def generate(tracks: int) -> object:
             """,
             {"user": listener.pk},
         )
-        cursor.execute("ANALYZE")
+        # What autovacuum does after a bulk load on a running server: besides the statistics, it moves the
+        # GIN indexes' pending entries (fastupdate) into the index. Left there, every search reads them all:
+        # `artists && {3 names}` took 43 ms before and 0.1 ms after (a plain ANALYZE does not move them).
+        cursor.execute("VACUUM ANALYZE")
     return listener
 
 

@@ -40,7 +40,6 @@ from apps.library.search import (
     rank_sql,
     similarity_sql,
     tier_sql,
-    words_match_sql,
 )
 
 # What "newest" means for podcast episodes, wherever they are listed (a show, a podcast library, the API):
@@ -222,20 +221,25 @@ def album_matching(queryset: QuerySet[Album], term: SearchTerm) -> QuerySet[Albu
     )
 
 
-# Albums whose names (album artists and everyone credited) may hold a name matching the term: each of its
-# words starts a word of them (a superset of the prefix and word-prefix tiers), or the term is similar to
-# some run of their words (word_similarity >= SIMILARITY_MIN, which similarity() never exceeds: a superset of
-# the similarity tier on any one name, or on a track's own names, since they are a run of the album's).
-# From the 10 000 albums' indexes rather than the 100 000 tracks' trigram index, whose posting lists are the
-# size of the catalogue (bench/search.py), and once for both the artists and the tracks found by them. The
-# scanner keeps every listed track's artists on its album (services.scan._refresh_albums), so a track found
-# by its artists is on one of these albums.
-_ALBUMS_BY_NAMES_SQL = "SELECT coalesce(array_agg(id), '{{}}') FROM library_album WHERE {where}"
+# The artists' names that match the term (any tier, apps.library.search), from the distinct names of the
+# albums' artists (library_artistname, migration 0009: 3 000 names where the albums carry 10 000 copies and
+# the tracks 100 000; its trigram index answered 'the' in a fraction of the albums' 56 ms, bench/search.py).
+# Then the artists section counts the visible music albums carrying them, and the tracks found by their
+# artists are those crediting one of them (the tracks' GIN index on `artists`), rechecked with the match on
+# the track's own names. A term that only matches two of a track's names joined ('simon garf' for
+# ['Simon', 'Garfunkel']) and neither name alone finds no track by artist.
+_NAMES_SQL = "SELECT coalesce(array_agg(name), '{{}}') FROM library_artistname WHERE {name_match}"
 
+# The albums carrying the names through the GIN indexes on both arrays (MATERIALIZED: with the library's
+# condition beside them the planner filtered all 8 600 visible albums by `&&` instead, 137 ms).
 _ARTIST_SEARCH_SQL = """
+WITH carrying AS MATERIALIZED (
+    SELECT id, library_id, track_count, album_artists, artists FROM library_album
+    WHERE album_artists && %s::varchar[] OR artists && %s::varchar[]
+)
 SELECT name, count(DISTINCT album.id) AS album_count
-FROM library_album AS album, unnest(album.album_artists || album.artists) AS name
-WHERE album.id = ANY(%s) AND album.library_id = ANY(%s) AND album.track_count > 0 AND {name_match}
+FROM carrying AS album, unnest(album.album_artists || album.artists) AS name
+WHERE name = ANY(%s) AND album.library_id = ANY(%s) AND album.track_count > 0
 GROUP BY name
 ORDER BY min({rank}), max({similarity}) DESC, length(name), name
 LIMIT %s
@@ -252,6 +256,8 @@ WHERE place <= %s
 ORDER BY section, place
 """
 TIER_ARTISTS = 4  # a track whose title does not match, found by its artists
+# Rows of a tier: (a source read in place of the table, or None for the table; the condition on them).
+_Rows = tuple[Sql | None, Sql]
 _TRACK_PAGE_ORDER = (
     "search_rank, search_similarity DESC, album_id ASC NULLS LAST, disc_number, track_number, length(title), id"
 )
@@ -318,19 +324,17 @@ def search(*, user: RequestUser, term: SearchTerm, limit: int) -> SearchResults:
         # For these statements only (LOCAL: until the transaction ends). PostgreSQL prices pg_trgm's operators
         # like '=' and judged reading every row cheaper than the indexes (a 1.8 s parallel seq scan of 100 000
         # tracks), so a seq scan is the last resort; which puts a disabled plan's cost above JIT's threshold,
-        # and JIT then spent 0.9 s compiling one statement: off. `<%` at SIMILARITY_MIN: see
-        # _ALBUMS_BY_NAMES_SQL.
+        # and JIT then spent 0.9 s compiling one statement: off.
         cursor.execute(
             "SELECT set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true), "
-            "set_config('pg_trgm.word_similarity_threshold', %s, true), "
             "set_config('pg_trgm.similarity_threshold', %s, true)",
-            [str(SIMILARITY_MIN), str(SIMILARITY_MIN)],
+            [str(SIMILARITY_MIN)],
         )
-        by_names = _albums_by_names(cursor, term)
+        names = _artist_names(cursor, term)
         if "tracks" in track_sections:
-            results.artists = _artist_search(cursor, by_names, track_sections["tracks"], term, limit)
-        album_ids = _tiered_ids(cursor, _ALBUMS, album_sections, term, limit, by_names) if album_sections else {}
-        track_ids = _tiered_ids(cursor, _TRACKS, track_sections, term, limit, by_names)
+            results.artists = _artist_search(cursor, names, track_sections["tracks"], term, limit)
+        album_ids = _tiered_ids(cursor, _ALBUMS, album_sections, term, limit, names) if album_sections else {}
+        track_ids = _tiered_ids(cursor, _TRACKS, track_sections, term, limit, names)
     if any(album_ids.values()):
         wanted = [pk for ids in album_ids.values() for pk in ids]
         albums = album_list(user=user).in_bulk(wanted)
@@ -344,30 +348,26 @@ def search(*, user: RequestUser, term: SearchTerm, limit: int) -> SearchResults:
     return results
 
 
-def _albums_by_names(cursor: Any, term: SearchTerm) -> list[int]:
-    """The ids of _ALBUMS_BY_NAMES_SQL; none when no name can match the term (no letter or digit: a list of
-    names has no prefix index, match_sql(prefix_index=False))."""
+def _artist_names(cursor: Any, term: SearchTerm) -> list[str]:
+    """The names of _NAMES_SQL; none for a term without a letter or digit (names are matched as a list of
+    names: match_sql(prefix_index=False) leaves such a term nothing)."""
     if not term.has_word:
         return []
-    parts = [words_match_sql("search_names", term)]
-    if term.fuzzy:
-        parts.append(("revenge_search_norm(%s) <%% search_names", [term.text]))
-    where = " OR ".join(sql for sql, _ in parts)
-    cursor.execute(_ALBUMS_BY_NAMES_SQL.format(where=where), [value for _, params in parts for value in params])
+    name_match, params = match_sql(("search_name", []), term)
+    cursor.execute(_NAMES_SQL.format(name_match=name_match), params)
     return cursor.fetchone()[0]
 
 
 def _artist_search(
-    cursor: Any, album_ids: list[int], library_ids: list[int], term: SearchTerm, limit: int
+    cursor: Any, names: list[str], library_ids: list[int], term: SearchTerm, limit: int
 ) -> list[dict[str, Any]]:
-    if not album_ids:
+    if not names:
         return []
     name: Sql = ("revenge_search_norm(name)", [])
-    name_match, name_params = match_sql(name, term)
     rank, rank_params = rank_sql(name, term)
     similarity, similarity_params = similarity_sql(name, term)
-    sql = _ARTIST_SEARCH_SQL.format(name_match=name_match, rank=rank, similarity=similarity)
-    cursor.execute(sql, [album_ids, library_ids, *name_params, *rank_params, *similarity_params, limit])
+    sql = _ARTIST_SEARCH_SQL.format(rank=rank, similarity=similarity)
+    cursor.execute(sql, [names, names, names, library_ids, *rank_params, *similarity_params, limit])
     return [{"name": row[0], "album_count": row[1]} for row in cursor.fetchall()]
 
 
@@ -377,15 +377,15 @@ def _tiered_ids(
     sections: dict[str, list[int]],
     term: SearchTerm,
     limit: int,
-    albums_by_names: list[int],
+    artist_names: list[str],
 ) -> dict[str, list[int]]:
     """Each section's best `limit` ids of the table, tier after tier, each tier only for the sections that
     the tiers above left short."""
     found: dict[str, list[int]] = {name: [] for name in sections}
-    tiers: list[tuple[int, list[Sql] | None]] = []
+    tiers: list[tuple[int, list[_Rows] | None]] = []
     for tier in (TIER_PREFIX, TIER_WORD, TIER_SIMILAR):
         condition = tier_sql("search_title", term, tier, words_index=table.words_index)
-        tiers.append((tier, None if condition is None else [condition]))
+        tiers.append((tier, None if condition is None else [(None, condition)]))
     if table is _TRACKS:
         tiers.append((TIER_ARTISTS, None))
     for tier, conditions in tiers:
@@ -393,7 +393,7 @@ def _tiered_ids(
         if not short:
             break
         if tier == TIER_ARTISTS:
-            conditions = _tracks_by_artists(term, albums_by_names, [pk for ids in found.values() for pk in ids])
+            conditions = _tracks_by_artists(term, artist_names, [pk for ids in found.values() for pk in ids])
         if conditions is None:
             continue
         sql, params = _tier_page_sql(table, short, tier, conditions, term, limit)
@@ -404,39 +404,44 @@ def _tiered_ids(
     return found
 
 
-def _tracks_by_artists(term: SearchTerm, album_ids: list[int], found: list[int]) -> list[Sql] | None:
+def _tracks_by_artists(term: SearchTerm, names: list[str], found: list[int]) -> list[_Rows] | None:
     """Tracks whose artists match (match_sql on search_artists), not already `found` by their title: those
-    on the albums of _ALBUMS_BY_NAMES_SQL and those on no album (a partial trigram index, migration 0007).
+    crediting one of the matching `names` (_NAMES_SQL) and those on no album (a partial trigram index,
+    migration 0007, for a book or an episode whose author is on no album).
 
     Asked only for a section that the title tiers left short, so they found every track of it whose title
-    matches: leaving out their ids leaves out the title matches without a similarity per row. On the albums,
-    the tracks are read by album (a MATERIALIZED CTE keeps the planner from the tracks' trigram index) and
-    each distinct artists text is matched once: 'ines kovac' (similar to many names) reads 2 410 tracks of
-    241 albums that carry 250 texts."""
+    matches: leaving out their ids leaves out the title matches without a similarity per row. The tracks of
+    the names are read through the `artists` GIN index (a MATERIALIZED CTE keeps the planner from the tracks'
+    trigram index, whose posting lists are the catalogue's size) and each distinct artists text is matched
+    once."""
     if not term.has_word:
         return None
     artists_match, artists_params = match_sql(("search_artists", []), term, prefix_index=False)
-    on_albums = (
-        "id IN (WITH on_albums AS MATERIALIZED (SELECT id, search_artists FROM library_track "
-        "WHERE album_id = ANY(%s)), texts AS MATERIALIZED (SELECT DISTINCT search_artists FROM on_albums) "
-        f"SELECT id FROM on_albums WHERE search_artists IN (SELECT search_artists FROM texts WHERE {artists_match}))"
+    # The tracks of the names with the columns the page needs, read once (in place of library_track).
+    by_names = (
+        "(WITH by_names AS MATERIALIZED (SELECT id, library_id, missing, album_id, disc_number, track_number, "
+        "title, search_artists FROM library_track WHERE artists && %s::varchar[]), matched AS MATERIALIZED "
+        f"(SELECT search_artists FROM (SELECT DISTINCT search_artists FROM by_names) AS texts WHERE {artists_match}) "
+        "SELECT * FROM by_names WHERE search_artists IN (SELECT search_artists FROM matched)) AS library_track"
     )
-    conditions = [(f"album_id IS NULL AND {artists_match}", list(artists_params))]
-    if album_ids:
-        conditions.insert(0, (on_albums, [album_ids, *artists_params]))
-    return [(f"{sql} AND id <> ALL(%s)", [*params, found]) for sql, params in conditions]
+    conditions: list[_Rows] = [
+        (None, (f"album_id IS NULL AND {artists_match} AND id <> ALL(%s)", [*artists_params, found]))
+    ]
+    if names:
+        conditions.insert(0, ((by_names, [names, *artists_params]), ("id <> ALL(%s)", [found])))
+    return conditions
 
 
 def _tier_page_sql(
     table: _SearchTable,
     sections: dict[str, list[int]],
     tier: int,
-    conditions: list[Sql],
+    conditions: list[_Rows],
     term: SearchTerm,
     limit: int,
 ) -> Sql:
     """_TIER_PAGE_SQL over the rows meeting any of the conditions (one SELECT each, so that each can use its
-    own index)."""
+    own index), each read from the table or from its own source."""
     section_sql = "CASE " + " ".join("WHEN library_id = ANY(%s) THEN %s" for _ in sections) + " END"
     section_params: list[Any] = [value for name, ids in sections.items() for value in (ids, name)]
     if tier == TIER_PREFIX:
@@ -447,12 +452,13 @@ def _tier_page_sql(
     every_library = [pk for ids in sections.values() for pk in ids]
     selects: list[str] = []
     params: list[Any] = []
-    for condition, condition_params in conditions:
+    for source, (condition, condition_params) in conditions:
+        source_sql, source_params = source or (table.table, [])
         selects.append(
             f"SELECT {section_sql} AS section, id, {rank[0]} AS search_rank, {similarity[0]} AS search_similarity, "
-            f"{table.columns} FROM {table.table} WHERE library_id = ANY(%s) AND {table.listed} AND ({condition})"
+            f"{table.columns} FROM {source_sql} WHERE library_id = ANY(%s) AND {table.listed} AND ({condition})"
         )
-        params += [*section_params, *rank[1], *similarity[1], every_library, *condition_params]
+        params += [*section_params, *rank[1], *similarity[1], *source_params, every_library, *condition_params]
     rows = " UNION ALL ".join(selects)
     return _TIER_PAGE_SQL.format(order=table.order, rows=rows), [*params, limit]
 
