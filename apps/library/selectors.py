@@ -222,7 +222,7 @@ def album_matching(queryset: QuerySet[Album], term: SearchTerm) -> QuerySet[Albu
 
 
 # The artists' names that match the term (any tier, apps.library.search), from the distinct names of the
-# albums' artists (library_artistname, migration 0009: 3 000 names where the albums carry 10 000 copies and
+# albums' artists (library_artistname, migration 0010: 3 000 names where the albums carry 10 000 copies and
 # the tracks 100 000; its trigram index answered 'the' in a fraction of the albums' 56 ms, bench/search.py).
 # Then the artists section counts the visible music albums carrying them, and the tracks found by their
 # artists are those crediting one of them (the tracks' GIN index on `artists`), rechecked with the match on

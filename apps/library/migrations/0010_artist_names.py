@@ -47,6 +47,6 @@ DROP TABLE IF EXISTS library_artistname;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("library", "0008_track_created")]
+    dependencies = [("library", "0009_artwork_unreferenced_since")]
 
     operations = [migrations.RunSQL(CREATE_SQL, DROP_SQL)]
