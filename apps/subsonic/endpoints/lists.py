@@ -70,11 +70,11 @@ def _albums_of_type(call: Call, list_type: str) -> QuerySet[Album]:
     )
 
 
-def _album_page(call: Call) -> list[Album]:
+def _album_page(call: Call) -> QuerySet[Album]:
     list_type = call.params.require("type")
     size = call.params.count("size", 10)
     offset = call.params.number("offset", 0) or 0
-    return list(_albums_of_type(call, list_type)[offset : offset + size])
+    return _albums_of_type(call, list_type)[offset : offset + size]
 
 
 @endpoint("getAlbumList")
@@ -84,7 +84,8 @@ def get_album_list(call: Call) -> dict[str, Any]:
 
 @endpoint("getAlbumList2")
 def get_album_list2(call: Call) -> dict[str, Any]:
-    return {"albumList2": {"album": [mapping.album(row) for row in _album_page(call)]}}
+    rows = _album_page(call).values(*mapping.ALBUM_COLUMNS)
+    return {"albumList2": {"album": [mapping.album_of_values(row) for row in rows]}}
 
 
 def _songs_in_folder(call: Call) -> QuerySet[Track]:
