@@ -109,6 +109,8 @@ def test_an_uploaded_or_a_folder_cover_wins(podcast_library, feed_server, tone, 
     subscription = refreshed(podcast_library, feed_server, django_capture_on_commit_callbacks,
                              auto_download=AutoDownload.NEWEST, auto_download_newest=1)  # fmt: skip
     album = Album.objects.get(tracks__library=podcast_library)
+    # Its first download made the album, which took the feed's image at once.
+    assert album.artwork_id == Artwork.objects.get(hash=sha(image("red"))).pk
     # An admin's upload: a later download (show_cover_apply again) does not replace it.
     uploaded = album_cover_upload(album=album, data=image("green"))
     with django_capture_on_commit_callbacks(execute=True):
@@ -181,3 +183,15 @@ def test_an_episode_image_is_its_tracks_picture(podcast_library, feed_server, to
     # A rescan keeps the episode's picture (it sits on the file, which did not change).
     library_scan(library=podcast_library)
     assert Track.objects.get(pk=episodes["ep-2"].track_id).artwork_id == own_art.pk
+
+
+def test_a_folder_that_cannot_be_written_leaves_the_refresh_alone(podcast_library, feed_server, tone, media,
+                                                                   django_capture_on_commit_callbacks):  # fmt: skip
+    feed_server.routes["/cover.png"] = Route(body=image("red"), content_type="image/png")
+    serve(feed_server, tone, feed=rss("Show", items(feed_server.base, 1), image=feed_server.url("/cover.png")))
+    (media / "Show").write_bytes(b"a file where the show's folder would go")
+    subscription = refreshed(podcast_library, feed_server, django_capture_on_commit_callbacks,
+                             auto_download=AutoDownload.NONE)  # fmt: skip
+    assert (subscription.title, subscription.failures, subscription.episodes.count()) == ("Show", 0, 1)
+    assert subscription.image_stored_url == ""
+    assert subscription.image_error.startswith(feed_server.url("/cover.png") + ": [Errno 17] File exists")

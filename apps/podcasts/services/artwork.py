@@ -65,13 +65,13 @@ def show_image_update(*, subscription: Subscription) -> bool:
         return False
     try:
         data, stored = _image_fetch(url)
-    except (FetchError, BadImage) as exc:
+        _folder_image_write(folder, data, EXTENSIONS[stored.info.mime])
+    except (FetchError, BadImage, OSError) as exc:  # OSError: the artwork or the library folder (full, read-only)
         error = f"{url[:300]}: {exc}"[:1000]
         Subscription.objects.filter(pk=subscription.pk).update(image_error=error)
         subscription.image_error = error
         logger.info("podcast %s: feed image not used: %s", subscription.pk, error)
         return False
-    _folder_image_write(folder, data, EXTENSIONS[stored.info.mime])
     with transaction.atomic():
         artwork_id = artworks_upsert(images=[stored], source=ArtworkSource.FOLDER)[stored.hash]
         artwork_variants_send(artwork_ids=[artwork_id])
@@ -111,8 +111,8 @@ def show_cover_apply(
         return 0
     try:
         names = os.listdir(folder)
-    except FileNotFoundError:
-        return 0
+    except OSError:
+        return 0  # no folder yet (or not readable: the scanner will say so)
     pick = folder_image_pick(names)
     if pick is None or not pick.startswith(FEED_IMAGE_STEM):
         return 0  # no feed image, or a cover someone put there: the scanner's choice stands
@@ -150,7 +150,7 @@ def episode_image_apply(*, episode: FeedEpisode, track: Track) -> bool:
         return False  # the file's own picture wins
     try:
         _data, stored = _image_fetch(url)
-    except (FetchError, BadImage) as exc:
+    except (FetchError, BadImage, OSError) as exc:
         logger.info("podcast episode %s: image %s not used: %s", episode.pk, url[:300], exc)
         return False
     with transaction.atomic():

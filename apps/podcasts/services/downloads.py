@@ -138,8 +138,6 @@ def _download(episode_id: int) -> DownloadResult:
         )
         return DownloadResult(state=EpisodeState.FAILED, error="the file could not be read as audio")
     _chapters_attach(episode, track)
-    show_cover_apply(subscription=episode.subscription)  # the show's album may be new with this episode
-    episode_image_apply(episode=episode, track=track)
     FeedEpisode.objects.filter(pk=episode.pk).update(
         state=EpisodeState.DOWNLOADED,
         track=track,
@@ -149,6 +147,9 @@ def _download(episode_id: int) -> DownloadResult:
         download_error="",
         updated_at=timezone.now(),
     )
+    # Once the episode is linked to its track: the show's album may be new with this episode.
+    show_cover_apply(subscription=episode.subscription)
+    episode_image_apply(episode=episode, track=track)
     return DownloadResult(state=EpisodeState.DOWNLOADED, track_id=track.pk, resumed_from_bytes=resumed_from)
 
 
