@@ -34,6 +34,7 @@ sys.path.insert(0, str(BASE_DIR))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "revenge.settings")
 
 import django  # noqa: E402
+from celery import current_app  # noqa: E402
 
 # ruff: noqa: T201 - a benchmark prints its figures
 
@@ -46,6 +47,7 @@ from django.db import connection  # noqa: E402
 from apps.accounts.services import api_token_issue  # noqa: E402
 from apps.library.models import Library, Track  # noqa: E402
 from apps.library.services import library_scan  # noqa: E402
+from apps.streaming import services  # noqa: E402
 from apps.streaming.models import Rendition, RenditionStatus  # noqa: E402
 from apps.streaming.selectors import track_rendition_key  # noqa: E402
 from apps.streaming.services import rendition_transcode, renditions_request  # noqa: E402
@@ -193,6 +195,14 @@ def describe(values: list[float]) -> str:
     return f"p50 {statistics.median(values):7.1f} ms  min {min(values):7.1f}  max {max(values):7.1f}  (n={len(values)})"
 
 
+def queues_purge() -> None:
+    """The Procfile workers take the real transcode queues of this Redis: what an earlier run left there
+    (a bulk backlog cut short at its end) is dropped, or its chunks would go first and skew (c)."""
+    with current_app.connection_for_write() as connection_:
+        for queue in (services.INTERACTIVE_QUEUE, services.BULK_QUEUE):
+            connection_.default_channel.queue_purge(queue)
+
+
 def main() -> int:
     if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
         print("bench/coldstart.py needs nginx (apt-get install nginx)")
@@ -231,6 +241,7 @@ def main() -> int:
         snippet = site.folder / "snippets" / "revenge-locations.conf"
         snippet.write_text(snippet.read_text().replace("limit_req zone=revenge_api burst=60 nodelay;", ""))
         nginx = site.start()
+        queues_purge()
         processes.append(start_worker("interactive", work / "interactive.log"))
         processes.append(start_worker("worker", work / "worker.log"))
         time.sleep(5)  # both workers up and listening (a cold start of the worker is not the measure)
@@ -277,6 +288,7 @@ def main() -> int:
         stop(nginx)
         for process in processes:
             stop(process)
+        queues_purge()
         connection.creation.destroy_test_db(test_database, verbosity=0)
         shutil.rmtree(work, ignore_errors=True)
     print(
