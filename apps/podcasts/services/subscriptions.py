@@ -153,13 +153,27 @@ def subscription_refresh(*, subscription_id: int, manual: bool = False) -> Refre
     return results.get(subscription_id, RefreshResult(status="gone"))
 
 
+# What a refresh reads before it knows whether the feed changed. An unchanged feed (the usual case) needs no
+# more, a changed one is then loaded whole: 50 model instances of every column (the description up to 100 kB
+# each) cost more CPU than their 50 304s (a CPU-clock cProfile: in_bulk was ~60 % of what a refresh added to
+# the bare GETs).
+_POLL_FIELDS = (
+    "id", "feed_url", "etag", "last_modified", "content_sha256", "poll_interval_minutes", "failures",
+    "auto_download_paused",
+)  # fmt: skip
+# What a successful fetch sets (carried over to the whole row of a changed feed).
+_POLLED_FIELDS = (
+    "etag", "last_modified", "content_sha256", "failures", "last_error", "last_polled_at", "last_success_at",
+    "next_poll_at", "updated_at", "auto_download_paused",
+)  # fmt: skip
+
+
 def subscriptions_refresh(*, subscription_ids: Sequence[int], manual: bool = False) -> dict[int, RefreshResult]:
     """Fetch each feed (conditional GET), and where it changed, parse it and bring the subscription and its
     episodes up to date, then queue the auto-downloads. A failure is recorded on the row with the next
     attempt (backoff); nothing raises for a bad feed. The unchanged ones, the usual case, are written
     together in one UPDATE: their refresh costs the 304 and a share of that statement."""
-    # The description (up to 100 kB a show) is only written, on a change: not read for 50 unchanged feeds.
-    subscriptions = Subscription.objects.defer("description").in_bulk(list(subscription_ids))
+    subscriptions = Subscription.objects.only(*_POLL_FIELDS).in_bulk(list(subscription_ids))
     results: dict[int, RefreshResult] = {}
     unchanged: list[Subscription] = []
     for subscription_id in subscription_ids:
@@ -184,6 +198,12 @@ def subscriptions_refresh(*, subscription_ids: Sequence[int], manual: bool = Fal
             unchanged.append(subscription)
             results[subscription_id] = RefreshResult(status="unchanged")
             continue
+        full = Subscription.objects.select_related("library").filter(pk=subscription_id).first()
+        if full is None:
+            continue  # unsubscribed meanwhile
+        for name in _POLLED_FIELDS:
+            setattr(full, name, getattr(subscription, name))
+        subscription = full
         result = results[subscription_id] = RefreshResult(status="updated")
         with transaction.atomic():
             _commit_without_flush()
