@@ -396,12 +396,55 @@ def _tiered_ids(
             conditions = _tracks_by_artists(term, artist_names, [pk for ids in found.values() for pk in ids])
         if conditions is None:
             continue
+        if tier == TIER_SIMILAR:
+            _similar_ids(cursor, table, short, conditions, term, limit, found)
+            continue
         sql, params = _tier_page_sql(table, short, tier, conditions, term, limit)
         cursor.execute(sql, params)
         for name, pk in cursor.fetchall():
             if len(found[name]) < limit:
                 found[name].append(pk)
     return found
+
+
+# The similarity tier asks first for rows at least this similar: every one of them ranks above every row
+# below it (that tier is ordered by similarity), so a section whose page they fill is done, and the trigram
+# index, which prunes by the threshold, hands over fewer candidates to recheck ('hollow midnight' on 100 000
+# tracks: 4 011 at 0.45, 6 622 at 0.3). They filled the tracks' page for 49 of the benchmark's 50 exact
+# queries and 35 of its 50 typos; the others are asked again at SIMILARITY_MIN.
+SIMILARITY_FIRST = 0.5
+
+
+def _similar_ids(
+    cursor: Any,
+    table: _SearchTable,
+    sections: dict[str, list[int]],
+    conditions: list[_Rows],
+    term: SearchTerm,
+    limit: int,
+    found: dict[str, list[int]],
+) -> None:
+    threshold_sql = "SELECT set_config('pg_trgm.similarity_threshold', %s, true)"
+    cursor.execute(threshold_sql, [str(SIMILARITY_FIRST)])
+    try:
+        for threshold in (SIMILARITY_FIRST, SIMILARITY_MIN):
+            if threshold != SIMILARITY_FIRST:
+                cursor.execute(threshold_sql, [str(threshold)])
+            sql, params = _tier_page_sql(table, sections, TIER_SIMILAR, conditions, term, limit)
+            cursor.execute(sql, params)
+            rows: dict[str, list[int]] = {name: [] for name in sections}
+            for name, pk in cursor.fetchall():
+                rows[name].append(pk)
+            last = threshold == SIMILARITY_MIN
+            for name, ids in rows.items():
+                if last or len(ids) >= limit - len(found[name]):
+                    found[name].extend(ids[: limit - len(found[name])])
+            sections = {name: ids for name, ids in sections.items() if len(found[name]) < limit and not last}
+            if not sections:
+                break
+    finally:
+        if threshold != SIMILARITY_MIN:  # the tiers after this one match at SIMILARITY_MIN
+            cursor.execute(threshold_sql, [str(SIMILARITY_MIN)])
 
 
 def _tracks_by_artists(term: SearchTerm, names: list[str], found: list[int]) -> list[_Rows] | None:
