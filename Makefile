@@ -5,15 +5,17 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-chunks bench-cold-start bench-segments bench-proxy bench-art bench-memory bench-smart bench-search bench-subsonic bench-podcasts bench-loudness bench-idle vendor-hlsjs
+.PHONY: run test lint format check-python clean help bench-scan bench-progress bench-transcode bench-ladder bench-chunks bench-cold-start bench-segments bench-proxy bench-art bench-memory bench-smart bench-search bench-subsonic bench-podcasts bench-loudness bench-idle bench-workers bench-footprint vendor-hlsjs
 
 help:
 	@echo "make run     start web, worker and beat on http://127.0.0.1:$${PORT:-8000} (embedded PostgreSQL/Redis unless DATABASE_URL/REDIS_URL are set)"
 	@echo "make test    ruff check, ruff format --check, mypy, pytest (PYTEST_ARGS='-m \"not slow\"' for the quick ones)"
 	@echo "make format  apply ruff fixes and formatting"
 	@echo "make bench-scan  scan benchmark (BENCH_FILES=2000)"
-	@echo "make bench-progress  progress PUT under gunicorn: req/s, p99, server CPU per request; buffer flush (BENCH_CLIENTS=32, BENCH_SECONDS=15)"
+	@echo "make bench-progress  progress PUT under gunicorn: req/s, p99, server CPU per request; buffer flush (BENCH_CLIENTS=32, BENCH_SECONDS=15, BENCH_PROFILE=<folder>: py-spy)"
 	@echo "make bench-idle      CPU ms per second of the whole stack of make run while nobody listens (BENCH_SECONDS=60)"
+	@echo "make bench-workers   gunicorn worker models side by side: req/s, p99, CPU per request at 16 and 64 connections"
+	@echo "make bench-footprint memory (RSS, PSS) of the whole stack, default and small profile, idle and after a scan + playback"
 	@echo "make bench-transcode  transcode benchmark (10-minute track)"
 	@echo "make bench-ladder     the fitted ladder against the full one on a 64 kbit/s AAC book (BENCH_BOOK_HOURS=10)"
 	@echo "make bench-chunks     a 2-hour MP3 book in chunks on 1 and 2 worker processes, and its bad joins (BENCH_CHUNK_BOOK_HOURS=2)"
@@ -56,6 +58,13 @@ bench-progress: $(STAMP)
 
 bench-idle: $(STAMP)
 	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/idle.py
+
+bench-workers: $(STAMP)
+	$(BIN)/python -m revenge.launcher exec -- $(BIN)/python bench/workers.py
+
+# Not under `launcher exec`: each stack starts its own embedded PostgreSQL and Redis, which count.
+bench-footprint: $(STAMP)
+	$(BIN)/python bench/footprint.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -31,6 +31,26 @@ def cpu_ms(pid: int) -> float | None:
     return sum(int(value) for value in fields[11:15]) * _TICK_MS  # fields 14-17 of proc(5)
 
 
+def wakeups(pid: int) -> int | None:
+    """Context switches of all of a process's threads (voluntary + involuntary, /proc/<pid>/task/*/status):
+    how often it was put on a CPU. An idle process that wakes on a timer switches once per wake-up, so this
+    counts wake-ups exactly where CPU time comes in 10 ms ticks."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        for line in status.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split(":")[1])
+    return total
+
+
 def process_tree(root: int) -> list[int]:
     """root and its descendants (gunicorn's master and workers, Celery's main and pool processes)."""
     children: dict[int, list[int]] = {}
@@ -83,12 +103,12 @@ class PrivateRedis:
     """A redis-server of the benchmark's own (no persistence), so that its CPU time is the benchmark's alone
     and not that of whatever else uses the shared one."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, extra_args: Iterable[str] = ()) -> None:
         self.dir = tempfile.mkdtemp(prefix="revenge-bench-redis-")
         self.url = f"redis://127.0.0.1:{port}/0"
         self.process = subprocess.Popen(
             [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir],
+             "--save", "", "--appendonly", "no", "--dir", self.dir, *extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 10

@@ -39,8 +39,9 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 
-from bench.cpu import PrivateRedis, cpu_ms, database_backends, process_tree, snapshot, spent  # noqa: E402
+from bench.cpu import PrivateRedis, cpu_ms, database_backends, process_tree, snapshot, spent, wakeups  # noqa: E402
 from bench.load import database_url, free_port  # noqa: E402
+from revenge.embedded import REDIS_HZ  # noqa: E402
 
 TARGET_MS_PER_S = 5.0
 _TASK_DONE = re.compile(r"Task (\S+)\[[^\]]+\] succeeded")
@@ -80,7 +81,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "60")))
     parser.add_argument("--settle", type=float, default=float(os.environ.get("BENCH_SETTLE", "20")))
     args = parser.parse_args()
-    redis = PrivateRedis(free_port())
+    # With the embedded Redis's timer (`make run` starts that one), the rest of its config is a test's.
+    redis = PrivateRedis(free_port(), extra_args=["--hz", str(REDIS_HZ)])
     data_dir = Path(tempfile.mkdtemp(prefix="revenge-bench-idle-"))
     test_database = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     port = free_port()
@@ -119,6 +121,8 @@ def main() -> int:
 
         before_pids = groups()
         per_process_before = {pid: cpu_ms(pid) or 0.0 for pid in before_pids["stack"]}
+        watched = [*before_pids["stack"], redis.pid]
+        wakeups_before = {pid: wakeups(pid) or 0 for pid in watched}
         before = snapshot(before_pids)
         started = time.monotonic()
         time.sleep(args.seconds)
@@ -128,6 +132,11 @@ def main() -> int:
         per_process = collections.Counter[str]()
         for pid in after_pids["stack"]:
             per_process[_command_name(pid)] += ((cpu_ms(pid) or 0.0) - per_process_before.get(pid, 0.0)) / elapsed
+        # Only the processes there at both ends: one started meanwhile would count its start-up.
+        woke = collections.Counter[str]()
+        for pid, count in wakeups_before.items():
+            if (now := wakeups(pid)) is not None:
+                woke["redis" if pid == redis.pid else _command_name(pid)] += (now - count) / elapsed
         tasks = collections.Counter(
             match.group(1) for at, line in log_lines if started <= at and (match := _TASK_DONE.search(line))
         )
@@ -153,6 +162,9 @@ def main() -> int:
     print("  per process (the stack):")
     for name, ms_s in per_process.most_common():
         print(f"    {name:20} {ms_s:6.2f} ms/s")
+    print(f"  wake-ups per second (context switches of every thread): {sum(woke.values()):.1f}")
+    for name, per_s in woke.most_common():
+        print(f"    {name:20} {per_s:6.1f} /s")
     print(f"  Celery tasks run in those {elapsed:.0f} s:")
     for name, count in tasks.most_common():
         print(f"    {count:4}  {name}")

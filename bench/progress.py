@@ -2,6 +2,8 @@
 
     make bench-progress                               # 32 clients, 15 s per measure
     make bench-progress BENCH_CLIENTS=64 BENCH_SECONDS=30
+    make bench-progress BENCH_CLIENTS=16 BENCH_PROFILE=var/profile   # py-spy the workers (profile_top.py)
+    .venv/bin/python bench/progress.py --quick      # (a) and (b) only, no 10 000-entry flush
 
 gunicorn runs with the deployment config (deploy/gunicorn.conf.py, Prometheus multiprocess mode) and
 serves, in one run:
@@ -32,6 +34,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -64,6 +67,7 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.urls import include, path  # noqa: E402
@@ -104,6 +108,18 @@ def application(environ, start_response):
         settings.ROOT_URLCONF = __name__
         _handler = WSGIHandler()
     return _handler(environ, start_response)
+
+
+_asgi_handler: ASGIHandler | None = None
+
+
+async def asgi_application(scope, receive, send):
+    """The same under an ASGI server (bench/workers.py's uvicorn): Django runs the sync views in threads."""
+    global _asgi_handler
+    if _asgi_handler is None:
+        settings.ROOT_URLCONF = __name__
+        _asgi_handler = ASGIHandler()
+    await _asgi_handler(scope, receive, send)
 
 
 # --- load generator ---------------------------------------------------------------------------------
@@ -182,8 +198,22 @@ class Measure:
 # --- servers ----------------------------------------------------------------------------------------
 
 
+GUNICORN = ("-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--access-logfile", "/dev/null")
+
+
 class Server:
-    def __init__(self, *, mode: str, prefix: str, metrics_dir: Path) -> None:
+    """gunicorn with the deployment config serving `application` below; `command` (arguments of the Python
+    interpreter, {port} filled in) and `extra_env` start another server or worker model (bench/workers.py)."""
+
+    def __init__(
+        self,
+        *,
+        mode: str,
+        prefix: str,
+        metrics_dir: Path,
+        command: tuple[str, ...] = (*GUNICORN, "bench.progress:application"),
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
@@ -194,16 +224,16 @@ class Server:
             "PROGRESS_WRITE_MODE": mode,
             "CACHE_KEY_PREFIX": prefix,
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            **(extra_env or {}),
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--access-logfile", "/dev/null",
-             "bench.progress:application"],
+            [sys.executable, *(part.format(port=self.port) for part in command)],
             cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while not self._healthy():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("gunicorn did not start")
+                raise SystemExit(f"the server did not start: {' '.join(command)}")
             time.sleep(0.2)
 
     def _healthy(self) -> bool:
@@ -268,11 +298,64 @@ def cpu_snapshot(server: Server) -> dict[str, dict[int, float]]:
     )
 
 
+def profiler(server: Server, folder: Path, key: str) -> subprocess.Popen:
+    """py-spy sampling the gunicorn workers (the master's children) while a slice runs; the samples of every
+    slice of a measure are appended to one collapsed-stack file, <folder>/<key>.txt (flamegraph.pl, speedscope
+    and `bench/profile_top.py` read it). Sampling costs the workers little but not nothing: a profiled run's
+    CPU figures are not the ones to quote."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    out = folder / f"{key}.{len(list(folder.glob(f'{key}.*')))}.txt"
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(server.process.pid), "--subprocesses", "--nonblocking", "--rate", "250",
+         "--format", "raw", "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+NAMES = {"a": "trivial DRF view (ceiling)", "b": "progress PUT, buffered", "c": "progress PUT, direct"}
+
+
+def report(
+    args: argparse.Namespace, results: dict[str, dict[str, float]], measures: dict[str, Measure]
+) -> dict[str, float]:
+    """Prints throughput, latencies and server CPU per request of each measure; returns the CPU ms."""
+    workers = os.environ.get("WEB_CONCURRENCY") or min(max(os.cpu_count() or 1, 2), 8)  # deploy/gunicorn.conf.py
+    extra = f" {os.environ['GUNICORN_CMD_ARGS']}" if os.environ.get("GUNICORN_CMD_ARGS") else ""
+    print(f"progress benchmark: gunicorn {workers} workers x {os.environ.get('GUNICORN_THREADS', '4')} threads{extra}, "
+          f"{args.clients} clients over {args.loaders} load processes, {args.seconds:.0f} s each, "
+          f"{os.cpu_count()} CPUs")  # fmt: skip
+    names = {key: name for key, name in NAMES.items() if key in results}
+    for key, name in names.items():
+        r = results[key]
+        print(f"  ({key}) {name:28} {r['rps']:8.0f} req/s   p50 {r['p50']:6.1f} ms   p99 {r['p99']:6.1f} ms"
+              f"   errors {r['errors']}")  # fmt: skip
+    ratios = {key: results[key]["rps"] / results["a"]["rps"] for key in names if key != "a"}
+    print("  " + "   ".join(f"{key}/a = {ratio:.2f}" for key, ratio in ratios.items()) + "   (target: b/a >= 0.6)")
+    p99 = {key: results[key]["p99"] / results["a"]["p99"] for key in names if key != "a"}
+    print("  p99 " + "   ".join(f"{key}/a = {ratio:.2f}" for key, ratio in p99.items())
+          + "   (target at 16 connections: b/a <= 2)")  # fmt: skip
+    print(f"  server CPU per request (load average {os.getloadavg()[0]:.1f} at the end):")
+    per_request = {}
+    for key, name in names.items():
+        cpu = measures[key].cpu_ms
+        requests = results[key]["requests"]
+        per_request[key] = sum(cpu.values()) / requests
+        parts = "  ".join(f"{part} {ms / requests:.2f}" for part, ms in cpu.items() if part != "flush" or key == "b")
+        ratio = per_request[key] / per_request["a"]
+        print(f"  ({key}) {name:28} {per_request[key]:6.2f} ms   ({parts})   {ratio:.2f}x (a)")
+    print(f"  progress PUT, buffered: {per_request['b']:.2f} ms CPU per update, target <= 3 ms")
+    return per_request
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=int(os.environ.get("BENCH_CLIENTS", "32")))
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", "15")))
     parser.add_argument("--loaders", type=int, default=max(1, min(4, (os.cpu_count() or 2) // 2)))
+    parser.add_argument("--profile", type=Path, default=os.environ.get("BENCH_PROFILE") or None,
+                        help="py-spy every measured slice of the gunicorn workers into this folder")  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="(a) and (b) only, no 10 000-entry flush")
     args = parser.parse_args()
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     settings.CACHES["default"]["KEY_PREFIX"] = prefix
@@ -282,8 +365,9 @@ def main() -> int:
         tracks, users = setup(args.clients)
         trivial = [("/bench/trivial", key, f"device-{n}") for n, (_, key) in enumerate(users)]
         progress = [(f"/api/v1/progress/{tracks[n].pk}", key, f"device-{n}") for n, (_, key) in enumerate(users)]
-        servers = {mode: Server(mode=mode, prefix=prefix, metrics_dir=metrics_dir / mode) for mode in MODES}
-        plan = [("a", "buffered", trivial), ("b", "buffered", progress), ("c", "direct", progress)]
+        modes = MODES[:1] if args.quick else MODES
+        servers = {mode: Server(mode=mode, prefix=prefix, metrics_dir=metrics_dir / mode) for mode in modes}
+        plan = [("a", "buffered", trivial), ("b", "buffered", progress), ("c", "direct", progress)][: len(modes) + 1]
         measures = {key: Measure() for key, _, _ in plan}
         try:
             for _, mode, clients in plan:  # warm-up: connections, prepared statements, Redis entries
@@ -292,8 +376,12 @@ def main() -> int:
             # measure then sees the same mix of quiet and busy moments.
             for _ in range(SLICES):
                 for key, mode, clients in plan:
+                    spy = profiler(servers[mode], args.profile, key) if args.profile else None
                     before = cpu_snapshot(servers[mode])
                     measures[key].add(servers[mode].port, clients, args.seconds / SLICES, args.loaders)
+                    if spy:
+                        spy.send_signal(signal.SIGINT)
+                        spy.wait(timeout=60)
                     flush_ms = 0.0
                     if key == "b":  # what this pass buffered, flushed as beat would (its Redis and SQL count above)
                         started = time.process_time()
@@ -306,6 +394,9 @@ def main() -> int:
                 server.stop()
         progress_buffer_flush()
         results = {key: measure.summary() for key, measure in measures.items()}
+        if args.quick:
+            per_request = report(args, results, measures)
+            return 0 if per_request["b"] <= 3 else 1
 
         user_model = get_user_model()
         flush_users = list(user_model.objects.order_by("pk")[:FLUSH_USERS])
@@ -320,35 +411,19 @@ def main() -> int:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         _redis.stop()
 
-    workers = os.environ.get("WEB_CONCURRENCY") or min(2 * (os.cpu_count() or 1) + 1, 8)
-    print(f"progress benchmark: gunicorn {workers} workers x {os.environ.get('GUNICORN_THREADS', '4')} threads, "
-          f"{args.clients} clients over {args.loaders} load processes, {args.seconds:.0f} s each, "
-          f"{os.cpu_count()} CPUs")  # fmt: skip
-    names = {"a": "trivial DRF view (ceiling)", "b": "progress PUT, buffered", "c": "progress PUT, direct"}
-    for key, name in names.items():
-        r = results[key]
-        print(f"  ({key}) {name:28} {r['rps']:8.0f} req/s   p50 {r['p50']:6.1f} ms   p99 {r['p99']:6.1f} ms"
-              f"   errors {r['errors']}")  # fmt: skip
-    buffered_ratio, direct_ratio = results["b"]["rps"] / results["a"]["rps"], results["c"]["rps"] / results["a"]["rps"]
-    print(f"  b/a = {buffered_ratio:.2f} (target >= 0.6)   c/a = {direct_ratio:.2f}")
-    p99_b, p99_c = results["b"]["p99"] / results["a"]["p99"], results["c"]["p99"] / results["a"]["p99"]
-    print(f"  p99 b/a = {p99_b:.2f}   c/a = {p99_c:.2f}   (target at 16 connections: b/a <= 2)")
-    print(f"  server CPU per request (load average {os.getloadavg()[0]:.1f} at the end):")
-    per_request = {}
-    for key, name in names.items():
-        cpu = measures[key].cpu_ms
-        requests = results[key]["requests"]
-        per_request[key] = sum(cpu.values()) / requests
-        parts = "  ".join(f"{part} {ms / requests:.2f}" for part, ms in cpu.items() if part != "flush" or key == "b")
-        ratio = per_request[key] / per_request["a"]
-        print(f"  ({key}) {name:28} {per_request[key]:6.2f} ms   ({parts})   {ratio:.2f}x (a)")
-    print(f"  progress PUT, buffered: {per_request['b']:.2f} ms CPU per update, target <= 3 ms")
+    per_request = report(args, results, measures)
     print(
         f"  flush of {inserted} buffered updates (new rows):      {insert_s:.3f} s  ({inserted / insert_s:,.0f} rows/s)"
     )
     print(f"  flush of {updated} buffered updates (existing rows): {update_s:.3f} s  ({updated / update_s:,.0f} rows/s)"
           "   target < 1 s")  # fmt: skip
-    ok = buffered_ratio >= 0.6 and max(insert_s, update_s) < 1 and inserted == updated == FLUSH_USERS * FLUSH_TRACKS
+    buffered_ratio = results["b"]["rps"] / results["a"]["rps"]
+    ok = (
+        per_request["b"] <= 3
+        and buffered_ratio >= 0.6
+        and max(insert_s, update_s) < 1
+        and inserted == updated == FLUSH_USERS * FLUSH_TRACKS
+    )
     return 0 if ok else 1
 
 

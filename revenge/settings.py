@@ -33,9 +33,12 @@ from revenge.env import (
     env_url,
 )
 from revenge.keys import key_file_read_or_create
+from revenge.profiles import PROFILES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("REVENGE_DATA_DIR", BASE_DIR / "var")
+# `default` or `small` (a 1-2 GB NAS or ARM board): revenge/profiles.py, README "Sizing".
+REVENGE_PROFILE = env_choice("REVENGE_PROFILE", "default", PROFILES)
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -255,7 +258,18 @@ if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
     raise ImproperlyConfigured("CELERY_TASK_TIME_LIMIT must be greater than CELERY_TASK_SOFT_TIME_LIMIT.")
 # With acks_late on a Redis broker, a message not acknowledged within the visibility timeout is given
 # to another worker: it must outlast the longest task.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(3600, 2 * CELERY_TASK_TIME_LIMIT)}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "visibility_timeout": max(3600, 2 * CELERY_TASK_TIME_LIMIT),
+    # An idle worker's BRPOP comes back empty and is sent again every `polling_interval` s (kombu's default:
+    # 1 s, a Redis command and a wake-up of worker and Redis a second). A message is taken at once whatever
+    # this is (BRPOP answers as soon as one is pushed); a dead connection is still found within
+    # polling_interval + 2 x health_check_interval (25 s). Idle gain: see README, Benchmarks (bench-idle).
+    "polling_interval": 10,
+}
+if REVENGE_PROFILE == "small":
+    # Procfile.small's one worker consumes every queue, transcode.interactive first in its -Q; polled in
+    # that order (not kombu's round robin), a waiting interactive transcode is the next task it takes.
+    CELERY_BROKER_TRANSPORT_OPTIONS["queue_order_strategy"] = "priority"
 # Task events (sent, received, started, succeeded) are for a monitor such as Flower: nothing of Revenge reads
 # them, and each one is a message through Redis for every task (a progress flush every few seconds).
 CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_TASK_EVENTS", False)

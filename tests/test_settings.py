@@ -45,6 +45,7 @@ from tests.conftest import BASE_DIR
         ("TIME_ZONE", "Mars/Olympus", "TIME_ZONE='Mars/Olympus'"),
         ("SECRET_KEY", "short", "SECRET_KEY: use at least 32 random characters."),
         ("MEDIA_ROOT", "relative/path", "MEDIA_ROOT='relative/path': expected an absolute path."),
+        ("REVENGE_PROFILE", "tiny", "REVENGE_PROFILE='tiny': expected one of default, small."),
     ],
 )
 def test_bad_value_stops_start_with_a_clear_message(name, value, message, process_env):
