@@ -9,7 +9,8 @@
 (c) an unchanged rescan,
 (d) a bare os.scandir + stat walk (the ceiling for an unchanged rescan).
 Targets: b/a >= 0.5 and c/d >= 0.5. CPU seconds of (a) and (b) are printed too (the scan's: this process, its
-forked readers and its PostgreSQL backend): on a shared machine they move less with the neighbours than wall time. The files are generated once with ffmpeg + mutagen and kept under
+forked readers and its PostgreSQL backend): on a shared machine they move less with the neighbours than
+wall time. The files are generated once with ffmpeg + mutagen and kept under
 $BENCH_DIR (default /tmp/revenge-bench: no library may lie in the server's data or code folder). The
 database is a throw-away one (created and dropped here), never the server's.
 """
