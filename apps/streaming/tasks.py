@@ -9,6 +9,7 @@ from apps.streaming.services import (
     renditions_after_scan,
     renditions_housekeeping,
     renditions_reclaim,
+    track_loudness_measure,
 )
 
 
@@ -44,6 +45,20 @@ def rendition_chunk_task(
 ) -> dict[str, object]:
     outcome = rendition_chunk_transcode(track_id=track_id, order=order, position=position, width=width, queue=queue)
     return {"track": track_id, "chunk": order[position], "outcome": str(outcome)}
+
+
+# A chunked track's loudness, once all its chunks are done (services.analysis): on transcode.bulk by the routes.
+@shared_task(
+    name="apps.streaming.tasks.track_loudness_measure_task",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=5,
+)
+def track_loudness_measure_task(track_id: int) -> dict[str, object]:
+    return {"track": track_id, "measured": track_loudness_measure(track_id=track_id)}
 
 
 @shared_task(name="apps.streaming.tasks.renditions_housekeeping_task")

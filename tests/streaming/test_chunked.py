@@ -5,6 +5,8 @@ withdraws nothing of the others. Real ffmpeg, and a real Celery worker for the d
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 from pathlib import Path
 
@@ -12,13 +14,16 @@ import m3u8
 import pytest
 from django.conf import settings
 
+from apps.library.models import TrackLoudness
+from apps.streaming import services as streaming_services
 from apps.streaming.chunks import ChunkPlan, chunk_plan, live_playlist
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.selectors import file_path, track_chunk_plan, track_rendition_key, track_source_files
 from apps.streaming.services import master_playlist_for_playback, renditions_request
+from apps.streaming.services.analysis import LOUDNESS_TASK, track_loudness_measure
 from apps.streaming.services.chunked import chunk_run
 from apps.streaming.storage import RenditionStorage
-from tests.conftest import wait_for
+from tests.conftest import broker_queue_messages, wait_for
 from tests.factories import LibraryFactory
 from tests.pipeline import scan_job
 from tests.streaming.hls_checks import check_media_playlist, decoded_seconds
@@ -106,6 +111,17 @@ def test_chunks_in_any_order_make_a_seamless_rendition(chunked_track, tmp_path: 
     assert chunk_run(track_id=track.pk, chunk=1, lead=2) == "already_ready"
     rows = Rendition.objects.filter(track=track)
     assert {r.status for r in rows} == {RenditionStatus.READY}
+    # No chunk's run saw the whole track: the chunk that completed it queued one decode to measure its loudness.
+    queued = broker_queue_messages(streaming_services.BULK_QUEUE)
+    assert [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0]) for m in queued] == [
+        (LOUDNESS_TASK, [track.pk])
+    ]
+    assert not TrackLoudness.objects.filter(track=track).exists()
+    assert track_loudness_measure(track_id=track.pk) is True
+    loudness = TrackLoudness.objects.get(track=track)
+    # Tone at -6 dBFS under pink noise: a level in the tens of LUFS below full scale, not silence, peaks under 0.
+    assert -30 < loudness.integrated_lufs < -3 and loudness.true_peak_dbtp < 1.0
+    assert track_loudness_measure(track_id=track.pk) is False  # measured: the same audio is not decoded again
     joins_s = [c * plan.chunk_frames * 1024 / 44100 - 1024 / 44100 for c in range(1, plan.chunk_count)]
     source = file_path(track_source_files(track=track)[0])
     for row in rows:

@@ -11,6 +11,7 @@ INTERACTIVE_QUEUE = "transcode.interactive"
 BULK_QUEUE = "transcode.bulk"
 
 # After the queue names: renditions reads them from this package.
+from apps.streaming.services.analysis import track_loudness_measure  # noqa: E402
 from apps.streaming.services.chunked import rendition_chunk_transcode  # noqa: E402
 from apps.streaming.services.housekeeping import renditions_housekeeping  # noqa: E402
 from apps.streaming.services.originals import (  # noqa: E402
@@ -64,5 +65,6 @@ __all__ = [
     "renditions_request",
     "renditions_retry",
     "stream_start",
+    "track_loudness_measure",
     "track_original_open",
 ]

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from apps.library.models import ScanTrigger, Track
 from apps.library.services import scan_request, track_duration_measured
+from apps.library.services.loudness import track_loudness_current
 from apps.streaming import metrics
 from apps.streaming.chunks import (
     ChunkPlan,
@@ -43,6 +44,7 @@ from apps.streaming.chunks import (
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.profiles import Ladder
 from apps.streaming.selectors import track_chunk_plan, track_rendition_key, track_source_files
+from apps.streaming.services.analysis import track_loudness_measure_send
 from apps.streaming.services.renditions import Outcome, chunk_lock, chunk_send, rows_ensure
 from apps.streaming.services.sources import error_text, remove_leftovers, sources_checked
 from apps.streaming.storage import (
@@ -331,6 +333,11 @@ def _finish_if_complete(*, track: Track, final: Path, ladder: Ladder, plan: Chun
                     updated_at=now,
                 )
             track_duration_measured(track=track, measured_ms=max(m.duration_ms for m in measured))
+            if not track_loudness_current(track=track):
+                # No chunk's run saw the whole track: its loudness is measured by a decode of its own (bulk).
+                transaction.on_commit(
+                    lambda: track_loudness_measure_send(track_id=track.pk, duration_ms=track.duration_ms)
+                )
     metrics.transcode_jobs.labels(status=Outcome.PUBLISHED).inc()
 
 

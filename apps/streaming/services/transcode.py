@@ -15,18 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from apps.library.models import LibraryKind, ScanTrigger, Track
+from apps.library.models import ScanTrigger, Track
 from apps.library.services import scan_request, track_duration_measured
-from apps.library.services.loudness import track_loudness_current, track_loudness_record
+from apps.library.services.loudness import track_loudness_current
 from apps.streaming import metrics
-from apps.streaming.analysis import parse_metadata
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.selectors import track_chunk_plan, track_rendition_key, track_source_files
+from apps.streaming.services.analysis import loudness_record
 from apps.streaming.services.chunked import chunk_run
 from apps.streaming.services.renditions import Outcome, rows_ensure, track_lock
 from apps.streaming.services.sources import error_text, remove_leftovers, sources_checked
@@ -136,7 +135,7 @@ def rendition_transcode(
             if not growing:
                 _publish(out, final)
             if analysis_path is not None:
-                _loudness_record(track, analysis_path)
+                loudness_record(track, analysis_path)
         except _SourceChanged:
             shutil.rmtree(work, ignore_errors=True)
             if growing:
@@ -184,32 +183,6 @@ def rendition_transcode(
 
 class _SourceChanged(Exception):
     pass
-
-
-def _loudness_record(track: Track, analysis_path: Path) -> None:
-    """Store what the analysis branch measured (silences for spoken word). Never fails the transcode: a
-    measurement that cannot be read is logged and taken again by the next transcode of this audio."""
-    spoken = track.library.kind in (LibraryKind.AUDIOBOOK, LibraryKind.PODCAST)
-    try:
-        with analysis_path.open(encoding="utf-8", errors="replace") as lines:
-            measured = parse_metadata(
-                lines,
-                find_silences=spoken,
-                silence_threshold_lu=settings.SILENCE_THRESHOLD_LU,
-                silence_min_ms=settings.SILENCE_MIN_MS,
-            )
-    except (OSError, ValueError) as exc:
-        logger.warning("loudness of track %s not measured: %s", track.pk, exc)
-        return
-    track_loudness_record(
-        track_id=track.pk,
-        source_fingerprint=track.source_fingerprint,
-        integrated_lufs=measured.integrated_lufs,
-        range_lu=measured.range_lu,
-        true_peak_dbtp=measured.true_peak_dbtp,
-        histogram=measured.histogram,
-        silences_ms=measured.silences_flat(),
-    )
 
 
 def _publish(out: Path, final: Path) -> None:
