@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 
 import pytest
@@ -12,7 +14,9 @@ from apps.library.models import Chapter, LibraryKind, Track
 from apps.playback.models import PlaybackSession
 from apps.playback.services import sessions_close_idle
 from apps.playback.tasks import playback_sessions_close_idle_task
+from apps.streaming import services as streaming_services
 from tests.audio import make_audio
+from tests.conftest import broker_queue_messages
 from tests.factories import LibraryAccessFactory, LibraryFactory
 from tests.pipeline import scan
 from tests.playback.conftest import at, put, settle
@@ -89,6 +93,28 @@ def test_the_stream_decision_of_a_real_file(world, tmp_path):
     assert body["stream"]["mode"] == "direct"
     assert body["stream"]["url"].startswith(f"/api/v1/tracks/{track.pk}/file?token=")
     assert body["chapters"] == []
+
+
+def test_a_session_resumed_deep_in_a_long_book_has_its_chunk_made_first(
+    world, tmp_path, settings, django_capture_on_commit_callbacks
+):
+    settings.TRANSCODE_CHUNK_SECONDS = 30  # 100 s: four chunks of ~30 s
+    settings.STREAMING_PROFILES = ["aac-64"]
+    make_audio(tmp_path / "long" / "book.mp3", seconds=100, tags={"title": "Long"})
+    library = LibraryFactory(root=tmp_path / "long", kind=LibraryKind.AUDIOBOOK, name="Long")
+    scan(library)
+    LibraryAccessFactory(user=world.listener, library=library)
+    track = Track.objects.get(library=library)
+    assert put(world.client, track, 70_000, client_updated_at=at(1)).status_code == 200
+
+    with django_capture_on_commit_callbacks(execute=True):
+        body = start(world.client, track, codecs=["aac"]).json()  # no MP3: HLS, which is not made yet
+
+    assert body["resume_position_ms"] == 70_000 and body["stream"]["mode"] == "hls"
+    queued = broker_queue_messages(streaming_services.INTERACTIVE_QUEUE)
+    firsts = [json.loads(base64.b64decode(m["body"]))[1] for m in queued]
+    # The chunk holding 1:10 (the third), then the one after it; the beginning comes last.
+    assert sorted((kwargs["position"], kwargs["order"]) for kwargs in firsts) == [(0, [2, 3, 0, 1]), (1, [2, 3, 0, 1])]
 
 
 def test_starting_again_on_a_device_ends_its_previous_session_and_the_list_shows_every_device(

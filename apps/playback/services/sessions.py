@@ -80,7 +80,10 @@ def session_start(
             if attempt:
                 raise
     # The streaming app's own start: the decision, renditions queued when HLS is needed, the start counted.
-    decision = stream_start(user=user, track=track, codecs=codecs, max_bitrate_kbps=max_bitrate_kbps)
+    # From where it resumes: a long track not transcoded yet is made from the chunk holding that point first.
+    decision = stream_start(
+        user=user, track=track, codecs=codecs, max_bitrate_kbps=max_bitrate_kbps, position_ms=resume_position_ms
+    )
     return SessionStart(
         session=session,
         resume_position_ms=resume_position_ms,
