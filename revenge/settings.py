@@ -387,6 +387,9 @@ TRANSCODE_MAX_ATTEMPTS = env_int("TRANSCODE_MAX_ATTEMPTS", 3, minimum=1)
 TRANSCODE_CHUNK_SECONDS = env_int("TRANSCODE_CHUNK_SECONDS", 300, minimum=0, maximum=86400)
 # ffmpeg threads per transcode (0: ffmpeg decides).
 TRANSCODE_THREADS = env_int("TRANSCODE_THREADS", 0, minimum=0, maximum=64)
+# Bulk (pre-transcode) ffmpeg runs at this niceness: on a machine where a listener's cold start and a backlog
+# share the cores, the listener's ffmpeg gets the CPU first (bench-cold-start (c)). 0: as the worker.
+TRANSCODE_BULK_NICE = env_int("TRANSCODE_BULK_NICE", 10, minimum=0, maximum=19)
 # Behind nginx: direct play answers X-Accel-Redirect to this internal location + the file's absolute path.
 USE_X_ACCEL_REDIRECT = env_bool("USE_X_ACCEL_REDIRECT", False)
 X_ACCEL_REDIRECT_PREFIX = env_str("X_ACCEL_REDIRECT_PREFIX", "/_originals").rstrip("/")

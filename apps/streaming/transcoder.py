@@ -4,6 +4,7 @@ VOD rendition; then the output is checked and measured. No database access here 
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 import signal
@@ -159,15 +160,21 @@ def ffmpeg_run(
     duration_ms: int,
     progress: Callable[[float], None] | None = None,
     timeout_s: float | None = None,
+    background: bool = False,
 ) -> float:
     """Run ffmpeg, report progress (0..1) from its `-progress` output; return the wall time in seconds.
+    `background` (bulk work nobody is waiting for): at TRANSCODE_BULK_NICE.
 
     stderr goes to a temp file (never a pipe nobody reads) and its tail becomes the error on failure.
     """
     started = time.monotonic()
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            command,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=functools.partial(_child_setup, nice=settings.TRANSCODE_BULK_NICE if background else 0),
         )
         try:
             assert process.stdout is not None
@@ -190,11 +197,14 @@ def ffmpeg_run(
     return time.monotonic() - started
 
 
-def _die_with_parent() -> None:
+def _child_setup(*, nice: int) -> None:
     """In the child, before exec: the kernel kills ffmpeg if the worker process dies (SIGKILL, OOM), so no
-    orphan keeps writing into a temp folder that the redelivered task is about to clean."""
+    orphan keeps writing into a temp folder that the redelivered task is about to clean; and a bulk run is
+    niced under the interactive ones."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if nice:
+        os.nice(nice)
 
 
 def playlist_finish(path: Path) -> None:

@@ -18,7 +18,7 @@ from apps.streaming.services import (
     renditions_housekeeping,
     renditions_request,
 )
-from apps.streaming.transcoder import peak_bitrate_bps
+from apps.streaming.transcoder import ffmpeg_run, peak_bitrate_bps
 from tests.audio import make_audio
 from tests.conftest import broker_queue_messages, hand_off
 from tests.factories import LibraryFactory
@@ -204,3 +204,14 @@ def test_peak_bitrate_is_rfc_8216():
     # Windows between 3 and 9 s of a 6 s target: the short last segment only counts with its neighbour.
     assert peak_bitrate_bps([6000, 6000, 100], [6.0, 6.0, 0.1], target_s=6) == 8000
     assert peak_bitrate_bps([6000, 9000], [6.0, 2.0], target_s=6) == 15000
+
+
+def test_bulk_runs_are_niced_under_interactive_ones(tmp_path: Path, settings):
+    """What ffmpeg_run starts for bulk work runs TRANSCODE_BULK_NICE steps nicer than the worker (a listener's
+    cold start takes the CPU first); interactive runs as the worker does. `nice` prints its own niceness."""
+    settings.TRANSCODE_BULK_NICE = 7
+    own = os.nice(0)
+    for background, expected in ((False, own), (True, min(19, own + 7))):
+        out = tmp_path / f"{background}.txt"
+        ffmpeg_run(["sh", "-c", f"nice > {out}"], duration_ms=1, background=background)
+        assert int(out.read_text()) == expected

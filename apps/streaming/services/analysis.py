@@ -72,7 +72,7 @@ def track_loudness_measure(*, track_id: int) -> bool:
             lossy_source=True,
             analysis_path=work / "analysis.txt",
         )
-        ffmpeg_run(command, duration_ms=track.duration_ms)
+        ffmpeg_run(command, duration_ms=track.duration_ms, background=True)
         if sources_checked(files) != sources:
             return False  # the audio changed under the run: this is not its measurement
         return loudness_record(track, work / "analysis.txt")

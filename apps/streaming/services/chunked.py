@@ -32,6 +32,7 @@ from apps.library.models import ScanTrigger, Track
 from apps.library.services import scan_request, track_duration_measured
 from apps.library.services.loudness import track_loudness_current
 from apps.streaming import metrics
+from apps.streaming import services as package
 from apps.streaming.chunks import (
     ChunkPlan,
     chunk_durations_check,
@@ -75,14 +76,16 @@ def rendition_chunk_transcode(*, track_id: int, order: list[int], position: int,
     """Make chunk `order[position]` of the track's chunked rendition (if no other worker is on it and it is not
     done), then send the chunk `width` further on in `order`, which keeps `width` chunks of the track in
     flight. Returns what became of this chunk."""
-    outcome = chunk_run(track_id=track_id, chunk=order[position], lead=order[0])
+    background = queue != package.INTERACTIVE_QUEUE
+    outcome = chunk_run(track_id=track_id, chunk=order[position], lead=order[0], background=background)
     if outcome in (Outcome.PUBLISHED, Outcome.ALREADY_READY) and position + width < len(order):
         chunk_send(track_id=track_id, order=order, position=position + width, width=width, queue=queue)
     return outcome
 
 
-def chunk_run(*, track_id: int, chunk: int, lead: int) -> Outcome:
-    """Make one chunk (see rendition_chunk_transcode); `lead`: the chunk the run started with."""
+def chunk_run(*, track_id: int, chunk: int, lead: int, background: bool = False) -> Outcome:
+    """Make one chunk (see rendition_chunk_transcode); `lead`: the chunk the run started with; `background`:
+    bulk work (its ffmpeg niced: transcoder.ffmpeg_run)."""
     track = Track.objects.filter(pk=track_id, missing=False).prefetch_related("files").first()
     files = track_source_files(track=track) if track is not None else []
     if track is None or not files:
@@ -139,7 +142,9 @@ def chunk_run(*, track_id: int, chunk: int, lead: int) -> Outcome:
             )
             refresh = _LiveRefresh(final=final, work=work, ladder=ladder, plan=plan)
             duration_ms = (end_ms or track.duration_ms) - start_ms
-            ffmpeg_s = ffmpeg_run(command, duration_ms=max(duration_ms, 1), progress=lambda _: refresh())
+            ffmpeg_s = ffmpeg_run(
+                command, duration_ms=max(duration_ms, 1), progress=lambda _: refresh(), background=background
+            )
             durations = {}
             for profile in ladder.profiles:
                 durations[profile.name] = _chunk_durations(work / profile.name / CHUNK_PLAYLIST_NAME)

@@ -70,7 +70,7 @@ def rendition_transcode(
         # A chunked track asked for as a whole (the admin, a requeue): its chunks one after the other here;
         # renditions_request sends them as tasks of their own instead.
         started = time.monotonic()
-        outcomes = [chunk_run(track_id=track.pk, chunk=c, lead=0) for c in plan.order(0)]
+        outcomes = [chunk_run(track_id=track.pk, chunk=c, lead=0, background=True) for c in plan.order(0)]
         failed = [o for o in outcomes if o not in (Outcome.PUBLISHED, Outcome.ALREADY_READY)]
         outcome = failed[0] if failed else Outcome.PUBLISHED
         return TranscodeResult(outcome, track.pk, key, seconds=time.monotonic() - started)
@@ -123,7 +123,7 @@ def rendition_transcode(
                 growing=growing,
                 analysis_path=analysis_path,
             )
-            ffmpeg_s = ffmpeg_run(command, duration_ms=track.duration_ms, progress=progress)
+            ffmpeg_s = ffmpeg_run(command, duration_ms=track.duration_ms, progress=progress, background=not growing)
             measured = []
             for profile in ladder.profiles:
                 if growing:
