@@ -17,7 +17,7 @@ from apps.streaming.chunks import ChunkPlan, chunk_plan
 from apps.streaming.models import Rendition, RenditionStatus
 from apps.streaming.profiles import PROFILES, Ladder, LadderMode, SegmentFormat, Source, ladder_fit
 from apps.streaming.signing import stream_token_user_id
-from apps.streaming.transcoder import LOSSLESS_SOURCE_CODECS, aac_sample_rate
+from apps.streaming.transcoder import aac_sample_rate, sources_lossless
 
 
 def stream_token_user(*, token: str, track_id: int) -> User | None:
@@ -61,7 +61,7 @@ def track_ladder(*, files: Sequence[AudioFile]) -> Ladder:
     source = Source(
         codecs=tuple(f.codec for f in files),
         bitrate_kbps=max(b for b in bitrates if b) if bitrates and all(bitrates) else None,
-        lossless=bool(files) and all(f.codec in LOSSLESS_SOURCE_CODECS for f in files),
+        lossless=sources_lossless([f.codec for f in files]),
     )
     if settings.STREAMING_LADDER == LadderMode.FITTED:
         profiles = ladder_fit(configured, segment_format, source)

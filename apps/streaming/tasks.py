@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
@@ -13,33 +15,31 @@ from apps.streaming.services import (
 )
 
 
-# Time limits are set per message by renditions_request (they grow with the track's duration). A message
-# redelivered after a worker died finds the track lock free and starts over in a clean temp folder.
-@shared_task(
-    name="apps.streaming.tasks.rendition_transcode_task",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),  # the database away for a moment; ffmpeg errors are final
-    retry_backoff=5,
-    retry_backoff_max=300,
-    max_retries=5,
-)
+# What runs ffmpeg: acknowledged when done (a message redelivered after a worker died finds the track or chunk
+# lock free and starts over in a clean temp folder), retried only while the database is away for a moment
+# (ffmpeg errors are final, recorded on the rows). Time limits are set per message by the sender (they grow
+# with the track's duration).
+def _ffmpeg_task(name: str) -> Any:
+    return shared_task(
+        name=name,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        autoretry_for=(OperationalError, InterfaceError),
+        retry_backoff=5,
+        retry_backoff_max=300,
+        max_retries=5,
+    )
+
+
+@_ffmpeg_task("apps.streaming.tasks.rendition_transcode_task")
 def rendition_transcode_task(track_id: int, growing: bool = False) -> dict[str, object]:
     result = rendition_transcode(track_id=track_id, growing=growing)
     return {"track": track_id, "outcome": str(result.outcome), "key": result.rendition_key, "s": result.seconds}
 
 
-# One chunk of a long track (apps.streaming.chunks); when done it sends the next one of its order. Limits per
-# message as above; a message redelivered after its worker died redoes the chunk (same bytes).
-@shared_task(
-    name="apps.streaming.tasks.rendition_chunk_task",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    max_retries=5,
-)
+# One chunk of a long track (apps.streaming.chunks); when done it sends the next one of its order. A message
+# redelivered after its worker died redoes the chunk (same bytes).
+@_ffmpeg_task("apps.streaming.tasks.rendition_chunk_task")
 def rendition_chunk_task(
     track_id: int, *, order: list[int], position: int, width: int, queue: str
 ) -> dict[str, object]:
@@ -48,15 +48,7 @@ def rendition_chunk_task(
 
 
 # A chunked track's loudness, once all its chunks are done (services.analysis): on transcode.bulk by the routes.
-@shared_task(
-    name="apps.streaming.tasks.track_loudness_measure_task",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    max_retries=5,
-)
+@_ffmpeg_task("apps.streaming.tasks.track_loudness_measure_task")
 def track_loudness_measure_task(track_id: int) -> dict[str, object]:
     return {"track": track_id, "measured": track_loudness_measure(track_id=track_id)}
 

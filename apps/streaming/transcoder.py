@@ -29,6 +29,20 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 LOSSLESS_SOURCE_CODECS = frozenset({"flac", "alac", "pcm", "wavpack", "ape", "tta"})
 
 
+def sources_lossless(codecs: Sequence[str]) -> bool:
+    """Every file of the source in a lossless codec (an empty source is not)."""
+    return bool(codecs) and all(codec in LOSSLESS_SOURCE_CODECS for codec in codecs)
+
+
+def concat_list_write(sources: Sequence[Path], folder: Path) -> Path | None:
+    """For a multi-file source, the concat demuxer's list in `folder` (ffmpeg_command's `concat_list`)."""
+    if len(sources) < 2:
+        return None
+    path = folder / "sources.ffconcat"
+    path.write_text(concat_list_text(sources))
+    return path
+
+
 class TranscodeFailed(Exception):
     """ffmpeg could not produce the renditions; the message ends with the tail of its output."""
 

@@ -24,7 +24,7 @@ from apps.streaming.selectors import track_source_files
 from apps.streaming.services.renditions import transcode_time_limit_s
 from apps.streaming.services.sources import error_text, sources_checked
 from apps.streaming.storage import RenditionStorage
-from apps.streaming.transcoder import TranscodeFailed, concat_list_text, ffmpeg_command, ffmpeg_run
+from apps.streaming.transcoder import TranscodeFailed, concat_list_write, ffmpeg_command, ffmpeg_run
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +57,11 @@ def track_loudness_measure(*, track_id: int) -> bool:
     work = RenditionStorage.from_settings().tmp_root / f"{track.pk}-analysis-{uuid.uuid4().hex[:8]}"
     try:
         work.mkdir(parents=True)
-        concat_list = None
-        if len(files) > 1:
-            concat_list = work / "sources.ffconcat"
-            concat_list.write_text(concat_list_text(sources))
         # A ladder of no rendition: ffmpeg_command's analysis-only run (decode, the branch, a null output).
         nothing = Ladder(profiles=(), segment_format=SegmentFormat.FMP4, segment_seconds=settings.HLS_SEGMENT_SECONDS)
         command = ffmpeg_command(
             sources=sources,
-            concat_list=concat_list,
+            concat_list=concat_list_write(sources, work),
             folder=work,
             ladder=nothing,
             source_rate_hz=files[0].sample_rate_hz,

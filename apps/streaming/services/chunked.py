@@ -58,13 +58,13 @@ from apps.streaming.storage import (
     RenditionStorage,
 )
 from apps.streaming.transcoder import (
-    LOSSLESS_SOURCE_CODECS,
     TranscodeFailed,
-    concat_list_text,
+    concat_list_write,
     ffmpeg_command,
     ffmpeg_run,
     playlist_finish,
     rendition_measure,
+    sources_lossless,
 )
 
 logger = logging.getLogger(__name__)
@@ -125,17 +125,13 @@ def chunk_run(*, track_id: int, chunk: int, lead: int, background: bool = False)
                 raise _SourceChanged
             for profile in ladder.profiles:
                 (work / profile.name).mkdir(parents=True)
-            concat_list = None
-            if len(files) > 1:
-                concat_list = work / "sources.ffconcat"
-                concat_list.write_text(concat_list_text(sources))
             command = ffmpeg_command(
                 sources=sources,
-                concat_list=concat_list,
+                concat_list=concat_list_write(sources, work),
                 folder=final,
                 ladder=ladder,
                 source_rate_hz=files[0].sample_rate_hz,
-                lossy_source=not all(f.codec in LOSSLESS_SOURCE_CODECS for f in files),
+                lossy_source=not sources_lossless([f.codec for f in files]),
                 growing=True,
                 chunk=(plan, chunk),
                 playlist_folder=work,

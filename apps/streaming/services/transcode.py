@@ -31,14 +31,14 @@ from apps.streaming.services.renditions import Outcome, rows_ensure, track_lock
 from apps.streaming.services.sources import error_text, remove_leftovers, sources_checked
 from apps.streaming.storage import PLAYLIST_NAME, RenditionStorage
 from apps.streaming.transcoder import (
-    LOSSLESS_SOURCE_CODECS,
     TranscodeFailed,
-    concat_list_text,
+    concat_list_write,
     ffmpeg_command,
     ffmpeg_run,
     playlist_finish,
     playlist_from_live,
     rendition_measure,
+    sources_lossless,
 )
 
 logger = logging.getLogger(__name__)
@@ -109,17 +109,13 @@ def rendition_transcode(
             work.mkdir(parents=True, exist_ok=True)
             # Loudness is measured in this decode unless this audio was measured already (by fingerprint).
             analysis_path = None if track_loudness_current(track=track) else work / "analysis.txt"
-            concat_list = None
-            if len(files) > 1:
-                concat_list = work / "sources.ffconcat"
-                concat_list.write_text(concat_list_text(sources))
             command = ffmpeg_command(
                 sources=sources,
-                concat_list=concat_list,
+                concat_list=concat_list_write(sources, work),
                 folder=out,
                 ladder=ladder,
                 source_rate_hz=files[0].sample_rate_hz,
-                lossy_source=not all(f.codec in LOSSLESS_SOURCE_CODECS for f in files),
+                lossy_source=not sources_lossless([f.codec for f in files]),
                 growing=growing,
                 analysis_path=analysis_path,
             )
